@@ -1,0 +1,62 @@
+"""The recommender contract. Implementations: in-process scoring and Celery workers (workers/).
+
+Requests and suggestions are plain JSON-able models so they cross process boundaries unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+
+class RecommendationRequest(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    user_id: str
+    text: str = ""  # the request in the customer's words
+    category: str | None = None
+    budget_min: float | None = None
+    budget_max: float | None = None
+    attributes: tuple[str, ...] = ()
+    colors: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()  # already shown or rejected
+    like_item_id: str | None = None  # "more like this"
+    in_stock_only: bool = True
+    k: int = 3
+
+
+class Evidence(BaseModel):
+    """Facts that justify one suggestion. Explanations may state these and nothing else."""
+
+    model_config = ConfigDict(frozen=True)
+
+    matched_terms: tuple[str, ...] = ()  # request words found in the item's text
+    matched_attributes: tuple[str, ...] = ()  # wanted tags the item has
+    category_match: bool = False
+    similar_history: tuple[str, ...] = ()  # titles of the customer's past items it resembles
+    similar_to: str | None = None  # title of the item the customer asked for more like
+    rating: float | None = None
+    review_count: int | None = None
+    price: float
+    budget_max: float | None = None
+    in_stock: bool = True
+
+
+class Suggestion(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    item_id: str
+    title: str
+    price: float
+    score: float
+    evidence: Evidence
+
+
+class RecommenderUnavailable(RuntimeError):
+    """Scoring could not run (broker or workers down, timeout). The message says why."""
+
+
+class Recommender(Protocol):
+    def recommend(self, request: RecommendationRequest) -> Sequence[Suggestion]: ...

@@ -1,0 +1,47 @@
+"""All configuration, read once from the environment (prefix CONCIERGE_) and `.env`.
+
+Build one `Settings` in `main()` and pass it down; nothing else reads the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CONCIERGE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # Where things live.
+    demo_dir: Path = REPO_ROOT / "data" / "demo"
+    models_dir: Path = REPO_ROOT / "models"
+    data_dir: Path = Field(
+        default=REPO_ROOT.parent / "shared" / "data",
+        description="public datasets for training and benchmarks",
+    )
+
+    # Conversation state: SQLite file (embedded default) or Redis (several bot processes).
+    state_backend: Literal["sqlite", "redis"] = "sqlite"
+    sqlite_path: Path = REPO_ROOT / "var" / "concierge.sqlite3"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = "concierge"
+
+    # Understanding: keyword (placeholder), local model, llm, or cascade (local then llm).
+    understander: Literal["keyword", "local", "llm", "cascade"] = "keyword"
+
+    # Recommender: popularity (placeholder), in-process model, or Celery workers.
+    recommender: Literal["popularity", "inprocess", "celery"] = "popularity"
+
+    # Logging.
+    log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
+
+    # Turn handling.
+    lock_timeout_s: float = 30.0

@@ -1,0 +1,105 @@
+"""Conversation state: everything the core remembers between turns, as one immutable value.
+
+A turn loads the state, computes a new one and saves it in one write, so a crash between two
+turns never leaves half of a change behind.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+TRANSCRIPT_LIMIT = 30  # turns kept in the state; older ones live in tickets and logs only
+SEEN_MESSAGES_LIMIT = 50  # platform message ids remembered to drop duplicate deliveries
+SENTIMENT_LIMIT = 10
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Turn(Frozen):
+    role: Literal["customer", "assistant", "agent"]
+    text: str
+    at: float  # unix seconds
+    intent: str | None = None
+
+
+class ProductRequest(Frozen):
+    """What the customer is currently looking for, accumulated over turns."""
+
+    text: str = ""  # the request in the customer's words, most recent first
+    category: str | None = None
+    budget_min: float | None = None
+    budget_max: float | None = None
+    attributes: tuple[str, ...] = ()
+    colors: tuple[str, ...] = ()
+    sizes: tuple[str, ...] = ()
+    like_item_id: str | None = None  # "more like this"
+
+
+class ShownItem(Frozen):
+    item_id: str
+    title: str
+    price: float
+    position: int  # 1-based position in the reply that showed it
+
+
+class FeedbackEvent(Frozen):
+    item_id: str
+    kind: Literal["more_like_this", "not_for_me", "details"]
+    position: int
+    at: float
+
+
+class EscalationState(Frozen):
+    status: Literal["none", "open", "claimed", "awaiting_rating"] = "none"
+    ticket_id: str | None = None
+    reason: str | None = None
+
+
+class ConversationState(Frozen):
+    conversation_id: str
+    user_id: str = ""
+    platform: str = "terminal"
+    transcript: tuple[Turn, ...] = ()
+    request: ProductRequest = ProductRequest()
+    shown: tuple[str, ...] = ()  # every item id shown in this conversation
+    last_shown: tuple[ShownItem, ...] = ()  # the latest suggestions, in display order
+    feedback: tuple[FeedbackEvent, ...] = ()
+    sentiments: tuple[str, ...] = ()  # most recent last
+    intents: tuple[str, ...] = ()  # most recent last
+    low_confidence_streak: int = 0
+    not_for_me_streak: int = 0
+    escalation: EscalationState = EscalationState()
+    seen_message_ids: tuple[str, ...] = ()
+    turns: int = 0  # customer turns handled so far
+
+    def with_turn(self, turn: Turn) -> ConversationState:
+        return self.model_copy(update={"transcript": (*self.transcript, turn)[-TRANSCRIPT_LIMIT:]})
+
+
+class StoreUnavailable(RuntimeError):
+    """The state store cannot be reached or read; the message says why and what to do."""
+
+
+class LockTimeout(RuntimeError):
+    """Another turn of the same conversation held the lock for too long."""
+
+
+class StateStore(Protocol):
+    """Where conversation state lives. Implementations: SQLite (embedded) and Redis (scaled)."""
+
+    def load(self, conversation_id: str) -> ConversationState:
+        """The saved state, or a fresh one for a conversation never seen."""
+        ...
+
+    def save(self, state: ConversationState) -> None:
+        """Replace the saved state atomically."""
+        ...
+
+    def lock(self, conversation_id: str, timeout: float = 30.0) -> AbstractContextManager[None]:
+        """Hold while a turn runs: one turn per conversation at a time, across processes."""
+        ...
