@@ -7,6 +7,7 @@ identify no person.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
@@ -58,7 +59,7 @@ def mask_pii(text: str) -> Masked:
     """The text with personal data replaced by [email], [card], [phone], [address]."""
     kinds: list[str] = []
 
-    def replace(kind: str, placeholder: str):  # type: ignore[no-untyped-def]
+    def replace(kind: str, placeholder: str) -> Callable[[re.Match[str]], str]:
         def substitute(match: re.Match[str]) -> str:
             kinds.append(kind)
             return placeholder

@@ -35,6 +35,21 @@ class Settings(BaseSettings):
 
     # Understanding: keyword (placeholder), local model, llm, or cascade (local then llm).
     understander: Literal["keyword", "local", "llm", "cascade"] = "keyword"
+    nlu_taxonomy: Path = REPO_ROOT / "data" / "nlu" / "intents.yaml"
+    nlu_dir: Path | None = Field(
+        default=None, description="the trained local model; None means models_dir / 'nlu'"
+    )
+    nlu_threads: int = 1  # torch threads for the local model in this process
+    cascade_threshold: float = 0.6  # local confidence below this asks the LLM
+    # Any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp server).
+    llm_base_url: str = "http://127.0.0.1:8080/v1"
+    llm_model: str = "gemma-3-270m"
+    llm_api_key: SecretStr | None = None
+    llm_timeout_s: float = 10.0
+    llm_retries: int = 2
+    llm_backoff_s: float = 0.5
+    llm_breaker_failures: int = 5
+    llm_breaker_reset_s: float = 30.0
 
     # Recommender: popularity (placeholder), in-process model, or Celery workers.
     recommender: Literal["popularity", "inprocess", "celery"] = "popularity"
@@ -45,3 +60,7 @@ class Settings(BaseSettings):
 
     # Turn handling.
     lock_timeout_s: float = 30.0
+
+    @property
+    def nlu_path(self) -> Path:
+        return self.nlu_dir if self.nlu_dir is not None else self.models_dir / "nlu"
