@@ -1,6 +1,7 @@
 """Command-line entry points of the local understanding model, wired into `concierge`:
 
-    concierge train nlu [--taxonomy F] [--out DIR] [--public-intents N] [--public-sentiment N]
+    concierge train nlu [--taxonomy F] [--out DIR] [--if-missing] [--public-intents N]
+                        [--public-sentiment N]
     concierge bench nlu --train F --test F [--text-column C --label-column C]
     concierge bench nlu --dataset banking77|bitext
     concierge bench nlu --heldout [F] [--model DIR]
@@ -32,7 +33,7 @@ from core.understanding import Understander
 from workers.encoder import configure_torch
 from workers.nlu.bench import bench_classifier, bench_dataset, bench_heldout, read_labelled
 from workers.nlu.model import NluConfig
-from workers.nlu.training import train_nlu
+from workers.nlu.training import is_current, train_nlu
 from workers.nlu.understander import LocalUnderstander
 
 HELDOUT = DEFAULT_TAXONOMY.parent / "heldout.jsonl"
@@ -57,10 +58,15 @@ def train_main(argv: Sequence[str], settings: Settings | None = None) -> int:
                         help="also use up to N Bitext messages per mapped intent")
     parser.add_argument("--public-sentiment", type=int, default=0, metavar="N",
                         help="also use up to N TweetEval messages for sentiment")
+    parser.add_argument("--if-missing", action="store_true",
+                        help="do nothing when the model there is current (same code and taxonomy)")
     args = parser.parse_args(list(argv))
     settings = _settings(settings)
     taxonomy = args.taxonomy or settings.nlu_taxonomy
     out = args.out or settings.nlu_path
+    if args.if_missing and is_current(out, taxonomy):
+        print(f"understanding model in {out} is current")
+        return 0
     try:
         report = train_nlu(taxonomy, out, settings.data_dir, args.public_intents,
                            args.public_sentiment)

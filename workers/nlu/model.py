@@ -4,7 +4,7 @@ Features of a message: the mean-pooled token vectors of a few MiniLM layers (eac
 next to word and character n-gram TF-IDF. The encoder knows meaning and paraphrase; the n-grams
 keep the exact words ("top up", "PIN", "refund") that one pooled vector blurs. A multinomial
 logistic regression per task reads them; a fitted temperature turns its scores into calibrated
-confidence. Measured on BANKING77: last layer alone 92.9%, with n-grams 94.0% (see the bench).
+confidence. Measured on BANKING77: last layer alone 92.9%, with n-grams 94.2% (see the bench).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ CHECKPOINT = "nlu.joblib"
 @dataclass(frozen=True)
 class NluConfig:
     layers: tuple[int, ...] = (6,)  # hidden states used: 0 = embeddings, 6 = last layer
-    ngram_weight: float = 0.5  # scale of the n-gram block next to the unit-length embeddings
+    ngram_weight: float = 1.0  # scale of the n-gram block next to the unit-length embeddings
     word_ngrams: tuple[int, int] = (1, 2)
     char_ngrams: tuple[int, int] = (2, 5)
     char_min_df: int = 2
@@ -101,7 +101,7 @@ class Featurizer:
         blocks = [sparse.csr_matrix(dense)]
         if weight > 0:
             blocks += [weight * self.word.transform(texts), weight * self.char.transform(texts)]
-        return sparse.hstack(blocks, format="csr")
+        return sparse.hstack(blocks, format="csr")  # (N, D)
 
 
 @dataclass
@@ -113,9 +113,12 @@ class Head:
     temperature: float = 1.0
 
     def probabilities(self, features: Any) -> np.ndarray:
-        scores = self.classifier.decision_function(features)  # (N, K)
-        if scores.ndim == 1:  # two classes: sklearn returns one column
-            scores = np.stack([-scores, scores], axis=1) / 2
+        # The linear map itself, without sklearn's per-call input checks: they cost more
+        # than the arithmetic for one message.
+        coef, intercept = self.classifier.coef_, self.classifier.intercept_  # (K', D), (K',)
+        scores = np.asarray(features @ coef.T) + intercept  # (N, K')
+        if scores.shape[1] == 1:  # two classes: sklearn keeps one column
+            scores = np.concatenate([-scores, scores], axis=1) / 2
         return softmax(scores / self.temperature)
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import logging
 import random
-import subprocess
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -97,15 +98,26 @@ def training_sets(
     return intents, sentiments
 
 
-def code_version() -> str:
-    """The commit the model was trained by, so a test can tell a stale model from a fresh one."""
+def code_version(taxonomy_path: Path) -> str:
+    """A fingerprint of what a model was built from (model and training code, taxonomy file):
+    equal fingerprints mean a saved model is current and can be reused."""
+    digest = hashlib.sha256()
+    here = Path(__file__).resolve().parent
+    for path in (here / "model.py", here / "training.py", taxonomy_path):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def is_current(model_dir: Path, taxonomy_path: Path) -> bool:
+    """Whether `model_dir` holds a model trained by this code from this taxonomy file."""
     try:
-        return subprocess.run(
-            ["git", "log", "-1", "--format=%H", "--", "workers/nlu", "data/nlu"],
-            capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[2],
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+        summary = json.loads((model_dir / "nlu.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return bool(
+        (model_dir / "nlu.joblib").exists()
+        and summary.get("code_version") == code_version(taxonomy_path)
+    )
 
 
 def train_nlu(
@@ -128,7 +140,7 @@ def train_nlu(
         "taxonomy_version": taxonomy.version,
         "public_per_intent": public_per_intent,
         "public_sentiment": public_sentiment_limit,
-        "code_version": code_version(),
+        "code_version": code_version(taxonomy_path),
     }
     model.save(out_dir)
     seconds = time.perf_counter() - started
