@@ -304,7 +304,7 @@ DEPARTMENTS: tuple[Department, ...] = (
             Kind(
                 "moisturizers", ("Moisturizer", "Face Cream", "Barrier Cream", "Gel Cream"),
                 (14, 64), 7,
-                "A {noun} with {material} for dry or dehydrated skin.",
+                "A {noun} with {material} for dry skin that feels tight or flaky.",
                 (
                     "It sinks in within a minute and works under makeup.",
                     "Ceramides help repair a skin barrier stripped by winter air.",

@@ -166,6 +166,7 @@ def _description(
 
 def _products(rng: random.Random) -> list[Product]:
     products: list[Product] = []
+    descriptions: set[str] = set()
     for department in DEPARTMENTS:
         total = sum(kind.count for kind in department.kinds)
         models = rng.sample(MODEL_NAMES, total)
@@ -183,6 +184,10 @@ def _products(rng: random.Random) -> list[Product]:
                 tags = tuple(sorted(set(kind.attributes) | set(extra)))
                 colors = tuple(rng.sample(kind.colors, min(len(kind.colors), rng.randint(1, 4))))
                 rating = round(min(5.0, max(2.6, rng.gauss(4.25, 0.4))), 1)
+                description = _description(kind, noun, material, tags, rng)
+                while description in descriptions:  # every product reads differently
+                    description = _description(kind, noun, material, tags, rng)
+                descriptions.add(description)
                 products.append(
                     Product(
                         id=f"P{len(products) + 1:04d}",
@@ -193,7 +198,7 @@ def _products(rng: random.Random) -> list[Product]:
                         price=_price(kind, strata[index], rng),
                         colors=colors,
                         sizes=_size_run(kind, rng),
-                        description=_description(kind, noun, material, tags, rng),
+                        description=description,
                         attributes=tags,
                         rating=rating,
                         review_count=int(rng.paretovariate(1.3) * 12) % 3000,
