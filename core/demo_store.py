@@ -39,6 +39,7 @@ from core.orders import (
     OrderItem,
     Orders,
     OrderStatus,
+    ShippingMethod,
 )
 
 __all__ = [
@@ -360,7 +361,7 @@ def _tracking_number(carrier: str, rng: random.Random) -> str:
 
 def _order(draft: _Draft, order_id: str, rng: random.Random) -> Order:
     """Lay out the order's timeline and read its status off the simulation clock."""
-    method = "express" if rng.random() < 0.2 else "standard"
+    method: ShippingMethod = "express" if rng.random() < 0.2 else "standard"
     carrier = rng.choice(CARRIERS[method])
     dispatch_hours = rng.uniform(2, 20) if method == "express" else rng.uniform(4, 40)
     shipped = draft.placed_at + timedelta(hours=dispatch_hours)

@@ -22,6 +22,7 @@ OrderStatus = Literal[
     "returned",
     "refunded",
 ]
+ShippingMethod = Literal["standard", "express"]
 NOT_SHIPPED: frozenset[str] = frozenset({"processing", "cancelled"})
 ON_THE_WAY: frozenset[str] = frozenset({"shipped", "in_transit", "out_for_delivery"})
 DELIVERED: frozenset[str] = frozenset({"delivered", "returned", "refunded"})
@@ -55,7 +56,7 @@ class Order(BaseModel):
     carrier: str
     tracking_number: str | None = None
     shipping_address_city: str
-    shipping_method: Literal["standard", "express"]
+    shipping_method: ShippingMethod
 
     @model_validator(mode="after")
     def _dates_agree_with_status(self) -> Order:

@@ -130,4 +130,4 @@ def test_bad_catalog_line_names_file_and_line(tmp_path: Path) -> None:
 def test_product_is_frozen(catalog: JsonlCatalog) -> None:
     product: Product = catalog.all()[0]
     with pytest.raises(ValueError):
-        product.price = 1.0  # type: ignore[misc]
+        product.price = 1.0
