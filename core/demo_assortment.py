@@ -59,7 +59,7 @@ ATTRIBUTE_NOTES = {
     "vegan": "Made without animal-derived ingredients.",
     "cruelty-free": "Never tested on animals.",
     "fragrance-free": "No added fragrance, so it suits reactive skin.",
-    "organic": "Uses certified organic ingredients.",
+    "organic": "Certified organic.",
     "recycled": "Made largely from recycled materials.",
     "packable": "Stuffs into its own pocket for travel.",
     "machine-washable": "Machine washable on a cold, gentle cycle.",

@@ -149,7 +149,8 @@ def _description(
 ) -> str:
     spec_low, spec_high, spec_step = kind.spec
     number = rng.randrange(spec_low, spec_high + 1, spec_step)
-    fields = {"noun": noun.lower(), "material": material, "n": f"{number:,}"}
+    shown = f"{number:,}" if number >= 10000 else str(number)  # "20,000 mm" but "1080p"
+    fields = {"noun": noun.lower(), "material": material, "n": shown}
     eligible: list[str] = []
     for feature in kind.features:
         match = re.match(r"\[([a-z-]+)\] ", feature)
