@@ -42,8 +42,7 @@ class SqliteStateStore:
         self._local = threading.local()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            with self._transaction() as db:
-                db.executescript(SCHEMA)
+            self._connection().executescript(SCHEMA)
         except (sqlite3.DatabaseError, OSError) as exc:
             raise StoreUnavailable(self._explain(exc)) from exc
 

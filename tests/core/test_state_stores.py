@@ -129,7 +129,7 @@ def test_lock_holds_across_processes(store: StateStore) -> None:
     kind = "sqlite" if isinstance(store, SqliteStateStore) else "redis"
     where = str(store.path) if isinstance(store, SqliteStateStore) else REDIS_URL
     prefix = getattr(store, "prefix", "")
-    ctx = multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("fork")
     held, release = ctx.Event(), ctx.Event()
     other = ctx.Process(target=_hold_lock, args=(kind, where, prefix, held, release))
     other.start()
