@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date
 
 from core.catalog import Product
 from core.explanation import explain
@@ -202,8 +202,5 @@ ESCALATED = (
 RATED = "Thank you for the rating! I'm back to help whenever you need me."
 
 
-def _day(value: str) -> str:
-    try:
-        return datetime.fromisoformat(value).strftime("%b %-d")
-    except ValueError:
-        return value
+def _day(value: date) -> str:
+    return f"{value:%b} {value.day}, {value.year}"
