@@ -17,11 +17,18 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def chat(lines: list[str], tmp_path: Path, *args: str) -> str:
-    env = {**os.environ, "CONCIERGE_SQLITE_PATH": str(tmp_path / "state.sqlite3"),
-           "HF_HUB_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        "CONCIERGE_SQLITE_PATH": str(tmp_path / "state.sqlite3"),
+        "HF_HUB_OFFLINE": "1",
+    }
     done = subprocess.run(
         [sys.executable, "-m", "bots.terminal", *args],
-        input="\n".join(lines) + "\n", capture_output=True, text=True, cwd=REPO, env=env,
+        input="\n".join(lines) + "\n",
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
         timeout=240,
     )
     assert done.returncode == 0, done.stderr
@@ -52,25 +59,37 @@ def test_numbers_press_buttons_of_the_last_reply() -> None:
 def test_scripted_chat_end_to_end(tmp_path: Path) -> None:
     store = load_store(DEFAULT_DEMO_DIR)
     order = next(o for o in store.orders.for_customer("C0009") if o.status == "in_transit")
-    output = chat([
-        "hi",
-        "I need a waterproof jacket",
-        "something cheaper",
-        "3",
-        "",
-        "42",
-        f"where is my order {order.id}?",
-        "what is your return policy?",
-        "\x00\x1b" + "blah " * 30_000,
-    ], tmp_path, "--user", "C0009")
+    output = chat(
+        [
+            "hi",
+            "I need a waterproof jacket",
+            "something cheaper",
+            "3",
+            "",
+            "42",
+            f"where is my order {order.id}?",
+            "what is your return policy?",
+            "\x00\x1b" + "blah " * 30_000,
+        ],
+        tmp_path,
+        "--user",
+        "C0009",
+    )
     hello, jackets, cheaper, details, empty, no_button, order_reply, policy, huge = replies_of(
-        output)
+        output
+    )
     assert hello.startswith("Hi!")
     assert "[1] More like 1" in jackets
-    jacket_prices = [float(line.split("$")[-1].replace(",", ""))
-                     for line in jackets.splitlines() if line[:2] in ("1.", "2.", "3.")]
-    cheaper_prices = [float(line.split("$")[-1].replace(",", ""))
-                      for line in cheaper.splitlines() if line[:2] in ("1.", "2.", "3.")]
+    jacket_prices = [
+        float(line.split("$")[-1].replace(",", ""))
+        for line in jackets.splitlines()
+        if line[:2] in ("1.", "2.", "3.")
+    ]
+    cheaper_prices = [
+        float(line.split("$")[-1].replace(",", ""))
+        for line in cheaper.splitlines()
+        if line[:2] in ("1.", "2.", "3.")
+    ]
     assert jacket_prices and cheaper_prices
     assert max(cheaper_prices) < min(jacket_prices)
     assert "Rated" in details

@@ -60,32 +60,50 @@ class FilteringRecommender:
         if self.down:
             raise RecommenderUnavailable("no workers answered")
         items = [
-            p for p in self.catalog.all()
-            if p.in_stock and p.id not in request.exclude
+            p
+            for p in self.catalog.all()
+            if p.in_stock
+            and p.id not in request.exclude
             and (request.category is None or p.category == request.category)
             and (request.budget_max is None or p.price <= request.budget_max)
             and all(a in p.attributes for a in request.attributes)
         ]
         items.sort(key=lambda p: (-p.rating, p.id))
         return [
-            Suggestion(item_id=p.id, title=p.title, price=p.price, score=p.rating,
-                       evidence=Evidence(price=p.price, rating=p.rating,
-                                         review_count=p.review_count,
-                                         matched_attributes=request.attributes,
-                                         budget_max=request.budget_max))
+            Suggestion(
+                item_id=p.id,
+                title=p.title,
+                price=p.price,
+                score=p.rating,
+                evidence=Evidence(
+                    price=p.price,
+                    rating=p.rating,
+                    review_count=p.review_count,
+                    matched_attributes=request.attributes,
+                    budget_max=request.budget_max,
+                ),
+            )
             for p in items[: request.k]
         ]
 
 
-def says(intent: Intent, sentiment: Sentiment = Sentiment.NEUTRAL, **slots: object) -> Understanding:
-    return Understanding(intent=intent, sentiment=sentiment, slots=Slots(**slots),  # type: ignore[arg-type]
-                         confidence=0.9, source="script")
+def says(
+    intent: Intent, sentiment: Sentiment = Sentiment.NEUTRAL, **slots: object
+) -> Understanding:
+    return Understanding(
+        intent=intent,
+        sentiment=sentiment,
+        slots=Slots(**slots),  # type: ignore[arg-type]
+        confidence=0.9,
+        source="script",
+    )
 
 
 SCRIPT = {
     "hi": says(Intent.GREETING),
-    "I need a waterproof jacket": says(Intent.RECOMMEND, category="outerwear",
-                                       attributes=("waterproof",), terms=("jacket",)),
+    "I need a waterproof jacket": says(
+        Intent.RECOMMEND, category="outerwear", attributes=("waterproof",), terms=("jacket",)
+    ),
     "something cheaper": says(Intent.REFINE, cheaper=True),
     "what is your return policy?": says(Intent.RETURN_REFUND),
     "is the first one in stock?": says(Intent.PRODUCT_QUESTION, ordinal=1),
@@ -104,8 +122,12 @@ def understander() -> ScriptedUnderstander:
 
 
 @pytest.fixture
-def conversation(tmp_path: Path, demo: Store, understander: ScriptedUnderstander,
-                 recommender: FilteringRecommender) -> Conversation:
+def conversation(
+    tmp_path: Path,
+    demo: Store,
+    understander: ScriptedUnderstander,
+    recommender: FilteringRecommender,
+) -> Conversation:
     services = Services(
         store=SqliteStateStore(tmp_path / "state.sqlite3"),
         understander=understander,
@@ -117,11 +139,25 @@ def conversation(tmp_path: Path, demo: Store, understander: ScriptedUnderstander
     return Conversation(services)
 
 
-def turn(conversation: Conversation, text: str = "", button: str | None = None,
-         message_id: str | None = None, conversation_id: str = "t:1") -> CollectingOutbox:
+def turn(
+    conversation: Conversation,
+    text: str = "",
+    button: str | None = None,
+    message_id: str | None = None,
+    conversation_id: str = "t:1",
+) -> CollectingOutbox:
     outbox = CollectingOutbox()
-    conversation.handle(Incoming(conversation_id, "C0001", text=text, button=button,
-                                 message_id=message_id, thread_id="th"), outbox)
+    conversation.handle(
+        Incoming(
+            conversation_id,
+            "C0001",
+            text=text,
+            button=button,
+            message_id=message_id,
+            thread_id="th",
+        ),
+        outbox,
+    )
     return outbox
 
 
@@ -176,8 +212,9 @@ def test_product_question_by_ordinal(conversation: Conversation, demo: Store) ->
     assert answer.startswith(first.title) and "stock" in answer.lower()
 
 
-def test_order_status(conversation: Conversation, understander: ScriptedUnderstander,
-                      demo: Store) -> None:
+def test_order_status(
+    conversation: Conversation, understander: ScriptedUnderstander, demo: Store
+) -> None:
     order = demo.orders.for_customer("C0009")[0]
     understander.script["where is it"] = says(Intent.ORDER_STATUS, order_id=order.id)
     text = turn(conversation, "where is it").pop().text
@@ -191,8 +228,9 @@ def test_unknown_order(conversation: Conversation, understander: ScriptedUnderst
     assert "couldn't find order #11111" in turn(conversation, "order 11111").pop().text
 
 
-def test_order_status_without_number_lists_recent_orders(conversation: Conversation,
-                                                         understander: ScriptedUnderstander) -> None:
+def test_order_status_without_number_lists_recent_orders(
+    conversation: Conversation, understander: ScriptedUnderstander
+) -> None:
     understander.script["where are my orders"] = says(Intent.ORDER_STATUS)
     assert turn(conversation, "where are my orders").pop().text.startswith("Your most recent")
 
@@ -225,14 +263,16 @@ def test_duplicate_delivery_answered_once(conversation: Conversation) -> None:
     assert conversation.services.store.load("t:1").turns == 1
 
 
-def test_recommender_down_gives_degraded_answer(conversation: Conversation,
-                                                recommender: FilteringRecommender) -> None:
+def test_recommender_down_gives_degraded_answer(
+    conversation: Conversation, recommender: FilteringRecommender
+) -> None:
     recommender.down = True
     assert turn(conversation, "I need a waterproof jacket").pop().text == replies.RECOMMENDER_DOWN
 
 
-def test_crash_leaves_state_untouched(conversation: Conversation,
-                                      understander: ScriptedUnderstander) -> None:
+def test_crash_leaves_state_untouched(
+    conversation: Conversation, understander: ScriptedUnderstander
+) -> None:
     turn(conversation, "hi")
     before = conversation.services.store.load("t:1")
     understander.fail = True
@@ -240,11 +280,17 @@ def test_crash_leaves_state_untouched(conversation: Conversation,
     assert conversation.services.store.load("t:1") == before
 
 
-def test_store_down_gives_clear_message(demo: Store, understander: ScriptedUnderstander,
-                                        recommender: FilteringRecommender) -> None:
-    services = Services(store=RedisStateStore("redis://127.0.0.1:1/0", socket_timeout_s=0.2),
-                        understander=understander, recommender=recommender,
-                        catalog=demo.catalog, orders=demo.orders, knowledge=demo.knowledge)
+def test_store_down_gives_clear_message(
+    demo: Store, understander: ScriptedUnderstander, recommender: FilteringRecommender
+) -> None:
+    services = Services(
+        store=RedisStateStore("redis://127.0.0.1:1/0", socket_timeout_s=0.2),
+        understander=understander,
+        recommender=recommender,
+        catalog=demo.catalog,
+        orders=demo.orders,
+        knowledge=demo.knowledge,
+    )
     assert turn(Conversation(services), "hi").pop().text == replies.STORE_DOWN
 
 
