@@ -7,70 +7,108 @@ tested with tables and both understanding backends share it (the LLM never inven
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from core.understanding import Slots
 
 # Phrases customers use for a category or a wanted attribute. Each maps to candidate category
 # names (the first one the catalog has wins) and to attributes (kept when the catalog has them).
+OUTERWEAR = ("outerwear", "jackets")
+AUDIO = ("headphones-audio", "audio", "headphones", "electronics")
+FOOTWEAR = ("footwear", "shoes")
+SKINCARE = ("skincare", "beauty")
+BAGS = ("bags-travel", "bags", "luggage", "travel")
+CAMPING = ("hiking-camping", "camping", "outdoor")
 SYNONYMS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "rain jacket": (("outerwear", "jackets"), ("waterproof",)),
-    "raincoat": (("outerwear", "jackets"), ("waterproof",)),
-    "rain coat": (("outerwear", "jackets"), ("waterproof",)),
-    "jacket": (("outerwear", "jackets"), ()),
-    "coat": (("outerwear", "jackets"), ()),
-    "parka": (("outerwear", "jackets"), ()),
-    "fleece": (("outerwear", "jackets"), ()),
-    "windbreaker": (("outerwear", "jackets"), ("windproof",)),
-    "headphones": (("audio", "headphones", "electronics"), ()),
-    "headphone": (("audio", "headphones", "electronics"), ()),
-    "earbuds": (("audio", "headphones", "electronics"), ("wireless",)),
-    "earphones": (("audio", "headphones", "electronics"), ()),
-    "headset": (("audio", "headphones", "electronics"), ()),
-    "speaker": (("audio", "electronics"), ()),
-    "shoes": (("footwear", "shoes"), ()),
-    "sneakers": (("footwear", "shoes"), ()),
-    "trainers": (("footwear", "shoes"), ()),
-    "boots": (("footwear", "shoes"), ()),
-    "sandals": (("footwear", "shoes"), ()),
-    "running shoes": (("footwear", "shoes"), ("running",)),
-    "hiking boots": (("footwear", "shoes"), ("hiking",)),
-    "moisturizer": (("skincare", "beauty"), ()),
-    "moisturiser": (("skincare", "beauty"), ()),
-    "face cream": (("skincare", "beauty"), ()),
-    "sunscreen": (("skincare", "beauty"), ("spf",)),
+    "rain jacket": (OUTERWEAR, ("waterproof",)),
+    "raincoat": (OUTERWEAR, ("waterproof",)),
+    "rain coat": (OUTERWEAR, ("waterproof",)),
+    "rain shell": (OUTERWEAR, ("waterproof",)),
+    "jacket": (OUTERWEAR, ()),
+    "coat": (OUTERWEAR, ()),
+    "parka": (OUTERWEAR, ("insulated",)),
+    "puffer": (OUTERWEAR, ("insulated",)),
+    "fleece": (OUTERWEAR, ()),
+    "windbreaker": (OUTERWEAR, ("windproof",)),
+    "headphones": (AUDIO, ()),
+    "headphone": (AUDIO, ()),
+    "earbuds": (AUDIO, ("wireless",)),
+    "earphones": (AUDIO, ()),
+    "headset": (AUDIO, ()),
+    "speaker": (AUDIO, ()),
+    "shoes": (FOOTWEAR, ()),
+    "sneakers": (FOOTWEAR, ()),
+    "trainers": (FOOTWEAR, ()),
+    "boots": (FOOTWEAR, ()),
+    "sandals": (FOOTWEAR, ()),
+    "running shoes": (FOOTWEAR, ()),
+    "hiking boots": (FOOTWEAR, ()),
+    "moisturizer": (SKINCARE, ()),
+    "moisturiser": (SKINCARE, ()),
+    "face cream": (SKINCARE, ()),
+    "serum": (SKINCARE, ()),
+    "cleanser": (SKINCARE, ()),
+    "sunscreen": (SKINCARE, ()),
     "shampoo": (("haircare", "beauty"), ()),
-    "backpack": (("bags", "accessories"), ()),
-    "rucksack": (("bags", "accessories"), ()),
-    "suitcase": (("bags", "luggage", "travel"), ()),
-    "tent": (("camping", "outdoor"), ()),
-    "sleeping bag": (("camping", "outdoor"), ()),
-    "smartwatch": (("wearables", "electronics"), ()),
-    "phone case": (("accessories", "electronics"), ()),
-    "hoodie": (("tops", "clothing"), ()),
-    "sweater": (("tops", "knitwear", "clothing"), ()),
-    "jumper": (("tops", "knitwear", "clothing"), ()),
-    "t-shirt": (("tops", "clothing"), ()),
-    "dress": (("dresses", "clothing"), ()),
-    "jeans": (("bottoms", "clothing"), ()),
+    "conditioner": (("haircare", "beauty"), ()),
+    "lipstick": (("makeup", "beauty"), ()),
+    "mascara": (("makeup", "beauty"), ()),
+    "foundation": (("makeup", "beauty"), ()),
+    "backpack": (BAGS, ()),
+    "rucksack": (BAGS, ()),
+    "suitcase": (BAGS, ()),
+    "luggage": (BAGS, ()),
+    "tent": (CAMPING, ()),
+    "sleeping bag": (CAMPING, ()),
+    "headlamp": (CAMPING, ()),
+    "smartwatch": (("running-fitness", "wearables", "electronics"), ()),
+    "yoga mat": (("running-fitness",), ()),
+    "phone case": (("phones-accessories", "accessories", "electronics"), ()),
+    "charger": (("phones-accessories", "electronics"), ()),
+    "novel": (("books",), ()),
+    "cookbook": (("books",), ()),
+    "board game": (("toys-games",), ()),
+    "puzzle": (("toys-games",), ()),
+    "toy": (("toys-games",), ()),
+    "lamp": (("home-decor", "smart-home"), ()),
+    "cushion": (("home-decor",), ()),
+    "candle": (("home-decor",), ()),
+    "frying pan": (("kitchen",), ()),
+    "kettle": (("kitchen",), ()),
+    "thermostat": (("smart-home",), ()),
     "waterproof": ((), ("waterproof",)),
     "water resistant": ((), ("water-resistant", "waterproof")),
     "for the rain": ((), ("waterproof",)),
     "in the rain": ((), ("waterproof",)),
     "noise cancelling": ((), ("noise-cancelling",)),
     "noise canceling": ((), ("noise-cancelling",)),
-    "bluetooth": ((), ("wireless",)),
+    "bluetooth": ((), ("bluetooth", "wireless")),
     "cordless": ((), ("wireless",)),
     "vegan leather": ((), ("vegan",)),
     "cruelty free": ((), ("cruelty-free", "vegan")),
     "fragrance free": ((), ("fragrance-free",)),
     "unscented": ((), ("fragrance-free",)),
+    "dry skin": ((), ("for-dry-skin",)),
+    "oily skin": ((), ("for-oily-skin",)),
+    "carry on": ((), ("carry-on-size",)),
+    "hand luggage": ((), ("carry-on-size",)),
+    "machine wash": ((), ("machine-washable",)),
+    "dishwasher": ((), ("dishwasher-safe",)),
+    "fast charging": ((), ("fast-charging",)),
+    "voice control": ((), ("voice-control",)),
+    "alexa": ((), ("voice-control",)),
     "warm": ((), ("insulated", "warm")),
     "lightweight": ((), ("lightweight",)),
     "light weight": ((), ("lightweight",)),
 }
+
+# Words of a category name too vague to name it alone ("home" in "at home").
+VAGUE_CATEGORY_WORDS = frozenset({"home", "smart", "accessories", "decor", "travel", "care"})
+# Catalog colour names that are also everyday words or sizes ("light", "medium" shades).
+VAGUE_COLORS = frozenset({"light", "deep", "fair", "medium", "natural", "clear", "nude"})
 
 COLOR_SYNONYMS = {
     "gray": "grey", "grey": "gray", "navy": "blue", "beige": "tan", "burgundy": "red",
@@ -156,24 +194,72 @@ class Vocabulary:
     synonyms: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = field(
         default_factory=lambda: dict(SYNONYMS), hash=False, compare=False
     )
+    # The catalog's own title matcher (`Catalog.find_by_title`), tried before the word match.
+    find_product: Callable[[str], str | None] | None = field(
+        default=None, hash=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        # Derived lookups, computed once: slot extraction runs on every message.
+        generic = _generic_words(self)
+        object.__setattr__(self, "_generic", generic)
+        object.__setattr__(self, "_phrases", tuple(
+            (phrase, _pattern(phrase)) for phrase in sorted(self.synonyms, key=len, reverse=True)
+        ))
+        distinct = tuple(
+            (product_id, title.lower(), frozenset(_distinctive(title, generic)))
+            for product_id, title in self.titles
+        )
+        object.__setattr__(self, "_distinct", distinct)
+        object.__setattr__(self, "_any_distinct", frozenset().union(*(d[2] for d in distinct)))
 
     @classmethod
     def from_catalog(cls, catalog: Any) -> Vocabulary:
-        """Built from a `core.catalog.Catalog` (categories(), attributes(), colors(), all())."""
+        """Built from a `core.catalog.Catalog`: its categories, attributes, colours, titles,
+        and each subcategory ("rain-jackets") as one more way to name its category."""
+        synonyms = dict(SYNONYMS)
+        for product in catalog.all():
+            subcategory = str(getattr(product, "subcategory", "") or "").lower()
+            phrase = subcategory.replace("-", " ").strip()
+            if phrase and phrase not in synonyms:
+                synonyms[phrase] = ((str(product.category).lower(),), ())
+
+        def find_product(text: str) -> str | None:
+            product = catalog.find_by_title(text)
+            return str(product.id) if product is not None else None
+
         return cls(
             categories=_lower_all(catalog.categories()),
             attributes=_lower_all(catalog.attributes()),
             colors=_lower_all(catalog.colors()),
             titles=tuple((str(p.id), str(p.title)) for p in catalog.all()),
+            synonyms=synonyms,
+            find_product=find_product,
         )
+
+
+def _generic_words(vocabulary: Vocabulary) -> frozenset[str]:
+    """Words that describe kinds of products, not one product: never enough to name one."""
+    phrases = (*vocabulary.synonyms, *vocabulary.categories, *vocabulary.attributes,
+               *vocabulary.colors)
+    return frozenset(word for phrase in phrases for word in re.findall(r"[a-z]+", phrase))
+
+
+def _distinctive(title: str, generic: frozenset[str]) -> set[str]:
+    return {
+        w for w in re.findall(r"[a-z]+", title.lower())
+        if len(w) > 3 and w not in STOPWORDS and w not in generic
+    }
 
 
 def _lower_all(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(str(v).strip().lower() for v in values if str(v).strip()))
 
 
-def extract_slots(text: str, vocabulary: Vocabulary = Vocabulary()) -> Slots:
-    """Every detail a message states: budget, order id, ordinal, vocabulary matches, terms."""
+def extract_slots(text: str, vocabulary: Vocabulary | None = None) -> Slots:
+    """Every detail a message states: budget, order id, ordinal, vocabulary matches, terms.
+    Without a vocabulary only catalog-independent slots are found."""
+    vocabulary = vocabulary or _no_catalog()
     lowered = " ".join(text.lower().split())
     order_id = _order_id(lowered)
     masked = lowered.replace(order_id, " ") if order_id else lowered
@@ -193,6 +279,11 @@ def extract_slots(text: str, vocabulary: Vocabulary = Vocabulary()) -> Slots:
         cheaper=bool(_CHEAPER.search(lowered)),
         terms=_terms(masked),
     )
+
+
+@cache
+def _no_catalog() -> Vocabulary:
+    return Vocabulary()
 
 
 def _order_id(text: str) -> str | None:
@@ -254,11 +345,17 @@ def _budget(text: str) -> tuple[float | None, float | None, str | None]:
     return budget_min, budget_max, currency if (budget_min or budget_max) else None
 
 
+@cache
+def _pattern(phrase: str) -> re.Pattern[str]:
+    """`phrase` or its plural as whole words; spaces and hyphens are interchangeable, so
+    "noise cancelling" finds "noise-cancelling"."""
+    parts = r"[\s-]?".join(re.escape(p) for p in re.split(r"[\s-]+", phrase))
+    return re.compile(r"\b" + parts + r"s?\b")
+
+
 def _find(text: str, phrase: str) -> int:
-    """Where `phrase` (or its plural) starts in `text` as whole words; -1 when absent.
-    Spaces and hyphens are interchangeable: "noise cancelling" finds "noise-cancelling"."""
-    pattern = r"\b" + r"[\s-]?".join(re.escape(p) for p in re.split(r"[\s-]+", phrase)) + r"s?\b"
-    match = re.search(pattern, text)
+    """Where `phrase` starts in `text` (see `_pattern`); -1 when absent."""
+    match = _pattern(phrase).search(text)
     return match.start() if match else -1
 
 
@@ -270,10 +367,11 @@ def _category_and_attributes(
     known_categories = set(vocabulary.categories)
     known_attributes = set(vocabulary.attributes)
     # Longer phrases first, so "rain jacket" wins over "jacket".
-    for phrase in sorted(vocabulary.synonyms, key=len, reverse=True):
-        position = _find(text, phrase)
-        if position < 0:
+    for phrase, pattern in vocabulary._phrases:  # type: ignore[attr-defined]
+        match = pattern.search(text)
+        if match is None:
             continue
+        position = match.start()
         candidates, wanted = vocabulary.synonyms[phrase]
         if category is None:
             category = next((c for c in candidates if c in known_categories), None)
@@ -285,19 +383,45 @@ def _category_and_attributes(
             (c for c in sorted(known_categories, key=len, reverse=True) if _find(text, c) >= 0),
             None,
         )
+    if category is None:  # one distinctive word of a compound name: "coffee" -> "coffee-tea"
+        category = next(
+            (
+                c
+                for c in sorted(known_categories)
+                for part in c.split("-")
+                if len(c.split("-")) > 1 and part not in VAGUE_CATEGORY_WORDS
+                and _find(text, part) >= 0
+            ),
+            None,
+        )
     found.extend((_find(text, a), a) for a in vocabulary.attributes if _find(text, a) >= 0)
     return category, tuple(dict.fromkeys(a for _, a in sorted(found)))
 
 
 def _colors(text: str, vocabulary: Vocabulary) -> tuple[str, ...]:
+    found: list[tuple[int, str]] = []
+    for color in vocabulary.colors:
+        if color in VAGUE_COLORS:
+            continue
+        position = _find(text, color)
+        if position >= 0:
+            found.append((position, color))
     known = set(vocabulary.colors)
-    found: list[str] = []
-    for word in _WORD.findall(text):
-        if word in known:
-            found.append(word)
-        elif COLOR_SYNONYMS.get(word) in known:
-            found.append(COLOR_SYNONYMS[word])
-    return tuple(dict.fromkeys(found))
+    for match in _WORD.finditer(text):
+        synonym = COLOR_SYNONYMS.get(match.group(0))
+        if synonym in known and match.group(0) not in known:
+            found.append((match.start(), synonym))
+    # "slate grey" also contains "grey": keep the longest name at each place.
+    found.sort(key=lambda item: (item[0], -len(item[1])))
+    kept: list[str] = []
+    end = -1
+    for position, color in found:
+        if position >= end:
+            kept.append(color)
+            end = position + len(color)
+        elif color not in kept and not any(color in longer for longer in kept):
+            kept.append(color)
+    return tuple(dict.fromkeys(kept))
 
 
 def _sizes(text: str) -> tuple[str, ...]:
@@ -307,8 +431,11 @@ def _sizes(text: str) -> tuple[str, ...]:
         found.append(SIZE_WORDS.get(value, value.upper()))
     for match in re.finditer(r"\b(xxs|xs|xl|xxl|xxxl|[2-4]xl)\b", text):
         found.append(match.group(1).upper())
-    for match in re.finditer(r"\b(?:in|a|an|size)\s+(s|m|l|small|medium|large)\b(?!\s*[a-z])",
-                             text):
+    for match in re.finditer(
+        r"\b(?:in|a|an|size)\s+(s|m|l|small|medium|large)\b"
+        r"(?!\s+(?:roast|heat|rare|term|length|grind|bowl|pan|pot|box|bag|sized?|[a-z]+ness))",
+        text,
+    ):
         value = match.group(1)
         found.append(SIZE_WORDS.get(value, value.upper()))
     return tuple(dict.fromkeys(found))
@@ -331,23 +458,25 @@ def _ordinal(text: str) -> int | None:
 
 
 def _product(text: str, vocabulary: Vocabulary) -> str | None:
-    """The catalog product the message names: a whole title, else the title sharing the most
-    distinctive words (names, brands) with it; a tie means ambiguous and gives None."""
-    words = set(_WORD.findall(text))
-    generic = {w for phrase in vocabulary.synonyms for w in phrase.split()}
-    generic |= {w for value in (*vocabulary.categories, *vocabulary.attributes,
-                                *vocabulary.colors) for w in _WORD.findall(value)}
+    """The catalog product the message names. The catalog's own matcher is asked first, then
+    the titles sharing the most distinctive words (names, brands) with the message; a product
+    counts as named only through such a word, and a tie is ambiguous (None)."""
+    words = set(re.findall(r"[a-z]+", text))
+    if not words & vocabulary._any_distinct:  # type: ignore[attr-defined]
+        return None  # no product name or brand in the message: skip the title search
+    distinct = vocabulary._distinct  # type: ignore[attr-defined]
+    if vocabulary.find_product is not None:
+        found = vocabulary.find_product(text)
+        if found is not None and any(
+            product_id == found and names & words for product_id, _, names in distinct
+        ):
+            return found
     scored: list[tuple[int, str]] = []
-    for product_id, title in vocabulary.titles:
-        lowered = title.lower()
-        if lowered and lowered in text:
-            scored.append((100 + len(lowered), product_id))
+    for product_id, title, names in distinct:
+        if title and title in text:
+            scored.append((100 + len(title), product_id))
             continue
-        distinctive = {
-            w for w in _WORD.findall(lowered)
-            if len(w) > 3 and w not in STOPWORDS and w not in generic
-        }
-        hits = len(distinctive & words)
+        hits = len(names & words)
         if hits:
             scored.append((hits, product_id))
     if not scored:

@@ -167,3 +167,38 @@ def test_without_catalog_vocabulary_only_generic_slots() -> None:
     slots = extract_slots("rain jacket under 80 euros, the second one")
     assert slots.category is None and slots.attributes == ()
     assert (slots.budget_max, slots.currency, slots.ordinal) == (80.0, "EUR", 2)
+
+
+@pytest.fixture(scope="module")
+def demo_vocabulary() -> Vocabulary:
+    from core.catalog import JsonlCatalog
+    from core.settings import REPO_ROOT
+
+    return Vocabulary.from_catalog(JsonlCatalog.load(REPO_ROOT / "data" / "demo" / "catalog.jsonl"))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("I need a waterproof jacket under $100",
+         {"category": "outerwear", "attributes": ("waterproof",), "budget_max": 100.0}),
+        ("rain jacket in slate grey", {"category": "outerwear", "colors": ("slate grey",)}),
+        ("good earbuds for the gym", {"category": "headphones-audio"}),
+        ("headphones with noise cancelling",
+         {"category": "headphones-audio", "attributes": ("noise-cancelling",)}),
+        ("moisturizer for dry skin",
+         {"category": "skincare", "attributes": ("for-dry-skin",), "product_id": None}),
+        ("some ground coffee for my dad", {"category": "coffee-tea"}),
+        ("a carry-on suitcase", {"category": "bags-travel", "attributes": ("carry-on-size",),
+                                 "product_id": None}),
+        ("is the Alpenglow Echo Rain Jacket breathable?", {"product_id": "P0001"}),
+        ("does the Nimbus come in M", {"product_id": None, "sizes": ("M",)}),  # 12 Nimbus items
+        ("shade medium, in a light colour", {"colors": ()}),
+    ],
+)
+def test_demo_catalog_vocabulary(
+    demo_vocabulary: Vocabulary, text: str, expected: dict[str, Any]
+) -> None:
+    slots = extract_slots(text, demo_vocabulary)
+    for key, value in expected.items():
+        assert getattr(slots, key) == value, (text, key, slots)

@@ -116,10 +116,21 @@ def bench_main(argv: Sequence[str], settings: Settings | None = None) -> int:
     return 0
 
 
+def load_vocabulary(settings: Settings) -> Vocabulary:
+    """Slot vocabulary from the store's catalog; an empty one (generic slots only) if absent."""
+    path = settings.demo_dir / "catalog.jsonl"
+    if not path.exists():
+        log.warning("no catalog at %s: slots without categories, attributes or products", path)
+        return Vocabulary()
+    from core.catalog import JsonlCatalog
+
+    return Vocabulary.from_catalog(JsonlCatalog.load(path))
+
+
 def build_understander(
     backend: str, settings: Settings, vocabulary: Vocabulary | None = None
 ) -> Understander:
-    """The understander a backend name stands for, built from settings."""
+    """The understander a backend name ("local", "llm", "cascade") stands for, from settings."""
     local = LocalUnderstander.load(settings.nlu_path, vocabulary, settings.nlu_threads)
     if backend == "local":
         return local
@@ -180,7 +191,7 @@ def understand_main(argv: Sequence[str], settings: Settings | None = None) -> in
     args = parser.parse_args(list(argv))
     settings = _settings(settings)
     try:
-        understander = build_understander(args.backend, settings)
+        understander = build_understander(args.backend, settings, load_vocabulary(settings))
     except (FileNotFoundError, ValueError, TaxonomyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
