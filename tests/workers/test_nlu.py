@@ -221,3 +221,22 @@ def test_train_command_if_missing_reuses_current_model(
     assert summary["intent_examples"] == len(load_taxonomy().intent_examples())
     assert train_main(["--out", str(trained_into), "--if-missing"]) == 0
     assert "is current" in capsys.readouterr().out
+
+
+def test_compact_encoder_matches_the_packaged_transformers_model() -> None:
+    import torch
+
+    from workers.encoder import load_encoder, mean_pool
+    from workers.nlu import minilm
+
+    texts = ["where is order 48213?", "", "¿dónde está mi pedido?", "a gift " * 200, "你好"]
+    tokenizer, model = load_encoder()
+    batch = tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="pt")
+    ids, mask = minilm.tokenize(minilm.load()[0], texts)
+    assert torch.equal(ids, batch["input_ids"]) and torch.equal(mask, batch["attention_mask"])
+    with torch.inference_mode():
+        expected = model(**batch, output_hidden_states=True).hidden_states
+        got = minilm.load()[1](ids, mask)
+    for layer in (0, 3, 6):
+        difference = mean_pool(expected[layer], mask) - minilm.mean_pool(got[layer], mask)
+        assert difference.abs().max() < 1e-4

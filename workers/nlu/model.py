@@ -1,6 +1,8 @@
 """The local intent/sentiment model: frozen MiniLM features, n-gram features, linear heads.
 
-Features of a message: the mean-pooled token vectors of a few MiniLM layers (each L2-normalised)
+Features of a message: the mean-pooled token vectors of a few MiniLM layers (each L2-normalised,
+computed by `workers.nlu.minilm`: the packaged all-MiniLM-L6-v2 weights, loaded without
+`transformers`)
 next to word and character n-gram TF-IDF. The encoder knows meaning and paraphrase; the n-grams
 keep the exact words ("top up", "PIN", "refund") that one pooled vector blurs. A multinomial
 logistic regression per task reads them; a fitted temperature turns its scores into calibrated
@@ -24,7 +26,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
-from workers.encoder import MAX_TOKENS, load_encoder, mean_pool
+from workers.nlu import minilm
 
 FORMAT_VERSION = 1
 CHECKPOINT = "nlu.joblib"
@@ -46,22 +48,16 @@ class NluConfig:
 @torch.inference_mode()
 def embed(texts: Sequence[str], layers: Sequence[int], batch_size: int = 64) -> np.ndarray:
     """Mean-pooled, L2-normalised vectors of `layers`, concatenated: (N, 384 * len(layers))."""
-    tokenizer, model = load_encoder()
+    tokenizer, model = minilm.load()
     out = np.zeros((len(texts), 384 * len(layers)), dtype=np.float32)
     # Similar lengths batch together: far less padding to push through the encoder.
     order = np.argsort([len(text) for text in texts], kind="stable")
     for start in range(0, len(texts), batch_size):
         index = order[start : start + batch_size]
-        batch = tokenizer(  # type: ignore[operator]
-            [texts[i] or " " for i in index],
-            padding=True,
-            truncation=True,
-            max_length=MAX_TOKENS,
-            return_tensors="pt",
-        )
-        hidden = model(**batch, output_hidden_states=True).hidden_states  # 7 x (B, T, 384)
+        ids, mask = minilm.tokenize(tokenizer, [texts[i] for i in index])  # (B, T), (B, T)
+        hidden = model(ids, mask)  # 7 x (B, T, 384)
         pooled = [
-            torch.nn.functional.normalize(mean_pool(hidden[layer], batch["attention_mask"]), dim=-1)
+            torch.nn.functional.normalize(minilm.mean_pool(hidden[layer], mask), dim=-1)
             for layer in layers
         ]  # len(layers) x (B, 384)
         out[index] = torch.cat(pooled, dim=-1).numpy()
@@ -209,7 +205,7 @@ class NluModel:
             raise ValueError(f"{path} has format {saved.get('format')}, expected "
                              f"{FORMAT_VERSION}: run `concierge train nlu` again")
         model: NluModel = saved["model"]
-        load_encoder()  # load the encoder now, not on the first customer message
+        minilm.load()  # load the encoder now, not on the first customer message
         return model
 
 

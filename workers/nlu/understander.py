@@ -6,12 +6,13 @@ import logging
 import time
 from pathlib import Path
 
+import torch
+
 from core.logs import event
 from core.slots import Vocabulary, extract_slots
 from core.state import ConversationState
 from core.understanders import to_intent
 from core.understanding import Intent, Sentiment, Understanding
-from workers.encoder import configure_torch
 from workers.nlu.model import NluModel
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ class LocalUnderstander:
         cls, directory: Path, vocabulary: Vocabulary | None = None, threads: int = 1
     ) -> LocalUnderstander:
         started = time.perf_counter()
-        configure_torch(threads)
+        torch.set_num_threads(max(1, threads))
         understander = cls(NluModel.load(directory), vocabulary)
         event(log, "nlu.loaded", directory=str(directory),
               ms=round((time.perf_counter() - started) * 1000, 1))
