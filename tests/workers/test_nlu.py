@@ -20,8 +20,8 @@ from tests.core.conftest import StandIn, stand_in  # noqa: F401  (fixture)
 from workers.encoder import configure_torch
 from workers.nlu.bench import read_labelled, split
 from workers.nlu.cli import bench_main, train_main, understand_lines
-from workers.nlu.model import NluConfig, fit_temperature, train_model
-from workers.nlu.training import is_current, training_sets
+from workers.nlu.model import NluConfig
+from workers.nlu.training import fit_temperature, is_current, train_model, training_sets
 from workers.nlu.understander import LocalUnderstander
 
 HELDOUT = DEFAULT_PATH.parent / "heldout.jsonl"
@@ -240,3 +240,20 @@ def test_compact_encoder_matches_the_packaged_transformers_model() -> None:
     for layer in (0, 3, 6):
         difference = mean_pool(expected[layer], mask) - minilm.mean_pool(got[layer], mask)
         assert difference.abs().max() < 1e-4
+
+
+def test_ngram_tables_match_scikit_learn() -> None:
+    from workers.nlu.training import table, vectorizers
+
+    corpus = [text for text, _ in load_taxonomy().intent_examples()]
+    word, char = vectorizers(NluConfig(), corpus)
+    probes = [row.text for row in load_labelled(HELDOUT)] + [
+        "", "a", "I  need   it", "¿dónde está mi pedido?", "Ok!!", "x" * 300]
+    for vectorizer in (word, char):
+        ours = table(vectorizer)
+        expected = vectorizer.transform(probes).toarray()
+        for text, row in zip(probes, expected, strict=True):
+            columns, values = ours.weights(text)
+            got = np.zeros_like(row)
+            got[columns] = values
+            assert np.allclose(got, row, atol=1e-6), (vectorizer.analyzer, text)
