@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -38,6 +38,17 @@ class Settings(BaseSettings):
 
     # Recommender: popularity (placeholder), in-process model, or Celery workers.
     recommender: Literal["popularity", "inprocess", "celery"] = "popularity"
+    # The trained model folder; filled in from models_dir when not set.
+    recommender_dir: Path = Field(default=None, validate_default=False)
+    celery_broker_url: str = "redis://127.0.0.1:6379/1"
+    celery_result_backend: str = "redis://127.0.0.1:6379/1"
+    worker_threads: int = 1  # torch threads per worker process (and for training)
+    worker_concurrency: int = 1  # worker processes per `concierge worker`
+    score_timeout_s: float = 3.0  # a bot waits this long for a scoring job, then degrades
+    task_time_limit_s: float = 30.0  # a job running longer is killed; the soft limit is 80%
+    result_expires_s: int = 600
+    # An unacknowledged job whose worker vanished is redelivered after this long.
+    broker_visibility_timeout_s: float = 60.0
 
     # Logging.
     log_level: str = "INFO"
@@ -45,3 +56,9 @@ class Settings(BaseSettings):
 
     # Turn handling.
     lock_timeout_s: float = 30.0
+
+    @model_validator(mode="after")
+    def _default_recommender_dir(self) -> Settings:
+        if self.recommender_dir is None:  # type: ignore[comparison-overlap]
+            self.recommender_dir = self.models_dir / "recommender-demo"
+        return self
