@@ -97,6 +97,15 @@ STOPWORDS = frozenset(
         "price",
         "cheap",
         "cheaper",
+        "who",
+        "what",
+        "which",
+        "he",
+        "she",
+        "him",
+        "her",
+        "his",
+        "hers",
         "budget",
     ]
 )

@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     recommender: Literal["popularity", "inprocess", "celery"] = "popularity"
     # The trained model folder; filled in from models_dir when not set.
     recommender_dir: Path = Field(default=None, validate_default=False)
+    # What the scoring service serves: the demo store, or the Amazon Beauty items (benchmarks).
+    recommender_catalog: Literal["demo", "amazon-beauty"] = "demo"
     celery_broker_url: str = "redis://127.0.0.1:6379/1"
     celery_result_backend: str = "redis://127.0.0.1:6379/1"
     worker_threads: int = 1  # torch threads per worker process (and for training)

@@ -206,7 +206,11 @@ def text_embeddings(texts: Sequence[str], cache_dir: Path | None) -> torch.Tenso
     from workers.encoder import encode
 
     event(log, "recommender.encode.start", texts=len(texts))
-    embeddings = encode(list(texts), batch_size=128)
+    # Batches of similar length waste little work on padding; the order is restored after.
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    encoded = encode([texts[i] for i in order], batch_size=64)
+    embeddings = torch.empty_like(encoded)
+    embeddings[order] = encoded
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save(embeddings, path)

@@ -30,7 +30,7 @@ from core.logs import event
 from core.recommendation import RecommendationRequest, Suggestion
 from core.settings import Settings
 from workers.recommender import model as model_module
-from workers.recommender.data import item_record
+from workers.recommender.data import ItemRecord, item_record, load_beauty
 from workers.recommender.model import Recommender, pad_histories
 
 log = logging.getLogger(__name__)
@@ -102,13 +102,22 @@ class ScoringService:
         from workers.encoder import encode
 
         model, _ = model_module.load(settings.recommender_dir)
-        catalog = JsonlCatalog.load(settings.demo_dir / "catalog.jsonl")
-        histories = load_histories(settings.demo_dir / "interactions.csv")
-        service = cls(model, catalog.all(), histories, lambda texts: encode(texts), config)
+        if settings.recommender_catalog == "amazon-beauty":
+            # The benchmark catalog: 12k real products, histories from the public data set.
+            data = load_beauty(settings.data_dir / "amazon_beauty")
+            products = products_from_records(data.items)
+            histories = {
+                user: [data.items[i - 1].item_id for i in items]
+                for user, items in data.sequences.items()
+            }
+        else:
+            products = list(JsonlCatalog.load(settings.demo_dir / "catalog.jsonl").all())
+            histories = load_histories(settings.demo_dir / "interactions.csv")
+        service = cls(model, products, histories, lambda texts: encode(texts), config)
         event(
             log,
             "recommender.service.ready",
-            items=len(catalog.all()),
+            items=len(products),
             model=str(settings.recommender_dir),
             users=len(histories),
         )
@@ -262,6 +271,36 @@ def load_histories(path: Path) -> dict[str, list[str]]:
         for row in csv.DictReader(handle):
             rows.setdefault(row["user_id"], []).append((float(row["timestamp"]), row["item_id"]))
     return {user: [item for _, item in sorted(items)] for user, items in rows.items()}
+
+
+def products_from_records(items: Sequence[ItemRecord]) -> list[Product]:
+    """Catalog products for a public data set's items, for benchmarks. Facts the data set
+    lacks stay empty (no rating claims: review_count 0), and ids keep the data set's own form,
+    so these are built without the demo store's id validation."""
+    products = []
+    for item in items:
+        path = item.category.split(" > ") if item.category else [""]
+        products.append(
+            Product.model_construct(
+                id=item.item_id,
+                title=item.title,
+                brand=item.brand,
+                category=path[0],
+                subcategory=path[-1],
+                price=item.price or 0.0,
+                currency="USD",
+                colors=(),
+                sizes=(),
+                description=item.description,
+                attributes=item.attributes,
+                rating=0.0,
+                review_count=0,
+                stock=1,
+                materials="",
+                warranty_months=0,
+            )
+        )
+    return products
 
 
 def _standardise(scores: Tensor) -> Tensor:
