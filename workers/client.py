@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 class CeleryRecommender:
     def __init__(self, settings: Settings, app: Celery | None = None) -> None:
+        self._settings = settings
         self._app = app or build_app(settings)
         self._timeout = settings.score_timeout_s
 
@@ -48,6 +49,11 @@ class CeleryRecommender:
             raise self._unavailable("no scoring worker answered in time", started) from error
         except (OperationalError, KombuError, RedisError, OSError) as error:
             raise self._unavailable(f"broker unreachable: {error}", started) from error
+        except RuntimeError as error:
+            # Celery's Redis result consumer gives up reconnecting with a RuntimeError and
+            # stays broken: the next request starts from a fresh app.
+            self._app = build_app(self._settings)
+            raise self._unavailable(f"broker/result store unreachable: {error}", started) from error
         except CeleryError as error:
             raise self._unavailable(f"scoring job failed: {error}", started) from error
         finally:

@@ -64,6 +64,7 @@ class Worker:
             "CONCIERGE_DEMO_DIR": str(store.folder),
             "CONCIERGE_RECOMMENDER_DIR": str(store.model_dir),
             "CONCIERGE_BROKER_VISIBILITY_TIMEOUT_S": str(VISIBILITY_S),
+            "CONCIERGE_TASK_TIME_LIMIT_S": "300",
             "HF_HUB_OFFLINE": "1",
         }
         self.name = f"test-{uuid.uuid4().hex[:8]}@localhost"
@@ -159,7 +160,7 @@ def test_job_of_a_killed_worker_is_completed_by_a_restarted_worker(
     # A bulk job long enough to be caught mid-run: distinct texts, each encoded by MiniLM.
     requests = [
         RecommendationRequest(user_id=f"C{n % 100 + 1:04d}", text=f"gift idea number {n}", k=3)
-        for n in range(1500)
+        for n in range(400)
     ]
     result = app.send_task(SCORE_MANY_TASK, args=[[r.model_dump(mode="json") for r in requests]])
     deadline = time.monotonic() + 60

@@ -68,6 +68,11 @@ class Recommender(nn.Module):
         self.request_projection = nn.Linear(c.text_dim, c.dim, bias=False)
         self.dropout = nn.Dropout(c.dropout)
         self._table: Tensor | None = None  # cached item table for inference
+        # Layer-normed text items have unit-scale features: a dot product of two of them has
+        # a spread of sqrt(dim), far too confident at the start, so logits are scaled down.
+        # Small random ID embeddings (the ID-only model) get SASRec's usual input scaling.
+        self.logit_scale = c.dim**-0.5 if c.use_text else 1.0
+        self.input_scale = 1.0 if c.use_text else c.dim**0.5
 
     # -- item side -----------------------------------------------------------------------
 
@@ -99,7 +104,7 @@ class Recommender(nn.Module):
         tokens = F.embedding(history, table)  # (B, T, C)
         tokens = torch.cat([self.start.expand(batch, 1, -1), tokens], dim=1)  # (B, T+1, C)
         positions = torch.arange(length + 1, device=history.device)
-        x = self.dropout(tokens * self.config.dim**0.5 + self.position(positions))
+        x = self.dropout(tokens * self.input_scale + self.position(positions))
         mask = nn.Transformer.generate_square_subsequent_mask(length + 1)
         x = self.encoder(x, mask=mask, is_causal=True)  # (B, T+1, C)
         return self.final_norm(x)
@@ -123,7 +128,7 @@ class Recommender(nn.Module):
         hidden = self.states(history, table)  # (B, T+1, C)
         valid = targets > 0
         users = hidden[valid] + self.request_context(requests)  # (M, C)
-        logits = users @ table[1:].T  # (M, N): full softmax over real items, no sampling
+        logits = users @ table[1:].T * self.logit_scale  # (M, N): full softmax, no sampling
         return F.cross_entropy(logits, targets[valid] - 1)
 
     @torch.no_grad()
@@ -144,7 +149,7 @@ class Recommender(nn.Module):
         (keep the most recent items; see `pad_histories`).
         """
         users = self.user_vectors(history, lengths, request)  # (B, C)
-        scores = users @ self.item_table().T  # (B, N+1)
+        scores = users @ self.item_table().T * self.logit_scale  # (B, N+1)
         scores[:, 0] = float("-inf")
         return scores
 

@@ -42,7 +42,11 @@ Encoder = Callable[[list[str]], Tensor]  # texts -> (N, 384) normalised embeddin
 class ServiceConfig:
     candidates: int = 300  # stage-1 pool size
     recent_items: int = 5  # history items whose text steers retrieval
-    retrieval_weight: float = 1.0  # weight of the retriever's score in the final blend
+    # What the customer asks for now outweighs what they bought before: the request's weight
+    # in retrieval is 1, the recent history's this much, and in the final blend the retriever
+    # (which carries the request most directly) gets `retrieval_weight` against the model's 1.
+    history_weight: float = 0.5
+    retrieval_weight: float = 1.5
     query_cache: int = 1024  # request texts whose embeddings are kept
 
 
@@ -207,7 +211,8 @@ class ScoringService:
             profile = self._text[recent].mean(0)
             if like is not None:
                 profile = profile + self._text[like]
-            signals.append(torch.nn.functional.normalize(profile, dim=0))
+            profile = torch.nn.functional.normalize(profile, dim=0)
+            signals.append(profile * (self.config.history_weight if query is not None else 1.0))
         if not signals:
             return self._popularity.clone()
         direction = torch.stack(signals).sum(0)  # (D,)
