@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from core.catalog import Product
 from torch import Tensor
 
+from core.catalog import Product
 from core.evidence import gather, has_tag, in_category
 from core.logs import event
 from core.recommendation import RecommendationRequest, Suggestion
@@ -102,7 +102,6 @@ class ScoringService:
         cls, settings: Settings, config: ServiceConfig = ServiceConfig()
     ) -> ScoringService:
         from core.catalog import JsonlCatalog
-
         from workers.encoder import encode
 
         model, _ = model_module.load(settings.recommender_dir)
