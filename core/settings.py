@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -39,7 +39,9 @@ class Settings(BaseSettings):
     # Recommender: popularity (placeholder), in-process model, or Celery workers.
     recommender: Literal["popularity", "inprocess", "celery"] = "popularity"
     # The trained model folder; filled in from models_dir when not set.
-    recommender_dir: Path = Field(default=None, validate_default=False)
+    recommender_dir: Path = Field(
+        default_factory=lambda data: data["models_dir"] / "recommender-demo"
+    )
     # What the scoring service serves: the demo store, or the Amazon Beauty items (benchmarks).
     recommender_catalog: Literal["demo", "amazon-beauty"] = "demo"
     celery_broker_url: str = "redis://127.0.0.1:6379/1"
@@ -58,9 +60,3 @@ class Settings(BaseSettings):
 
     # Turn handling.
     lock_timeout_s: float = 30.0
-
-    @model_validator(mode="after")
-    def _default_recommender_dir(self) -> Settings:
-        if self.recommender_dir is None:  # type: ignore[comparison-overlap]
-            self.recommender_dir = self.models_dir / "recommender-demo"
-        return self

@@ -90,9 +90,9 @@ def load_beauty(folder: Path) -> InteractionData:
     with (folder / BEAUTY_ITEMS).open(encoding="utf-8") as handle:
         reader = csv.reader(handle, delimiter="\t")
         header = [name.split(":")[0] for name in next(reader)]
-        for row in reader:
-            record = dict(zip(header, row, strict=True))
-            meta[record["item_id"]] = record
+        for values in reader:
+            fields = dict(zip(header, values, strict=True))
+            meta[fields["item_id"]] = fields
     items: list[ItemRecord] = []
     for number in range(1, max(asin_of) + 1):
         asin = asin_of[number]

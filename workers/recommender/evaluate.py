@@ -83,13 +83,8 @@ def evaluate_command(
             rows.append({"model": name, "history_excluded": excluded, **figures})
             if excluded:
                 ranks_by_name[name] = result.ranks
-            event(
-                log,
-                "recommender.eval.done",
-                model=name,
-                excluded=excluded,
-                **{k: round(v, 4) for k, v in figures.items()},
-            )
+            rounded: dict[str, Any] = {k: round(v, 4) for k, v in figures.items()}
+            event(log, "recommender.eval.done", model=name, excluded=excluded, **rounded)
 
     by_length = _breakdown(split.test, ranks_by_name, lambda case: log2_bucket(len(case.history)))
     by_warmth = _breakdown(

@@ -38,6 +38,9 @@ class RecommenderConfig:
 
 
 class Recommender(nn.Module):
+    text: Tensor  # (N+1, D) buffer
+    known: Tensor  # (N+1,) bool buffer
+
     def __init__(self, config: RecommenderConfig) -> None:
         super().__init__()
         self.config = config

@@ -75,9 +75,10 @@ class ScoringService:
         self._sellable = sellable
         self._categories: dict[str, Tensor] = {}
         self._tags: dict[str, Tensor] = {}
-        for number, product in enumerate(self._products):
-            if product is None:
+        for number, entry in enumerate(self._products):
+            if entry is None:
                 continue
+            product = entry
             for name in {product.category.lower(), product.subcategory.lower()}:
                 self._categories.setdefault(name, torch.zeros(size, dtype=torch.bool))[number] = (
                     True

@@ -9,6 +9,7 @@ import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm import tqdm
@@ -17,7 +18,7 @@ from core.logs import event
 from workers.recommender import model as model_module
 from workers.recommender.data import InteractionData, text_embeddings
 from workers.recommender.model import Recommender, RecommenderConfig, pad_histories
-from workers.recommender.split import Split, leave_one_out, metrics, rank_cases, sample
+from workers.recommender.split import Scorer, Split, leave_one_out, metrics, rank_cases, sample
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +141,8 @@ def train(
             "seconds": elapsed,
         }
         result.curve.append(point)
-        event(log, "recommender.train.epoch", **{k: round(v, 4) for k, v in point.items()})
+        fields: dict[str, Any] = {k: round(v, 4) for k, v in point.items()}
+        event(log, "recommender.train.epoch", **fields)
         if score["ndcg@10"] > best:
             best, best_state, stale, result.best_epoch = (
                 score["ndcg@10"],
@@ -183,7 +185,7 @@ def _extra(
     }
 
 
-def _model_scorer(model: Recommender):  # type: ignore[no-untyped-def]
+def _model_scorer(model: Recommender) -> Scorer:
     max_len = model.config.max_len
 
     def scorer(histories: list[list[int]]) -> torch.Tensor:
