@@ -53,6 +53,21 @@ class Settings(BaseSettings):
 
     # Recommender: popularity (placeholder), in-process model, or Celery workers.
     recommender: Literal["popularity", "inprocess", "celery"] = "popularity"
+    # The trained model folder; filled in from models_dir when not set.
+    recommender_dir: Path = Field(
+        default_factory=lambda data: data["models_dir"] / "recommender-demo"
+    )
+    # What the scoring service serves: the demo store, or the Amazon Beauty items (benchmarks).
+    recommender_catalog: Literal["demo", "amazon-beauty"] = "demo"
+    celery_broker_url: str = "redis://127.0.0.1:6379/1"
+    celery_result_backend: str = "redis://127.0.0.1:6379/1"
+    worker_threads: int = 1  # torch threads per worker process (and for training)
+    worker_concurrency: int = 1  # worker processes per `concierge worker`
+    score_timeout_s: float = 3.0  # a bot waits this long for a scoring job, then degrades
+    task_time_limit_s: float = 30.0  # a job running longer is killed; the soft limit is 80%
+    result_expires_s: int = 600
+    # An unacknowledged job whose worker vanished is redelivered after this long.
+    broker_visibility_timeout_s: float = 60.0
 
     # Logging.
     log_level: str = "INFO"
