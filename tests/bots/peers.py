@@ -181,12 +181,6 @@ class TelegramEmulator:
             if str(item.get("message", {}).get("chat_id")) == str(chat_id)
         ]
 
-    def last_user_update_id(self) -> int:
-        return max(
-            item["updateId"] for item in self.history()
-            if "message" in item and "chat_id" not in item["message"]
-        )
-
     def calls(self, method: str | None = None) -> list[dict[str, Any]]:
         with urllib.request.urlopen(f"{self.url}/control/calls", timeout=10) as response:
             calls = json.loads(response.read())["result"]
@@ -196,8 +190,9 @@ class TelegramEmulator:
         body = {"method": method, "count": count, "retry_after": retry_after}
         assert post_json(f"{self.url}/control/throttle", body)[0] == 200
 
-    def redeliver(self, update_id: int) -> None:
-        assert post_json(f"{self.url}/control/redeliver", {"update_id": update_id})[0] == 200
+    def redeliver_last(self) -> None:
+        """Deliver the latest user update again, as Telegram does when a delivery seems lost."""
+        assert post_json(f"{self.url}/control/redeliver", {"update_id": "last"})[0] == 200
 
 
 # -- Slack ------------------------------------------------------------------------------------

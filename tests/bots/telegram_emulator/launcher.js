@@ -12,7 +12,7 @@
 //   GET  /control/calls             every Bot API call made by the bot, in order
 //   POST /control/throttle          {method, count, retry_after}: the next `count` calls of
 //                                   `method` get Telegram's 429 answer
-//   POST /control/redeliver         {update_id}: deliver that update again (a duplicate)
+//   POST /control/redeliver         {update_id | "last"}: deliver that user update again
 //
 // Usage: node launcher.js PORT   (prints "ready <port>" once listening)
 
@@ -105,8 +105,9 @@ function fixes(app, server) {
     res.json({ ok: true, result: true });
   });
   app.post('/control/redeliver', async (req, res) => {
-    const update = server.storage.userMessages.find((u) => u.updateId === Number(req.body.update_id))
-      || server.delivered[Number(req.body.update_id)];
+    const wanted = req.body.update_id === 'last'
+      ? Math.max(...Object.keys(server.delivered).map(Number)) : Number(req.body.update_id);
+    const update = server.delivered[wanted];
     if (!update) {
       res.status(404).json({ ok: false, description: 'no such update' });
       return;
