@@ -86,7 +86,8 @@ class SqliteLedger:
     def get(self, key: str) -> str | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT value FROM adapter_ledger WHERE key = ? AND expires >= ?", (key, time.time())
+                "SELECT value FROM adapter_ledger WHERE key = ? AND expires >= ?",
+                (key, time.time()),
             ).fetchone()
         return None if row is None else str(row[0])
 
@@ -112,4 +113,4 @@ def full_payload(ledger: Ledger, data: str) -> str:
     """The payload a button carried; an unknown short id comes back as is (the core says so)."""
     if not data.startswith(SHORT_PREFIX):
         return data
-    return ledger.get(f"payload:{data[len(SHORT_PREFIX):]}") or data
+    return ledger.get(f"payload:{data[len(SHORT_PREFIX) :]}") or data

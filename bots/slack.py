@@ -26,7 +26,7 @@ from bots.layout import rows, split_text
 from bots.ledger import Ledger, full_payload, open_ledger, short_payload
 from bots.turn import Handler, run_turn
 from core import logs
-from core.messages import Button, Incoming, Reply
+from core.messages import Incoming, Reply
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -150,7 +150,9 @@ class SlackAdapter:
     async def _message(self, body: dict[str, Any], event: dict[str, Any]) -> None:
         team, channel, ts = _team(body), event["channel"], event["ts"]
         # app_mention and message events of one message share channel+ts; retries too.
-        if not await asyncio.to_thread(self.ledger.claim, f"{PLATFORM}:message:{team}:{channel}:{ts}"):
+        if not await asyncio.to_thread(
+            self.ledger.claim, f"{PLATFORM}:message:{team}:{channel}:{ts}"
+        ):
             logs.event(log, "slack.duplicate", event_id=body.get("event_id"), channel=channel)
             return
         root = event.get("thread_ts") or ts
@@ -253,7 +255,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings()
     logs.configure(settings.log_level, settings.log_format)
     if settings.slack_bot_token is None:
-        print("Set CONCIERGE_SLACK_BOT_TOKEN (and the signing secret or app token).", file=sys.stderr)
+        print(
+            "Set CONCIERGE_SLACK_BOT_TOKEN (and the signing secret or app token).", file=sys.stderr
+        )
         return 2
     from bots.runtime import build_conversation  # the core's wiring, shared by every adapter
 
@@ -269,7 +273,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(serve_socket_mode(adapter, settings))
         return 0
     logs.event(log, "slack.http", host=settings.slack_bind_host, port=settings.slack_port)
-    web.run_app(http_app(adapter, settings), host=settings.slack_bind_host, port=settings.slack_port)
+    web.run_app(
+        http_app(adapter, settings), host=settings.slack_bind_host, port=settings.slack_port
+    )
     return 0
 
 

@@ -56,7 +56,7 @@ ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 
 HELP_TEXT = (
     "Hi! I'm the store's assistant. Tell me what you're looking for (\"a waterproof jacket "
-    "under $100\"), ask about an order (\"where is order 48213?\") or about shipping and "
+    'under $100"), ask about an order ("where is order 48213?") or about shipping and '
     "returns. In groups, mention me or reply to my message."
 )
 TEXT_ONLY = "Sorry, I can only read text for now. Please type your question."
@@ -88,12 +88,15 @@ class TelegramAdapter:
         self.ledger = ledger
         application.add_handler(CommandHandler(["start", "help"], self.on_help))
         application.add_handler(
-            MessageHandler(filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND, self.on_text)
+            MessageHandler(
+                filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND, self.on_text
+            )
         )
         application.add_handler(CallbackQueryHandler(self.on_button))
         application.add_handler(
             MessageHandler(
-                filters.UpdateType.MESSAGE & ~filters.TEXT & ~filters.StatusUpdate.ALL, self.on_other
+                filters.UpdateType.MESSAGE & ~filters.TEXT & ~filters.StatusUpdate.ALL,
+                self.on_other,
             )
         )
 
@@ -152,7 +155,11 @@ class TelegramAdapter:
 
     async def on_other(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.message
-        if message is None or not self._addressed(message) or not await self._first_delivery(message):
+        if (
+            message is None
+            or not self._addressed(message)
+            or not await self._first_delivery(message)
+        ):
             return
         event(log, "telegram.not_text", chat=message.chat.id)
         await self.send_reply(self._conversation(message), Reply(TEXT_ONLY), message.message_id)
@@ -162,10 +169,11 @@ class TelegramAdapter:
         if message.chat.type == ChatType.PRIVATE:
             return True
         replied = message.reply_to_message
-        if replied is not None and replied.from_user is not None:
-            if replied.from_user.id == self.bot.id:
-                return True
-        mentions = message.parse_entities([MessageEntityType.MENTION, MessageEntityType.TEXT_MENTION])
+        if replied is not None and replied.from_user and replied.from_user.id == self.bot.id:
+            return True
+        mentions = message.parse_entities(
+            [MessageEntityType.MENTION, MessageEntityType.TEXT_MENTION]
+        )
         mentions |= message.parse_caption_entities([MessageEntityType.MENTION])
         for entity, text in mentions.items():
             if entity.user is not None and entity.user.id == self.bot.id:
@@ -200,16 +208,22 @@ class TelegramAdapter:
     async def _keep_typing(self, chat_id: int, topic_id: int | None) -> None:
         while True:
             try:
-                await self.bot.send_chat_action(chat_id, ChatAction.TYPING, message_thread_id=topic_id)
+                await self.bot.send_chat_action(
+                    chat_id, ChatAction.TYPING, message_thread_id=topic_id
+                )
             except TelegramError as error:  # cosmetic: the turn goes on without the indicator
                 event(log, "telegram.typing_failed", level=logging.WARNING, error=str(error))
             await asyncio.sleep(TYPING_EVERY_S)
 
-    async def send_reply(self, conversation: str, reply: Reply, reply_to: int | None = None) -> None:
+    async def send_reply(
+        self, conversation: str, reply: Reply, reply_to: int | None = None
+    ) -> None:
         """Post `reply` to a Telegram conversation; usable outside a turn (agent relays)."""
         chat_id, topic_id = chat_of(conversation)
         keyboard = await self._keyboard(reply.buttons)
-        pieces = split_text(reply.text, MAX_MESSAGE_UNITS, utf16_units) or (["Choose:"] if keyboard else [])
+        pieces = split_text(reply.text, MAX_MESSAGE_UNITS, utf16_units) or (
+            ["Choose:"] if keyboard else []
+        )
         for index, piece in enumerate(pieces):
             first, last = index == 0, index == len(pieces) - 1
             await self.bot.send_message(
@@ -231,7 +245,10 @@ class TelegramAdapter:
             await asyncio.to_thread(short_payload, self.ledger, b.payload, MAX_CALLBACK_BYTES)
             for b in buttons
         ]
-        keys = [InlineKeyboardButton(b.label, callback_data=d) for b, d in zip(buttons, data, strict=True)]
+        keys = [
+            InlineKeyboardButton(b.label, callback_data=d)
+            for b, d in zip(buttons, data, strict=True)
+        ]
         return InlineKeyboardMarkup(rows(keys, BUTTONS_PER_ROW))
 
 

@@ -52,6 +52,11 @@ def wait_until(condition: Callable[[], T], timeout: float = 10.0, interval: floa
         time.sleep(interval)
 
 
+def wait_for(fetch: Callable[[], list[T]], count: int, timeout: float = 10.0) -> list[T]:
+    """`fetch()` once it returns at least `count` items."""
+    return wait_until(lambda: items if len(items := fetch()) >= count else [], timeout)
+
+
 def post_json(url: str, body: Any, headers: dict[str, str] | None = None) -> tuple[int, Any]:
     data = json.dumps(body).encode()
     return post_bytes(url, data, {"Content-Type": "application/json", **(headers or {})})
@@ -141,8 +146,14 @@ class TelegramEmulator:
             chat["title"] = "Shop group"
         return chat
 
-    def send(self, text: str | None = None, chat_id: int = 1001, user_id: int = 1001,
-             kind: str = "private", **fields: Any) -> None:
+    def send(
+        self,
+        text: str | None = None,
+        chat_id: int = 1001,
+        user_id: int = 1001,
+        kind: str = "private",
+        **fields: Any,
+    ) -> None:
         """A user's message: text, or other content such as `sticker=...`."""
         message: dict[str, Any] = {
             "botToken": self.token,
@@ -166,7 +177,12 @@ class TelegramEmulator:
             "from": {"id": BOT_ID, "is_bot": True, "first_name": "Concierge Test"},
             "text": bot_message["message"].get("text", ""),
         }
-        callback = {"botToken": self.token, "from": self.user(user_id), "message": message, "data": data}
+        callback = {
+            "botToken": self.token,
+            "from": self.user(user_id),
+            "message": message,
+            "data": data,
+        }
         status, _ = post_json(f"{self.url}/sendCallback", callback)
         assert status == 200
 
@@ -177,7 +193,8 @@ class TelegramEmulator:
 
     def bot_messages(self, chat_id: int = 1001) -> list[dict[str, Any]]:
         return [
-            item for item in self.history()
+            item
+            for item in self.history()
             if str(item.get("message", {}).get("chat_id")) == str(chat_id)
         ]
 
@@ -213,10 +230,10 @@ class SlackWebApi:
         stand_in = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_POST(self) -> None:
                 stand_in._answer(self)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 return
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -241,8 +258,10 @@ class SlackWebApi:
         with self._lock:
             calls = list(self.calls)
         return [
-            call["body"] for call in calls
-            if call["method"] == "chat.postMessage" and call["status"] == 200
+            call["body"]
+            for call in calls
+            if call["method"] == "chat.postMessage"
+            and call["status"] == 200
             and (channel is None or call["body"].get("channel") == channel)
         ]
 
@@ -261,21 +280,37 @@ class SlackWebApi:
                 self.throttles[method] = (count - 1, retry_after)
             self._counter += 1
             serial = self._counter
-            self.calls.append({
-                "method": method, "body": body, "status": 429 if limited else 200,
-                "authorization": request.headers.get("Authorization"), "at": time.time(),
-            })
+            self.calls.append(
+                {
+                    "method": method,
+                    "body": body,
+                    "status": 429 if limited else 200,
+                    "authorization": request.headers.get("Authorization"),
+                    "at": time.time(),
+                }
+            )
         if limited:
             answer: dict[str, Any] = {"ok": False, "error": "ratelimited"}
             self._send(request, 429, answer, {"Retry-After": str(retry_after)})
             return
         if method == "auth.test":
-            answer = {"ok": True, "url": "https://concierge-test.slack.com/", "team": "Test",
-                      "user": "concierge", "team_id": TEAM, "user_id": BOT_USER, "bot_id": "BBOT"}
+            answer = {
+                "ok": True,
+                "url": "https://concierge-test.slack.com/",
+                "team": "Test",
+                "user": "concierge",
+                "team_id": TEAM,
+                "user_id": BOT_USER,
+                "bot_id": "BBOT",
+            }
         elif method == "chat.postMessage":
             ts = f"{int(time.time())}.{serial:06d}"
-            answer = {"ok": True, "channel": body.get("channel"), "ts": ts,
-                      "message": {"text": body.get("text"), "ts": ts, "bot_id": "BBOT"}}
+            answer = {
+                "ok": True,
+                "channel": body.get("channel"),
+                "ts": ts,
+                "message": {"text": body.get("text"), "ts": ts, "bot_id": "BBOT"},
+            }
         elif method == "apps.connections.open":
             answer = {"ok": True, "url": self.socket_url}
         else:
@@ -283,7 +318,9 @@ class SlackWebApi:
         self._send(request, 200, answer, {})
 
     @staticmethod
-    def _send(request: BaseHTTPRequestHandler, status: int, body: Any, headers: dict[str, str]) -> None:
+    def _send(
+        request: BaseHTTPRequestHandler, status: int, body: Any, headers: dict[str, str]
+    ) -> None:
         data = json.dumps(body).encode()
         request.send_response(status)
         request.send_header("Content-Type", "application/json; charset=utf-8")
@@ -300,8 +337,9 @@ def slack_signature(secret: str, timestamp: str, body: bytes) -> str:
     return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
 
 
-def signed_headers(secret: str, body: bytes, timestamp: int | None = None,
-                   content_type: str = "application/json") -> dict[str, str]:
+def signed_headers(
+    secret: str, body: bytes, timestamp: int | None = None, content_type: str = "application/json"
+) -> dict[str, str]:
     ts = str(int(time.time()) if timestamp is None else timestamp)
     return {
         "Content-Type": content_type,
@@ -313,8 +351,13 @@ def signed_headers(secret: str, body: bytes, timestamp: int | None = None,
 def event_body(event: dict[str, Any], event_id: str) -> dict[str, Any]:
     """An Events API `event_callback` envelope around `event`."""
     return {
-        "token": "unused", "team_id": TEAM, "api_app_id": "A0TEST", "type": "event_callback",
-        "event_id": event_id, "event_time": int(time.time()), "event": event,
+        "token": "unused",
+        "team_id": TEAM,
+        "api_app_id": "A0TEST",
+        "type": "event_callback",
+        "event_id": event_id,
+        "event_time": int(time.time()),
+        "event": event,
         "authorizations": [{"team_id": TEAM, "user_id": BOT_USER, "is_bot": True}],
     }
 
@@ -333,8 +376,12 @@ class SocketModeServer:
 
     async def _serve(self, connection: Any) -> None:
         self._connection = connection
-        hello = {"type": "hello", "num_connections": 1,
-                 "connection_info": {"app_id": "A0TEST"}, "debug_info": {"host": "standin"}}
+        hello = {
+            "type": "hello",
+            "num_connections": 1,
+            "connection_info": {"app_id": "A0TEST"},
+            "debug_info": {"host": "standin"},
+        }
         await connection.send(json.dumps(hello))
         self.connected.set()
         async for message in connection:

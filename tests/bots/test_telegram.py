@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from bots.telegram import (
     MAX_CALLBACK_BYTES,
@@ -28,6 +29,7 @@ from tests.bots.peers import (
     TelegramEmulator,
     free_port,
     post_json,
+    wait_for,
     wait_until,
 )
 
@@ -69,7 +71,7 @@ def clerk() -> Clerk:
 
 @pytest.fixture(scope="module")
 def bot(emulator: TelegramEmulator, clerk: Clerk, tmp_path_factory: pytest.TempPathFactory):
-    settings = Settings(telegram_token=TOKEN, telegram_base_url=emulator.url)
+    settings = Settings(telegram_token=SecretStr(TOKEN), telegram_base_url=emulator.url)
     ledger = make_ledger(tmp_path_factory.mktemp("tg") / "ledger.sqlite3")
     loop = LoopThread()
     running = Running(build_adapter(settings, clerk, ledger), loop)
@@ -79,16 +81,18 @@ def bot(emulator: TelegramEmulator, clerk: Clerk, tmp_path_factory: pytest.TempP
     loop.close()
 
 
-def replies(emulator: TelegramEmulator, chat_id: int, count: int, timeout: float = 10.0) -> list:
-    return wait_until(lambda: (m := emulator.bot_messages(chat_id)) and len(m) >= count and m, timeout)
+def replies(
+    emulator: TelegramEmulator, chat_id: int, count: int, timeout: float = 10.0
+) -> list[dict[str, Any]]:
+    return wait_for(lambda: emulator.bot_messages(chat_id), count, timeout)
 
 
 def user_message_id(emulator: TelegramEmulator, chat_id: int, text: str) -> int:
     for item in emulator.history():
         message = item.get("message", {})
-        if "chat_id" not in message and message.get("chat", {}).get("id") == chat_id:
-            if message.get("text") == text:
-                return int(item["messageId"])
+        mine = "chat_id" not in message and message.get("chat", {}).get("id") == chat_id
+        if mine and message.get("text") == text:
+            return int(item["messageId"])
     raise AssertionError(f"no user message {text!r} in chat {chat_id}")
 
 
@@ -144,8 +148,15 @@ def test_long_reply_is_split_at_paragraphs(emulator, bot):
 
 
 def test_non_text_message_gets_text_only_answer(emulator, bot, clerk):
-    sticker = {"file_id": "CAACAg", "file_unique_id": "AgAD", "width": 512, "height": 512,
-               "is_animated": False, "is_video": False, "type": "regular"}
+    sticker = {
+        "file_id": "CAACAg",
+        "file_unique_id": "AgAD",
+        "width": 512,
+        "height": 512,
+        "is_animated": False,
+        "is_video": False,
+        "type": "regular",
+    }
     emulator.send(None, chat_id=2004, user_id=2004, sticker=sticker)
     [reply] = replies(emulator, 2004, 1)
     assert reply["message"]["text"] == TEXT_ONLY
@@ -156,7 +167,8 @@ def test_typing_action_while_the_turn_runs(emulator, bot):
     emulator.send("slow", chat_id=2005, user_id=2005)
     replies(emulator, 2005, 1)
     methods = [
-        c["method"] for c in emulator.calls()
+        c["method"]
+        for c in emulator.calls()
         if str(c["body"].get("chat_id")) == "2005" and c["method"] != "getUpdates"
     ]
     assert methods[:2] == ["sendChatAction", "sendMessage"]
@@ -190,23 +202,36 @@ def test_group_messages_only_when_mentioned_or_replied_to(emulator, bot, clerk):
     group = -3001
     emulator.send("anyone seen my keys?", chat_id=group, user_id=2008, kind="group")
     mention = f"@{BOT_USERNAME}"
-    emulator.send(f"{mention} red sneakers", chat_id=group, user_id=2008, kind="group",
-                  entities=[{"type": "mention", "offset": 0, "length": len(mention)}])
+    emulator.send(
+        f"{mention} red sneakers",
+        chat_id=group,
+        user_id=2008,
+        kind="group",
+        entities=[{"type": "mention", "offset": 0, "length": len(mention)}],
+    )
     [reply] = replies(emulator, group, 1)
     assert reply["message"]["text"] == "You said: red sneakers"
-    bot_reply = {"message_id": reply["messageId"], "date": int(time.time()),
-                 "chat": {"id": group, "type": "group", "title": "Shop group"},
-                 "from": {"id": 666, "is_bot": True, "first_name": "Concierge Test"},
-                 "text": reply["message"]["text"]}
-    emulator.send("cheaper please", chat_id=group, user_id=2008, kind="group",
-                  reply_to_message=bot_reply)
+    bot_reply = {
+        "message_id": reply["messageId"],
+        "date": int(time.time()),
+        "chat": {"id": group, "type": "group", "title": "Shop group"},
+        "from": {"id": 666, "is_bot": True, "first_name": "Concierge Test"},
+        "text": reply["message"]["text"],
+    }
+    emulator.send(
+        "cheaper please", chat_id=group, user_id=2008, kind="group", reply_to_message=bot_reply
+    )
     replies(emulator, group, 2)
     assert clerk.texts(f"telegram:{group}") == ["red sneakers", "cheaper please"]
 
 
 def test_start_and_help_commands(emulator, bot, clerk):
-    emulator.send("/start", chat_id=2009, user_id=2009,
-                  entities=[{"type": "bot_command", "offset": 0, "length": 6}])
+    emulator.send(
+        "/start",
+        chat_id=2009,
+        user_id=2009,
+        entities=[{"type": "bot_command", "offset": 0, "length": 6}],
+    )
     [reply] = replies(emulator, 2009, 1)
     assert "store's assistant" in reply["message"]["text"]
     assert not clerk.texts("telegram:2009")
@@ -231,7 +256,7 @@ def test_webhook_mode_checks_the_secret_token(tmp_path: Path):
     emulator = TelegramEmulator(token).start()
     clerk = Clerk()
     port = free_port()
-    settings = Settings(telegram_token=token, telegram_base_url=emulator.url)
+    settings = Settings(telegram_token=SecretStr(token), telegram_base_url=emulator.url)
     adapter = build_adapter(settings, clerk, make_ledger(tmp_path / "ledger.sqlite3"))
     application = adapter.application
     loop = LoopThread()
@@ -241,7 +266,10 @@ def test_webhook_mode_checks_the_secret_token(tmp_path: Path):
         await application.initialize()
         assert application.updater is not None
         await application.updater.start_webhook(
-            listen="127.0.0.1", port=port, url_path="telegram", webhook_url=url,
+            listen="127.0.0.1",
+            port=port,
+            url_path="telegram",
+            webhook_url=url,
             secret_token=webhook_secret(settings),
         )
         await application.start()
@@ -260,10 +288,16 @@ def test_webhook_mode_checks_the_secret_token(tmp_path: Path):
         [reply] = replies(emulator, 4001, 1)
         assert reply["message"]["text"] == "You said: hello over the webhook"
         emulator.redeliver_last()  # Telegram delivering twice
-        forged = {"update_id": 999, "message": {
-            "message_id": 999, "date": int(time.time()), "text": "forged",
-            "chat": {"id": 4001, "type": "private"},
-            "from": {"id": 4001, "is_bot": False, "first_name": "Eve"}}}
+        forged = {
+            "update_id": 999,
+            "message": {
+                "message_id": 999,
+                "date": int(time.time()),
+                "text": "forged",
+                "chat": {"id": 4001, "type": "private"},
+                "from": {"id": 4001, "is_bot": False, "first_name": "Eve"},
+            },
+        }
         status, _ = post_json(url, forged)
         assert status == 403
         status, _ = post_json(url, forged, {"X-Telegram-Bot-Api-Secret-Token": "wrong"})
