@@ -1,0 +1,172 @@
+"""Terminal chat: `concierge chat` (or `python -m bots.terminal`).
+
+Interactive with a prompt on a TTY; scriptable otherwise: one customer message per input line,
+replies printed to stdout. A line that is just a number presses that button of the last reply.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from core.conversation import Conversation
+from core.messages import Button, Incoming, Reply
+from core.settings import Settings
+
+PROMPT = "you> "
+BUTTONS_PER_LINE = 3
+
+
+class TerminalOutbox:
+    """Prints replies and remembers the buttons of the last one for numbered presses."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.buttons: tuple[Button, ...] = ()
+
+    def send(self, reply: Reply) -> None:
+        self.out.write(render(reply) + "\n")
+        self.out.flush()
+        self.buttons = reply.buttons
+
+
+def render(reply: Reply) -> str:
+    """A reply as plain text: its text, then its buttons as a numbered list."""
+    lines = [f"concierge> {reply.text}"]
+    labels = [f"[{n}] {button.label}" for n, button in enumerate(reply.buttons, start=1)]
+    for start in range(0, len(labels), BUTTONS_PER_LINE):
+        lines.append("    " + "   ".join(labels[start : start + BUTTONS_PER_LINE]))
+    return "\n".join(lines)
+
+
+def to_incoming(
+    line: str, outbox: TerminalOutbox, conversation_id: str, user_id: str, number: int
+) -> Incoming | str:
+    """The event a typed line stands for, or a message for the user when it stands for none."""
+    stripped = line.strip()
+    if stripped.isdigit() and len(stripped) <= 3:
+        index = int(stripped)
+        if not outbox.buttons:
+            return f"There are no buttons to press right now (you typed {index})."
+        if not 1 <= index <= len(outbox.buttons):
+            return f"There is no button {index}; choose 1-{len(outbox.buttons)}."
+        payload = outbox.buttons[index - 1].payload
+        return Incoming(conversation_id, user_id, button=payload, message_id=f"t{number}")
+    return Incoming(conversation_id, user_id, text=line, message_id=f"t{number}")
+
+
+def chat(conversation: Conversation, lines: Iterable[str], out: TextIO, user_id: str) -> None:
+    conversation_id = f"terminal:{user_id}:{uuid.uuid4().hex[:8]}"
+    outbox = TerminalOutbox(out)
+    for number, line in enumerate(lines):
+        event = to_incoming(line.rstrip("\n"), outbox, conversation_id, user_id, number)
+        if isinstance(event, str):
+            out.write(f"concierge> {event}\n")
+        else:
+            conversation.handle(event, outbox)
+
+
+def _typed_lines(out: TextIO) -> Iterable[str]:
+    while True:
+        try:
+            line = input(PROMPT)
+        except (EOFError, KeyboardInterrupt):
+            out.write("\n")
+            return
+        if line.strip() in ("/quit", "/exit"):
+            return
+        yield line
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="concierge chat", description=__doc__)
+    parser.add_argument(
+        "--user",
+        default=None,
+        help="chat as this demo customer (e.g. C0001); default: a new customer",
+    )
+    args = parser.parse_args(argv)
+    from bots.runtime import build_conversation, configure_logging
+
+    settings = Settings()
+    configure_logging(settings, default_level="WARNING")
+    conversation = build_conversation(settings)
+    user_id = args.user or f"guest-{uuid.uuid4().hex[:6]}"
+    interactive = sys.stdin.isatty()
+    if interactive:
+        sys.stdout.write(f"Concierge demo store. Chatting as {user_id}. Ctrl-D to quit.\n")
+    lines = _typed_lines(sys.stdout) if interactive else sys.stdin
+    chat(conversation, lines, sys.stdout, user_id)
+    return 0
+
+
+SCRIPT = (
+    "hi",
+    "I need a waterproof jacket",
+    "something cheaper",
+    "1",
+    "what is your return policy?",
+    "where is my order {order_id}?",
+    "do you have wireless headphones under $150?",
+    "the second one in black?",
+    "how long does shipping take?",
+    "thanks!",
+)
+
+
+def bench(argv: Sequence[str] | None = None) -> int:
+    """Per-turn latency of the terminal chat over scripted turns: median and p99."""
+    parser = argparse.ArgumentParser(prog="concierge bench chat")
+    parser.add_argument("--turns", type=int, default=200)
+    parser.add_argument("--user", default="C0001")
+    args = parser.parse_args(argv)
+    from bots.runtime import build_conversation, configure_logging
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(sqlite_path=Path(tmp) / "bench.sqlite3", state_backend="sqlite")
+        configure_logging(settings, default_level="WARNING")
+        started = time.perf_counter()
+        conversation = build_conversation(settings)
+        load_s = time.perf_counter() - started
+        order_id = conversation.services.orders.for_customer(args.user)[0].id
+        script = [line.format(order_id=order_id) for line in SCRIPT]
+        outbox = TerminalOutbox(open("/dev/null", "w"))  # noqa: SIM115
+        latencies: list[float] = []
+        for turn in range(args.turns):
+            if turn % len(script) == 0:
+                conversation_id = f"bench:{turn}"
+            line = script[turn % len(script)]
+            event = to_incoming(line, outbox, conversation_id, args.user, turn)
+            if isinstance(event, str):
+                continue
+            conversation.handle(event, outbox)
+            assert conversation.last_turn is not None
+            latencies.append(conversation.last_turn.ms)
+    latencies.sort()
+    result = {
+        "turns": len(latencies),
+        "median_ms": round(statistics.median(latencies), 1),
+        "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 1),
+        "max_ms": latencies[-1],
+        "startup_s": round(load_s, 2),
+        "understander": settings.understander,
+        "recommender": settings.recommender,
+    }
+    print(
+        f"terminal chat: {result['turns']} turns, median {result['median_ms']} ms, "
+        f"p99 {result['p99_ms']} ms, startup {result['startup_s']} s"
+    )
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
