@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -82,11 +83,12 @@ def measure(
     replied_at: Callable[[int], float | None],
 ) -> list[float]:
     """Send message i, wait for its reply; latency = reply time - send time, in ms."""
-    samples = []
+    samples: list[float] = []
     for i in range(count):
         sent = time.time()
         send(i)
-        at = wait_until(lambda i=i: replied_at(i), timeout=30, interval=0.002)
+        at = wait_until(partial(replied_at, i), timeout=30, interval=0.002)
+        assert at is not None  # wait_until returns only a truthy value
         samples.append((at - sent) * 1000)
         time.sleep(interval)
     return samples
