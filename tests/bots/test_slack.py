@@ -315,6 +315,12 @@ def test_rate_limited_post_is_retried_after_retry_after(slack, api):
     assert attempts[1]["at"] - attempts[0]["at"] >= 1.0
 
 
+def test_url_verification_challenge_is_answered(slack):
+    data = json.dumps({"type": "url_verification", "challenge": "c-123", "token": "x"}).encode()
+    status, answer = post_bytes(slack, data, signed_headers(SECRET, data))
+    assert status == 200 and answer == {"challenge": "c-123"}
+
+
 def test_socket_mode_round_trip(api, redis_ledger):
     clerk = Clerk()
     loop = LoopThread()
