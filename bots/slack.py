@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -176,19 +177,36 @@ class SlackAdapter:
 
     async def _turn(self, incoming: Incoming) -> None:
         for reply in await run_turn(self.handler, incoming):
-            await self.send_reply(reply.conversation_id or incoming.conversation_id, reply)
+            target = reply.conversation_id or incoming.conversation_id
+            if not target.startswith(f"{PLATFORM}:"):  # another platform's adapter delivers it
+                logs.event(log, "slack.foreign_reply", level=logging.WARNING, target=target)
+                continue
+            try:
+                await self.send_reply(target, reply)
+            except SlackApiError as error:  # after the 429 retries: log it, serve the others
+                logs.event(log, "slack.send_failed", level=logging.ERROR, error=str(error))
 
     async def send_reply(self, conversation: str, reply: Reply) -> None:
-        """Post `reply` into a Slack conversation's thread; usable outside a turn (agent relays)."""
-        channel, thread_ts = thread_of(conversation)
-        values = [
-            await asyncio.to_thread(short_payload, self.ledger, b.payload, BUTTON_VALUE_CHARS)
-            for b in reply.buttons
-        ]
-        for blocks in render(reply, values):
-            await self.client.chat_postMessage(
-                channel=channel, thread_ts=thread_ts, text=_fallback(blocks), blocks=blocks
-            )
+        await send_reply(self.client, self.ledger, conversation, reply)
+
+
+async def send_reply(
+    client: AsyncWebClient, ledger: Ledger, conversation: str, reply: Reply
+) -> None:
+    """Post `reply` into a Slack conversation's thread as Block Kit.
+
+    Usable outside a turn, e.g. to relay a support agent's answer, from any process holding a
+    Web API client and the shared ledger.
+    """
+    channel, thread_ts = thread_of(conversation)
+    values = [
+        await asyncio.to_thread(short_payload, ledger, b.payload, BUTTON_VALUE_CHARS)
+        for b in reply.buttons
+    ]
+    for blocks in render(reply, values):
+        await client.chat_postMessage(
+            channel=channel, thread_ts=thread_ts, text=_fallback(blocks), blocks=blocks
+        )
 
 
 async def _ack(ack: AsyncAck) -> None:

@@ -93,6 +93,7 @@ class TelegramAdapter:
             )
         )
         application.add_handler(CallbackQueryHandler(self.on_button))
+        application.add_error_handler(self.on_error)
         application.add_handler(
             MessageHandler(
                 filters.UpdateType.MESSAGE & ~filters.TEXT & ~filters.StatusUpdate.ALL,
@@ -202,6 +203,9 @@ class TelegramAdapter:
             typing.cancel()
         for reply in replies:
             target = reply.conversation_id or incoming.conversation_id
+            if not target.startswith(f"{PLATFORM}:"):  # another platform's adapter delivers it
+                event(log, "telegram.foreign_reply", level=logging.WARNING, target=target)
+                continue
             reply_to = message.message_id if target == incoming.conversation_id else None
             await self.send_reply(target, reply, reply_to)
 
@@ -218,38 +222,52 @@ class TelegramAdapter:
     async def send_reply(
         self, conversation: str, reply: Reply, reply_to: int | None = None
     ) -> None:
-        """Post `reply` to a Telegram conversation; usable outside a turn (agent relays)."""
-        chat_id, topic_id = chat_of(conversation)
-        keyboard = await self._keyboard(reply.buttons)
-        pieces = split_text(reply.text, MAX_MESSAGE_UNITS, utf16_units) or (
-            ["Choose:"] if keyboard else []
-        )
-        for index, piece in enumerate(pieces):
-            first, last = index == 0, index == len(pieces) - 1
-            await self.bot.send_message(
-                chat_id,
-                piece,
-                message_thread_id=topic_id,
-                reply_parameters=(
-                    ReplyParameters(reply_to, allow_sending_without_reply=True)
-                    if first and reply_to is not None
-                    else None
-                ),
-                reply_markup=keyboard if last else None,
-            )
+        await send_reply(self.bot, self.ledger, conversation, reply, reply_to)
 
-    async def _keyboard(self, buttons: Sequence[Button]) -> InlineKeyboardMarkup | None:
-        if not buttons:
-            return None
-        data = [
-            await asyncio.to_thread(short_payload, self.ledger, b.payload, MAX_CALLBACK_BYTES)
-            for b in buttons
-        ]
-        keys = [
-            InlineKeyboardButton(b.label, callback_data=d)
-            for b, d in zip(buttons, data, strict=True)
-        ]
-        return InlineKeyboardMarkup(rows(keys, BUTTONS_PER_ROW))
+    async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Telegram refused or could not be reached after the rate limiter's retries."""
+        event(log, "telegram.error", level=logging.ERROR, error=repr(context.error))
+
+
+async def send_reply(
+    bot: Bot, ledger: Ledger, conversation: str, reply: Reply, reply_to: int | None = None
+) -> None:
+    """Post `reply` to a Telegram conversation, split to fit, buttons under the last piece.
+
+    Usable outside a turn, e.g. to relay a support agent's answer, from any process holding a
+    `Bot` (initialized) and the shared ledger.
+    """
+    chat_id, topic_id = chat_of(conversation)
+    keyboard = await _keyboard(ledger, reply.buttons)
+    pieces = split_text(reply.text, MAX_MESSAGE_UNITS, utf16_units) or (
+        ["Choose:"] if keyboard else []
+    )
+    for index, piece in enumerate(pieces):
+        first, last = index == 0, index == len(pieces) - 1
+        await bot.send_message(
+            chat_id,
+            piece,
+            message_thread_id=topic_id,
+            reply_parameters=(
+                ReplyParameters(reply_to, allow_sending_without_reply=True)
+                if first and reply_to is not None
+                else None
+            ),
+            reply_markup=keyboard if last else None,
+        )
+
+
+async def _keyboard(ledger: Ledger, buttons: Sequence[Button]) -> InlineKeyboardMarkup | None:
+    if not buttons:
+        return None
+    data = [
+        await asyncio.to_thread(short_payload, ledger, b.payload, MAX_CALLBACK_BYTES)
+        for b in buttons
+    ]
+    keys = [
+        InlineKeyboardButton(b.label, callback_data=d) for b, d in zip(buttons, data, strict=True)
+    ]
+    return InlineKeyboardMarkup(rows(keys, BUTTONS_PER_ROW))
 
 
 def build_adapter(settings: Settings, handler: Handler, ledger: Ledger) -> TelegramAdapter:

@@ -315,6 +315,23 @@ def test_rate_limited_post_is_retried_after_retry_after(slack, api):
     assert attempts[1]["at"] - attempts[0]["at"] >= 1.0
 
 
+def test_send_reply_outside_a_turn(api, redis_ledger):
+    """What a support agent's relay uses: a reply pushed into a thread, no event behind it."""
+    from bots.slack import send_reply, web_client
+
+    settings = Settings(slack_bot_token=SecretStr("xoxb-test"), slack_api_url=api.base_url)
+    loop = LoopThread()
+    reply = Reply("An agent here: your refund is on its way.", buttons=BUTTONS)
+    try:
+        conversation = f"slack:{TEAM}:C6:1700000090.000100"
+        loop.run(send_reply(web_client(settings), redis_ledger, conversation, reply))
+    finally:
+        loop.close()
+    [post] = posts(api, "C6", 1)
+    assert post["thread_ts"] == "1700000090.000100" and post["text"] == reply.text
+    assert post["blocks"][-1]["elements"][0]["value"] == BUTTONS[0].payload
+
+
 def test_url_verification_challenge_is_answered(slack):
     data = json.dumps({"type": "url_verification", "challenge": "c-123", "token": "x"}).encode()
     status, answer = post_bytes(slack, data, signed_headers(SECRET, data))

@@ -18,11 +18,13 @@ from bots.telegram import (
     build_adapter,
     chat_of,
     conversation_id,
+    send_reply,
     webhook_secret,
 )
 from bots.turn import SORRY
+from core.messages import Reply
 from core.settings import Settings
-from tests.bots.conftest import LONG_PAYLOAD, LONG_TEXT, Clerk, make_ledger
+from tests.bots.conftest import BUTTONS, LONG_PAYLOAD, LONG_TEXT, Clerk, make_ledger
 from tests.bots.peers import (
     BOT_USERNAME,
     LoopThread,
@@ -241,6 +243,17 @@ def test_failed_turn_gets_an_honest_answer(emulator, bot):
     emulator.send("fail", chat_id=2010, user_id=2010)
     [reply] = replies(emulator, 2010, 1)
     assert reply["message"]["text"] == SORRY
+
+
+def test_send_reply_outside_a_turn(emulator, bot):
+    """What a support agent's relay uses: a reply pushed to a conversation, no update behind it."""
+    adapter = bot.adapter
+    reply = Reply("An agent here: your parcel left the warehouse.", buttons=BUTTONS)
+    bot.loop.run(send_reply(adapter.bot, adapter.ledger, "telegram:2011", reply))
+    [pushed] = replies(emulator, 2011, 1)
+    assert pushed["message"]["text"] == reply.text
+    assert "reply_parameters" not in pushed["message"]
+    assert [b["text"] for b in keyboard(pushed)] == [b.label for b in BUTTONS]
 
 
 def test_conversation_ids_round_trip():
