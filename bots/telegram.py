@@ -50,6 +50,7 @@ PLATFORM = "telegram"
 MAX_MESSAGE_UNITS = 4096  # Telegram counts UTF-16 code units
 MAX_CALLBACK_BYTES = 64
 BUTTONS_PER_ROW = 3
+TYPING_AFTER_S = 0.3  # turns quicker than this show no typing indicator
 TYPING_EVERY_S = 4.5  # the typing indicator lasts about 5 s
 RATE_LIMIT_RETRIES = 3
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
@@ -210,6 +211,8 @@ class TelegramAdapter:
             await self.send_reply(target, reply, reply_to)
 
     async def _keep_typing(self, chat_id: int, topic_id: int | None) -> None:
+        # Quick turns need no indicator, and each action spends the bot's rate-limit budget.
+        await asyncio.sleep(TYPING_AFTER_S)
         while True:
             try:
                 await self.bot.send_chat_action(

@@ -165,7 +165,7 @@ def test_non_text_message_gets_text_only_answer(emulator, bot, clerk):
     assert not [i for i in clerk.seen if i.conversation_id == "telegram:2004"]
 
 
-def test_typing_action_while_the_turn_runs(emulator, bot):
+def test_typing_action_while_a_slow_turn_runs(emulator, bot):
     emulator.send("slow", chat_id=2005, user_id=2005)
     replies(emulator, 2005, 1)
     methods = [
@@ -176,6 +176,9 @@ def test_typing_action_while_the_turn_runs(emulator, bot):
     assert methods[:2] == ["sendChatAction", "sendMessage"]
     action = next(c for c in emulator.calls("sendChatAction") if c["body"]["chat_id"] == "2005")
     assert action["body"]["action"] == "typing"
+    emulator.send("quick", chat_id=2012, user_id=2012)  # answered before the indicator is due
+    replies(emulator, 2012, 1)
+    assert not [c for c in emulator.calls("sendChatAction") if c["body"]["chat_id"] == "2012"]
 
 
 def test_rate_limited_send_is_retried_after_retry_after(emulator, bot):
