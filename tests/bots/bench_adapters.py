@@ -230,7 +230,7 @@ def slack_path(
     try:
         return measure(count, interval, send, replied_at)
     finally:
-        for close in reversed(closers):
+        for close in closers:  # the client first, so it does not reconnect to a closing server
             close()
         loop.close()
         api.stop()
