@@ -5,21 +5,28 @@
 - threads the bot takes part in (Slack), so follow-ups there need no mention.
 
 Redis when conversation state lives there (several bot processes), else a SQLite file.
-Calls are quick blocking I/O: async adapters run them with `asyncio.to_thread`.
+Calls are quick blocking I/O: async adapters run them with `asyncio.to_thread`. When the
+backend fails, the ledger fails open (logged): a customer is answered rather than dropped, and
+the core still drops repeated message ids it has seen.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import redis
 
+from core.logs import event
 from core.settings import Settings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DELIVERY_TTL_S = 24 * 3600  # platforms stop retrying long before this
 SHORT_PREFIX = "~"  # marks a short id that stands for a stored payload
@@ -42,13 +49,22 @@ class RedisLedger:
         self.ttl_s = ttl_s
 
     def claim(self, key: str, ttl_s: int = DELIVERY_TTL_S) -> bool:
-        return bool(self.client.set(self.prefix + key, "1", nx=True, ex=ttl_s))
+        try:
+            return bool(self.client.set(self.prefix + key, "1", nx=True, ex=ttl_s))
+        except redis.RedisError as error:
+            return _failed_open("claim", error, True)
 
     def put(self, key: str, value: str) -> None:
-        self.client.set(self.prefix + key, value, ex=self.ttl_s)
+        try:
+            self.client.set(self.prefix + key, value, ex=self.ttl_s)
+        except redis.RedisError as error:
+            _failed_open("put", error, None)
 
     def get(self, key: str) -> str | None:
-        value = self.client.get(self.prefix + key)
+        try:
+            value = self.client.get(self.prefix + key)
+        except redis.RedisError as error:
+            return _failed_open("get", error, None)
         if value is None:
             return None
         return value.decode() if isinstance(value, bytes) else str(value)
@@ -69,27 +85,43 @@ class SqliteLedger:
 
     def claim(self, key: str, ttl_s: int = DELIVERY_TTL_S) -> bool:
         now = time.time()
-        with self._lock:
-            self._db.execute("DELETE FROM adapter_ledger WHERE key = ? AND expires < ?", (key, now))
-            cursor = self._db.execute(
-                "INSERT OR IGNORE INTO adapter_ledger VALUES (?, '1', ?)", (key, now + ttl_s)
-            )
-            return cursor.rowcount == 1
+        try:
+            with self._lock:
+                self._db.execute(
+                    "DELETE FROM adapter_ledger WHERE key = ? AND expires < ?", (key, now)
+                )
+                cursor = self._db.execute(
+                    "INSERT OR IGNORE INTO adapter_ledger VALUES (?, '1', ?)", (key, now + ttl_s)
+                )
+                return cursor.rowcount == 1
+        except sqlite3.Error as error:
+            return _failed_open("claim", error, True)
 
     def put(self, key: str, value: str) -> None:
-        with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO adapter_ledger VALUES (?, ?, ?)",
-                (key, value, time.time() + self.ttl_s),
-            )
+        try:
+            with self._lock:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO adapter_ledger VALUES (?, ?, ?)",
+                    (key, value, time.time() + self.ttl_s),
+                )
+        except sqlite3.Error as error:
+            _failed_open("put", error, None)
 
     def get(self, key: str) -> str | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT value FROM adapter_ledger WHERE key = ? AND expires >= ?",
-                (key, time.time()),
-            ).fetchone()
+        try:
+            with self._lock:
+                row = self._db.execute(
+                    "SELECT value FROM adapter_ledger WHERE key = ? AND expires >= ?",
+                    (key, time.time()),
+                ).fetchone()
+        except sqlite3.Error as error:
+            return _failed_open("get", error, None)
         return None if row is None else str(row[0])
+
+
+def _failed_open(operation: str, error: Exception, fallback: T) -> T:
+    event(log, "ledger.unavailable", level=logging.ERROR, operation=operation, error=str(error))
+    return fallback
 
 
 def open_ledger(settings: Settings) -> Ledger:
@@ -97,7 +129,9 @@ def open_ledger(settings: Settings) -> Ledger:
     if settings.state_backend == "redis":
         client = redis.Redis.from_url(settings.redis_url)
         return RedisLedger(client, settings.redis_prefix, settings.adapter_ledger_ttl_s)
-    return SqliteLedger(settings.sqlite_path, settings.adapter_ledger_ttl_s)
+    # A file of its own next to the state, so the state store's schema stays its own business.
+    path = settings.sqlite_path.with_name("adapters.sqlite3")
+    return SqliteLedger(path, settings.adapter_ledger_ttl_s)
 
 
 def short_payload(ledger: Ledger, payload: str, limit_bytes: int) -> str:

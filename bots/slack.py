@@ -43,7 +43,7 @@ RATE_LIMIT_RETRIES = 3
 TEXT_ONLY = "Sorry, I can only read text for now. Please type your question."
 
 MENTION = re.compile(r"<@[A-Z0-9]+>")
-IGNORED_SUBTYPES = {None, "file_share", "thread_broadcast"}  # others are edits, joins, bots...
+HANDLED_SUBTYPES = {None, "file_share", "thread_broadcast"}  # not edits, joins, bots...
 
 
 def conversation_id(team: str, channel: str, thread_ts: str) -> str:
@@ -109,7 +109,7 @@ class SlackAdapter:
         await self._message(body, event)
 
     async def on_message(self, body: dict[str, Any], event: dict[str, Any]) -> None:
-        if _from_bot(event) or event.get("subtype") not in IGNORED_SUBTYPES:
+        if _from_bot(event) or event.get("subtype") not in HANDLED_SUBTYPES:
             return
         if event.get("channel_type") == "im":
             await self._message(body, event)
@@ -261,9 +261,8 @@ async def serve_socket_mode(adapter: SlackAdapter, settings: Settings) -> None:
     if settings.slack_app_token is None:
         raise ValueError("CONCIERGE_SLACK_APP_TOKEN is not set (an xapp- token, connections:write)")
     handler = AsyncSocketModeHandler(adapter.app, settings.slack_app_token.get_secret_value())
-    await handler.connect_async()
     try:
-        await asyncio.Event().wait()
+        await handler.start_async()  # connects, then serves until cancelled
     finally:
         await handler.close_async()
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from bots.ledger import (
     SHORT_PREFIX,
@@ -66,3 +68,13 @@ def test_sqlite_ledger_survives_a_restart(tmp_path: Path):
     reopened = SqliteLedger(path, 3600)
     assert full_payload(reopened, data) == "x" * 100
     assert reopened.claim("seen") is False
+
+
+def test_redis_ledger_fails_open_when_redis_is_away():
+    # Nothing listens on port 1: every call fails fast; the customer is still answered.
+    client = redis.Redis(port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
+    away = RedisLedger(client, "concierge-test", 60)
+    assert away.claim("telegram:message:9:9") is True
+    away.put("payload:abc", "more:P0123:2")
+    assert away.get("payload:abc") is None
+    assert full_payload(away, "~abc") == "~abc"
