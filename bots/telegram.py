@@ -94,13 +94,20 @@ class TelegramAdapter:
             )
         )
         application.add_handler(CallbackQueryHandler(self.on_button))
-        application.add_error_handler(self.on_error)
         application.add_handler(
             MessageHandler(
                 filters.UpdateType.MESSAGE & ~filters.TEXT & ~filters.StatusUpdate.ALL,
                 self.on_other,
             )
         )
+        # An unknown /command in a private chat gets the help text rather than silence.
+        application.add_handler(
+            MessageHandler(
+                filters.UpdateType.MESSAGE & filters.COMMAND & filters.ChatType.PRIVATE,
+                self.on_help,
+            )
+        )
+        application.add_error_handler(self.on_error)
 
     @property
     def bot(self) -> Bot:

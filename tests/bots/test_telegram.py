@@ -239,6 +239,13 @@ def test_start_and_help_commands(emulator, bot, clerk):
     )
     [reply] = replies(emulator, 2009, 1)
     assert "store's assistant" in reply["message"]["text"]
+    emulator.send(
+        "/order",
+        chat_id=2009,
+        user_id=2009,
+        entities=[{"type": "bot_command", "offset": 0, "length": 6}],
+    )
+    assert "store's assistant" in replies(emulator, 2009, 2)[1]["message"]["text"]
     assert not clerk.texts("telegram:2009")
 
 
