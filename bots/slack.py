@@ -267,23 +267,29 @@ async def serve_socket_mode(adapter: SlackAdapter, settings: Settings) -> None:
         await handler.close_async()
 
 
+def missing_setting(settings: Settings) -> str | None:
+    """What must be set before the chosen mode can start, in words; None when all is there."""
+    if settings.slack_bot_token is None:
+        return "Set CONCIERGE_SLACK_BOT_TOKEN (the app's xoxb- bot token)."
+    if settings.slack_mode == "http" and settings.slack_signing_secret is None:
+        return "Set CONCIERGE_SLACK_SIGNING_SECRET (HTTP mode verifies Slack's requests)."
+    if settings.slack_mode == "socket" and settings.slack_app_token is None:
+        return "Set CONCIERGE_SLACK_APP_TOKEN (an xapp- token with connections:write)."
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """`concierge slack`: HTTP Events API or Socket Mode, as `CONCIERGE_SLACK_MODE` says."""
     settings = Settings()
     logs.configure(settings.log_level, settings.log_format)
-    if settings.slack_bot_token is None:
-        print(
-            "Set CONCIERGE_SLACK_BOT_TOKEN (and the signing secret or app token).", file=sys.stderr
-        )
+    missing = missing_setting(settings)
+    if missing:
+        print(missing, file=sys.stderr)
         return 2
     from bots.runtime import build_conversation  # the core's wiring, shared by every adapter
 
     conversation = build_conversation(settings)
-    try:
-        adapter = build_adapter(settings, conversation.handle, open_ledger(settings))
-    except ValueError as error:
-        print(error, file=sys.stderr)
-        return 2
+    adapter = build_adapter(settings, conversation.handle, open_ledger(settings))
     if settings.slack_mode == "socket":
         logs.event(log, "slack.socket_mode")
         with contextlib.suppress(KeyboardInterrupt):
