@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,10 +44,9 @@ def environment(tmp_path: Path) -> dict[str, str]:
     }
     from bots.runtime import build_conversation
 
+    fields: dict[str, Any] = {k.removeprefix("CONCIERGE_").lower(): v for k, v in light.items()}
     try:
-        build_conversation(
-            Settings(**{k.removeprefix("CONCIERGE_").lower(): v for k, v in light.items()})
-        )
+        build_conversation(Settings(**fields))
     except NotImplementedError as missing:
         pytest.skip(f"bots.runtime cannot build the core yet: {missing}")
     clean = {k: v for k, v in os.environ.items() if not k.startswith("CONCIERGE_")}
