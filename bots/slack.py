@@ -25,7 +25,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.layout import rows, split_text
 from bots.ledger import Ledger, full_payload, open_ledger, short_payload
-from bots.turn import Handler, run_turn
+from bots.turn import ConversationOrder, Handler, run_turn
 from core import logs
 from core.messages import Incoming, Reply
 from core.settings import Settings
@@ -97,6 +97,7 @@ class SlackAdapter:
         self.client = client
         self.handler = handler
         self.ledger = ledger
+        self.order = ConversationOrder()
         app.event("app_mention")(ack=_ack, lazy=[self.on_mention])
         app.event("message")(ack=_ack, lazy=[self.on_message])
         app.action(re.compile(re.escape(ACTION_PREFIX)))(ack=_ack, lazy=[self.on_button])
@@ -176,7 +177,11 @@ class SlackAdapter:
     # -- turn and render ----------------------------------------------------------------------
 
     async def _turn(self, incoming: Incoming) -> None:
-        for reply in await run_turn(self.handler, incoming):
+        async with self.order.hold(incoming.conversation_id):
+            await self._render(incoming, await run_turn(self.handler, incoming))
+
+    async def _render(self, incoming: Incoming, replies: Sequence[Reply]) -> None:
+        for reply in replies:
             target = reply.conversation_id or incoming.conversation_id
             if not target.startswith(f"{PLATFORM}:"):  # another platform's adapter delivers it
                 logs.event(log, "slack.foreign_reply", level=logging.WARNING, target=target)

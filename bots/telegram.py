@@ -38,7 +38,7 @@ from telegram.ext import (
 
 from bots.layout import rows, split_text, utf16_units
 from bots.ledger import Ledger, full_payload, open_ledger, short_payload
-from bots.turn import Handler, run_turn
+from bots.turn import ConversationOrder, Handler, run_turn
 from core import logs
 from core.logs import event
 from core.messages import Button, Incoming, Reply
@@ -87,6 +87,7 @@ class TelegramAdapter:
         self.application = application
         self.handler = handler
         self.ledger = ledger
+        self.order = ConversationOrder()
         application.add_handler(CommandHandler(["start", "help"], self.on_help))
         application.add_handler(
             MessageHandler(
@@ -204,11 +205,15 @@ class TelegramAdapter:
     # -- turn and render ----------------------------------------------------------------------
 
     async def _turn(self, incoming: Incoming, message: Message) -> None:
-        typing = asyncio.create_task(self._keep_typing(message.chat.id, _topic(message)))
-        try:
-            replies = await run_turn(self.handler, incoming)
-        finally:
-            typing.cancel()
+        async with self.order.hold(incoming.conversation_id):
+            typing = asyncio.create_task(self._keep_typing(message.chat.id, _topic(message)))
+            try:
+                replies = await run_turn(self.handler, incoming)
+            finally:
+                typing.cancel()
+            await self._render(incoming, message, replies)
+
+    async def _render(self, incoming: Incoming, message: Message, replies: Sequence[Reply]) -> None:
         for reply in replies:
             target = reply.conversation_id or incoming.conversation_id
             if not target.startswith(f"{PLATFORM}:"):  # another platform's adapter delivers it

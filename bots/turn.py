@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+import weakref
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 from core.logs import event
 from core.messages import CollectingOutbox, Incoming, Outbox, Reply
@@ -43,3 +45,22 @@ async def run_turn(handler: Handler, incoming: Incoming) -> tuple[Reply, ...]:
         ms=round((time.perf_counter() - started) * 1000, 1),
     )
     return tuple(outbox.replies)
+
+
+class ConversationOrder:
+    """One turn at a time per conversation in this process, in arrival order.
+
+    Updates of different conversations run concurrently, but two quick messages from the same
+    customer reach the core, and get their replies rendered, in the order they arrived.
+    """
+
+    def __init__(self) -> None:
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    @asynccontextmanager
+    async def hold(self, conversation_id: str) -> AsyncIterator[None]:
+        lock = self._locks.get(conversation_id)
+        if lock is None:
+            lock = self._locks[conversation_id] = asyncio.Lock()
+        async with lock:  # asyncio.Lock wakes waiters first come, first served
+            yield

@@ -15,6 +15,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import shutil
 import socket
 import subprocess
 import threading
@@ -108,6 +109,8 @@ class TelegramEmulator:
         self._message_date = int(time.time())
 
     def start(self) -> TelegramEmulator:
+        if shutil.which("node") is None or shutil.which("npm") is None:
+            raise RuntimeError("the Telegram emulator needs Node.js 18+ and npm on PATH")
         if not (EMULATOR_DIR / "node_modules" / "telegram-test-api").is_dir():
             subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=EMULATOR_DIR, check=True)
         self.process = subprocess.Popen(

@@ -181,6 +181,14 @@ def test_typing_action_while_a_slow_turn_runs(emulator, bot):
     assert not [c for c in emulator.calls("sendChatAction") if c["body"]["chat_id"] == "2012"]
 
 
+def test_messages_of_one_chat_are_answered_in_order(emulator, bot, clerk):
+    emulator.send("slow", chat_id=2013, user_id=2013)  # a 0.6 s turn
+    emulator.send("right after", chat_id=2013, user_id=2013)
+    texts = [m["message"]["text"] for m in replies(emulator, 2013, 2)]
+    assert texts == ["You said: slow", "You said: right after"]
+    assert clerk.texts("telegram:2013") == ["slow", "right after"]
+
+
 def test_rate_limited_send_is_retried_after_retry_after(emulator, bot):
     emulator.throttle("sendMessage", count=1, retry_after=1)
     emulator.send("hello again", chat_id=2006, user_id=2006)
