@@ -125,6 +125,8 @@ class SlackAdapter:
             await self._message(body, event)
 
     async def on_button(self, body: dict[str, Any]) -> None:
+        if not body.get("channel") or not body.get("actions"):
+            return  # a button outside a conversation (App Home, a modal): nothing to continue
         action = body["actions"][0]
         team, channel = _team(body), body["channel"]["id"]
         message, container = body.get("message") or {}, body.get("container") or {}
