@@ -171,6 +171,9 @@ class TelegramAdapter:
             or not await self._first_delivery(message)
         ):
             return
+        album = message.media_group_id
+        if album and not await asyncio.to_thread(self.ledger.claim, f"{PLATFORM}:album:{album}"):
+            return  # an album arrives as one message per photo: answer it once
         event(log, "telegram.not_text", chat=message.chat.id)
         await self.send_reply(self._conversation(message), Reply(TEXT_ONLY), message.message_id)
 

@@ -165,6 +165,17 @@ def test_non_text_message_gets_text_only_answer(emulator, bot, clerk):
     assert not [i for i in clerk.seen if i.conversation_id == "telegram:2004"]
 
 
+def test_photo_album_gets_one_text_only_answer(emulator, bot):
+    photo = [{"file_id": "AgACAg", "file_unique_id": "AQAD", "width": 90, "height": 90}]
+    for _ in range(3):
+        emulator.send(None, chat_id=2014, user_id=2014, photo=photo, media_group_id="album-1")
+    emulator.send("and a question", chat_id=2014, user_id=2014)
+    texts = [m["message"]["text"] for m in replies(emulator, 2014, 2)]
+    time.sleep(0.2)
+    assert [m["message"]["text"] for m in emulator.bot_messages(2014)] == texts
+    assert sorted(texts) == sorted([TEXT_ONLY, "You said: and a question"])
+
+
 def test_typing_action_while_a_slow_turn_runs(emulator, bot):
     emulator.send("slow", chat_id=2005, user_id=2005)
     replies(emulator, 2005, 1)
