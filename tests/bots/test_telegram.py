@@ -249,6 +249,26 @@ def test_group_messages_only_when_mentioned_or_replied_to(emulator, bot, clerk):
     assert clerk.texts(f"telegram:{group}") == ["red sneakers", "cheaper please"]
 
 
+def test_forum_topic_is_its_own_conversation(emulator, bot, clerk):
+    forum = -1005
+    mention = f"@{BOT_USERNAME}"
+    emulator.send(
+        f"{mention} gift ideas",
+        chat_id=forum,
+        user_id=2015,
+        kind="supergroup",
+        message_thread_id=77,
+        is_topic_message=True,
+        entities=[{"type": "mention", "offset": 0, "length": len(mention)}],
+    )
+    [reply] = replies(emulator, forum, 1)
+    assert reply["message"]["message_thread_id"] == 77  # answered inside the topic
+    assert clerk.texts(f"telegram:{forum}:77") == ["gift ideas"]
+    assert [i.thread_id for i in clerk.seen if i.conversation_id == f"telegram:{forum}:77"] == [
+        "77"
+    ]
+
+
 def test_start_and_help_commands(emulator, bot, clerk):
     emulator.send(
         "/start",
