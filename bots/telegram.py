@@ -203,7 +203,10 @@ class TelegramAdapter:
 
     async def _first_delivery(self, message: Message) -> bool:
         key = f"{PLATFORM}:message:{message.chat.id}:{message.message_id}"
-        return await asyncio.to_thread(self.ledger.claim, key)
+        first = await asyncio.to_thread(self.ledger.claim, key)
+        if not first:
+            event(log, "telegram.duplicate", chat=message.chat.id, message=message.message_id)
+        return first
 
     # -- turn and render ----------------------------------------------------------------------
 
