@@ -21,7 +21,9 @@ import pytest
 
 from core.settings import REPO_ROOT, Settings
 from tests.bots.peers import (
+    LoopThread,
     SlackWebApi,
+    SocketModeServer,
     TelegramEmulator,
     event_body,
     free_port,
@@ -80,7 +82,8 @@ def stop(process: subprocess.Popen[bytes], log: Path) -> str:
     return log.read_text(errors="replace")
 
 
-def test_telegram_process_answers_a_customer(environment, logs_dir):
+@pytest.mark.parametrize("mode", ["polling", "webhook"])
+def test_telegram_process_answers_a_customer(environment, logs_dir, mode):
     token = "8000:process-token"
     emulator = TelegramEmulator(token).start()
     env = environment | {
@@ -88,9 +91,18 @@ def test_telegram_process_answers_a_customer(environment, logs_dir):
         "CONCIERGE_TELEGRAM_BASE_URL": emulator.url,
         "CONCIERGE_TELEGRAM_POLL_INTERVAL_S": "0.05",
     }
+    if mode == "webhook":
+        port = free_port()
+        env |= {
+            "CONCIERGE_TELEGRAM_WEBHOOK_URL": f"http://127.0.0.1:{port}/telegram",
+            "CONCIERGE_TELEGRAM_PORT": str(port),
+        }
     log = logs_dir / "telegram.log"
     process = spawn("bots.telegram", env, log)
     try:
+        if mode == "webhook":
+            wait_for(lambda: emulator.calls("setWebhook"), 1, timeout=60)
+            listening(port, process, log)
         emulator.send("hi", chat_id=8001, user_id=8001)
         [reply] = wait_for(lambda: emulator.bot_messages(8001), 1, timeout=60)
         assert reply["message"]["text"].strip()
@@ -98,7 +110,19 @@ def test_telegram_process_answers_a_customer(environment, logs_dir):
     finally:
         output = stop(process, log)
         emulator.stop()
-    assert "telegram.polling" in output
+    assert f"telegram.{mode}" in output
+
+
+def listening(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            assert process.poll() is None, log.read_text(errors="replace")
+            assert time.monotonic() < deadline, f"nothing listens on port {port}"
+            time.sleep(0.2)
 
 
 def test_slack_process_answers_a_customer(environment, logs_dir):
@@ -114,15 +138,7 @@ def test_slack_process_answers_a_customer(environment, logs_dir):
     log = logs_dir / "slack.log"
     process = spawn("bots.slack", env, log)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert process.poll() is None, log.read_text(errors="replace")
-                assert time.monotonic() < deadline, "the Slack adapter did not start listening"
-                time.sleep(0.2)
+        listening(port, process, log)
         ts = "1700008000.000100"
         event = {
             "type": "message",
@@ -144,3 +160,49 @@ def test_slack_process_answers_a_customer(environment, logs_dir):
         output = stop(process, log)
         api.stop()
     assert "slack.http" in output
+
+
+def test_slack_socket_mode_process_answers_a_customer(environment, logs_dir):
+    api = SlackWebApi().start()
+    loop = LoopThread()
+    server = SocketModeServer(loop).start()
+    api.socket_url = server.url
+    env = environment | {
+        "CONCIERGE_SLACK_MODE": "socket",
+        "CONCIERGE_SLACK_BOT_TOKEN": "xoxb-process",
+        "CONCIERGE_SLACK_APP_TOKEN": "xapp-process",
+        "CONCIERGE_SLACK_API_URL": api.base_url,
+    }
+    log = logs_dir / "slack-socket.log"
+    process = spawn("bots.slack", env, log)
+    try:
+        assert server.connected.wait(60), log.read_text(errors="replace")
+        ts = "1700008100.000100"
+        event = {
+            "type": "message",
+            "channel_type": "im",
+            "channel": "D9",
+            "user": "U9",
+            "text": "hi",
+            "ts": ts,
+            "event_ts": ts,
+        }
+        server.push(
+            {
+                "envelope_id": "env-p1",
+                "type": "events_api",
+                "accepts_response_payload": False,
+                "retry_attempt": 0,
+                "retry_reason": "",
+                "payload": event_body(event, "EvP2"),
+            }
+        )
+        [post] = wait_for(lambda: api.posted("D9"), 1, timeout=60)
+        assert post["thread_ts"] == ts and post["text"].strip()
+        assert any(ack.get("envelope_id") == "env-p1" for ack in server.acks)
+    finally:
+        output = stop(process, log)
+        server.stop()
+        loop.close()
+        api.stop()
+    assert "slack.socket_mode" in output
