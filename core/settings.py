@@ -76,6 +76,28 @@ class Settings(BaseSettings):
     # Turn handling.
     lock_timeout_s: float = 30.0
 
+    # Chat adapters: records they keep (delivery ids seen, long button payloads, threads joined).
+    adapter_ledger_ttl_s: int = 30 * 24 * 3600
+
+    # Telegram. Long polling unless a public webhook URL is set.
+    telegram_token: SecretStr | None = None
+    telegram_webhook_url: str | None = None  # public https URL Telegram posts updates to
+    telegram_webhook_secret: SecretStr | None = None  # defaults to one derived from the token
+    telegram_bind_host: str = "127.0.0.1"
+    telegram_port: int = 8443
+    telegram_base_url: str = "https://api.telegram.org"  # a Bot API server or the test emulator
+    telegram_poll_interval_s: float = 0.0  # pause between getUpdates calls (emulators need > 0)
+
+    # Slack. HTTP Events API (signing secret) or Socket Mode (app-level token).
+    slack_mode: Literal["http", "socket"] = "http"
+    slack_bot_token: SecretStr | None = None  # xoxb-...
+    slack_signing_secret: SecretStr | None = None  # HTTP mode
+    slack_app_token: SecretStr | None = None  # xapp-..., Socket Mode
+    slack_bind_host: str = "127.0.0.1"
+    slack_port: int = 3000
+    slack_path: str = "/slack/events"  # events and interactivity both post here
+    slack_api_url: str = "https://slack.com/api/"
+
     @property
     def nlu_path(self) -> Path:
         return self.nlu_dir if self.nlu_dir is not None else self.models_dir / "nlu"
