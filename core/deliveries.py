@@ -106,8 +106,9 @@ CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (topic, done_at, seq);
 class SqliteDeliveryQueue:
     """A table in the state file, polled by the receiving process."""
 
-    def __init__(self, path: Path, lease_s: float = 30.0, poll_s: float = 0.05,
-                 busy_timeout_s: float = 5.0) -> None:
+    def __init__(
+        self, path: Path, lease_s: float = 30.0, poll_s: float = 0.05, busy_timeout_s: float = 5.0
+    ) -> None:
         self.path = path
         self.lease_s = lease_s
         self.poll_s = poll_s
@@ -124,7 +125,8 @@ class SqliteDeliveryQueue:
             cursor = db.execute(
                 "INSERT INTO deliveries (id, topic, body) VALUES (?, ?, ?) "
                 "ON CONFLICT(id) DO NOTHING",
-                (delivery.id, delivery.topic, delivery.model_dump_json()))
+                (delivery.id, delivery.topic, delivery.model_dump_json()),
+            )
             return cursor.rowcount == 1
 
     def take(self, topic: str, limit: int = 10, wait_s: float = 1.0) -> list[Taken]:
@@ -137,17 +139,22 @@ class SqliteDeliveryQueue:
 
     def ack(self, topic: str, taken: Taken) -> None:
         with self._transaction() as db:
-            db.execute("UPDATE deliveries SET done_at = ? WHERE id = ?",
-                       (time.time(), taken.receipt))
+            db.execute(
+                "UPDATE deliveries SET done_at = ? WHERE id = ?", (time.time(), taken.receipt)
+            )
 
     def _take_now(self, topic: str, limit: int) -> list[Taken]:
         now = time.time()
         with self._transaction() as db:
             rows = db.execute(
                 "SELECT id, body FROM deliveries WHERE topic = ? AND done_at IS NULL "
-                "AND lease_until < ? ORDER BY seq LIMIT ?", (topic, now, limit)).fetchall()
-            db.executemany("UPDATE deliveries SET lease_until = ? WHERE id = ?",
-                           [(now + self.lease_s, row[0]) for row in rows])
+                "AND lease_until < ? ORDER BY seq LIMIT ?",
+                (topic, now, limit),
+            ).fetchall()
+            db.executemany(
+                "UPDATE deliveries SET lease_until = ? WHERE id = ?",
+                [(now + self.lease_s, row[0]) for row in rows],
+            )
         return [Taken(row[0], Delivery.model_validate_json(row[1])) for row in rows]
 
     def _connection(self) -> sqlite3.Connection:
@@ -189,15 +196,22 @@ class RedisDeliveryQueue:
     {prefix}:delivery-done:{id} (deduplication marks, expiring after a week).
     """
 
-    def __init__(self, url: str, prefix: str = "concierge", lease_s: float = 30.0,
-                 consumer: str | None = None, socket_timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        prefix: str = "concierge",
+        lease_s: float = 30.0,
+        consumer: str | None = None,
+        socket_timeout_s: float = 5.0,
+    ) -> None:
         self.url = url
         self.prefix = prefix
         self.lease_s = lease_s
         self.consumer = consumer or f"c-{threading.get_native_id()}-{time.monotonic_ns()}"
         self.socket_timeout_s = socket_timeout_s
         self.client = redis.Redis.from_url(
-            url, socket_timeout=socket_timeout_s, socket_connect_timeout=socket_timeout_s)
+            url, socket_timeout=socket_timeout_s, socket_connect_timeout=socket_timeout_s
+        )
         self._groups: set[str] = set()
 
     def key(self, kind: str, name: str) -> str:
@@ -205,13 +219,17 @@ class RedisDeliveryQueue:
 
     def put(self, delivery: Delivery) -> bool:
         with self._guard():
-            fresh = self.client.set(self.key("delivery-queued", delivery.id), 1, nx=True,
-                                    ex=DEDUP_TTL_S)
+            fresh = self.client.set(
+                self.key("delivery-queued", delivery.id), 1, nx=True, ex=DEDUP_TTL_S
+            )
             if not fresh:
                 return False
-            self.client.xadd(self.key("deliveries", delivery.topic),
-                             {"body": delivery.model_dump_json()},
-                             maxlen=STREAM_MAXLEN, approximate=True)
+            self.client.xadd(
+                self.key("deliveries", delivery.topic),
+                {"body": delivery.model_dump_json()},
+                maxlen=STREAM_MAXLEN,
+                approximate=True,
+            )
             return True
 
     def take(self, topic: str, limit: int = 10, wait_s: float = 1.0) -> list[Taken]:
@@ -220,12 +238,18 @@ class RedisDeliveryQueue:
             self._ensure_group(stream)
             # Entries another consumer took but never acknowledged (it crashed) come first.
             _, entries, *_ = self.client.xautoclaim(
-                stream, GROUP, self.consumer, min_idle_time=int(self.lease_s * 1000),
-                start_id="0-0", count=limit)
+                stream,
+                GROUP,
+                self.consumer,
+                min_idle_time=int(self.lease_s * 1000),
+                start_id="0-0",
+                count=limit,
+            )
             if not entries:
                 block = max(1, int(min(wait_s, self.socket_timeout_s - 0.5) * 1000))
-                answer: Any = self.client.xreadgroup(GROUP, self.consumer, {stream: ">"},
-                                                count=limit, block=block)
+                answer: Any = self.client.xreadgroup(
+                    GROUP, self.consumer, {stream: ">"}, count=limit, block=block
+                )
                 entries = answer[0][1] if answer else []
             return self._fresh(stream, entries)
 
@@ -237,8 +261,11 @@ class RedisDeliveryQueue:
             pipe.execute()
 
     def _fresh(self, stream: str, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> list[Taken]:
-        taken = [Taken(entry_id.decode(), Delivery.model_validate_json(body[b"body"]))
-                 for entry_id, body in entries if body]
+        taken = [
+            Taken(entry_id.decode(), Delivery.model_validate_json(body[b"body"]))
+            for entry_id, body in entries
+            if body
+        ]
         if not taken:
             return []
         done = self.client.mget([self.key("delivery-done", t.delivery.id) for t in taken])
@@ -284,17 +311,24 @@ class Deliveries:
     topic: str
     handle: Callable[[Delivery], None]
     wait_s: float = 1.0
-    tick: Callable[[], None] | None = None
+    tick: Callable[[], object] | None = None
     _attempts: dict[str, int] = field(default_factory=dict, init=False)
     _stop: threading.Event = field(default_factory=threading.Event, init=False)
     _thread: threading.Thread | None = field(default=None, init=False)
 
     @classmethod
-    def to_customers(cls, queue: DeliveryQueue, topic: str,
-                     send_reply: Callable[[str, Reply], None], **options: object) -> Deliveries:
+    def to_customers(
+        cls,
+        queue: DeliveryQueue,
+        topic: str,
+        send_reply: Callable[[str, Reply], None],
+        **options: object,
+    ) -> Deliveries:
         """A loop that delivers replies with the adapter's `send_reply(conversation_id, reply)`."""
+
         def handle(delivery: Delivery) -> None:
             send_reply(delivery.conversation_id, delivery.reply())
+
         return cls(queue, topic, handle, **options)  # type: ignore[arg-type]
 
     def poll(self) -> int:
@@ -308,9 +342,15 @@ class Deliveries:
                 attempts = self._attempts.get(delivery.id, 0) + 1
                 self._attempts[delivery.id] = attempts
                 give_up = attempts >= MAX_ATTEMPTS
-                event(log, "delivery.dropped" if give_up else "delivery.failed",
-                      logging.ERROR if give_up else logging.WARNING, topic=self.topic,
-                      delivery=delivery.id, attempts=attempts, error=str(exc)[:200])
+                event(
+                    log,
+                    "delivery.dropped" if give_up else "delivery.failed",
+                    logging.ERROR if give_up else logging.WARNING,
+                    topic=self.topic,
+                    delivery=delivery.id,
+                    attempts=attempts,
+                    error=str(exc)[:200],
+                )
                 if give_up:
                     self.queue.ack(self.topic, taken)
                     self._attempts.pop(delivery.id, None)
@@ -318,8 +358,14 @@ class Deliveries:
             self.queue.ack(self.topic, taken)
             self._attempts.pop(delivery.id, None)
             delivered += 1
-            event(log, "delivery.done", topic=self.topic, delivery=delivery.id,
-                  kind=delivery.kind, ms=round((time.time() - delivery.created_at) * 1000, 1))
+            event(
+                log,
+                "delivery.done",
+                topic=self.topic,
+                delivery=delivery.id,
+                kind=delivery.kind,
+                ms=round((time.time() - delivery.created_at) * 1000, 1),
+            )
         return delivered
 
     def run(self) -> None:
@@ -330,13 +376,19 @@ class Deliveries:
                     self.tick()
                 self.poll()
             except StoreUnavailable as exc:
-                event(log, "delivery.store_unavailable", logging.ERROR, topic=self.topic,
-                      error=str(exc))
+                event(
+                    log,
+                    "delivery.store_unavailable",
+                    logging.ERROR,
+                    topic=self.topic,
+                    error=str(exc),
+                )
                 self._stop.wait(1.0)
 
     def start(self) -> Deliveries:
-        self._thread = threading.Thread(target=self.run, name=f"deliveries-{self.topic}",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self.run, name=f"deliveries-{self.topic}", daemon=True
+        )
         self._thread.start()
         return self
 

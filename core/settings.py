@@ -45,3 +45,23 @@ class Settings(BaseSettings):
 
     # Turn handling.
     lock_timeout_s: float = 30.0
+
+    # Hand-over to people: tickets live with the state (same SQLite file, or the same Redis).
+    escalation: Literal["on", "off"] = "on"
+    escalation_sla_s: float = Field(
+        default=300.0, description="an unclaimed ticket this old gets an update and a reminder"
+    )
+    delivery_lease_s: float = Field(
+        default=30.0, description="a taken delivery not acknowledged this long is taken again"
+    )
+    delivery_wait_s: float = 1.0  # longest wait of a delivery loop for the next message
+
+    # Escalation thresholds (see core.policy.PolicyConfig).
+    policy_negative_window: int = 3
+    policy_negative_needed: int = 2
+    policy_worsening_turns: int = 3
+    policy_low_confidence: float = 0.45
+    policy_low_confidence_turns: int = 3
+    policy_not_for_me_turns: int = 3
+    policy_complaint_window: int = 4
+    policy_complaints_needed: int = 2

@@ -138,8 +138,14 @@ class SqliteTicketStore:
         with self._transaction() as db:
             db.execute(
                 "INSERT INTO tickets VALUES (?, ?, ?, ?, ?, ?)",
-                (ticket.id, ticket.conversation_id, ticket.status, ticket.agent_thread,
-                 ticket.created_at, _fields(ticket)),
+                (
+                    ticket.id,
+                    ticket.conversation_id,
+                    ticket.status,
+                    ticket.agent_thread,
+                    ticket.created_at,
+                    _fields(ticket),
+                ),
             )
             db.executemany(
                 "INSERT INTO ticket_entries (ticket_id, entry) VALUES (?, ?)",
@@ -148,14 +154,19 @@ class SqliteTicketStore:
 
     def get(self, ticket_id: str) -> Ticket | None:
         with self._guard():
-            row = self._connection().execute(
-                "SELECT fields FROM tickets WHERE id = ?", (ticket_id,)).fetchone()
+            row = (
+                self._connection()
+                .execute("SELECT fields FROM tickets WHERE id = ?", (ticket_id,))
+                .fetchone()
+            )
         return None if row is None else self._assemble(row[0])
 
     def append(self, ticket_id: str, entry: TicketEntry) -> None:
         with self._transaction() as db:
-            db.execute("INSERT INTO ticket_entries (ticket_id, entry) VALUES (?, ?)",
-                       (ticket_id, entry.model_dump_json()))
+            db.execute(
+                "INSERT INTO ticket_entries (ticket_id, entry) VALUES (?, ?)",
+                (ticket_id, entry.model_dump_json()),
+            )
 
     def update(self, ticket_id: str, change: Change) -> Ticket | None:
         with self._transaction() as db:
@@ -175,31 +186,51 @@ class SqliteTicketStore:
 
     def active_for(self, conversation_id: str) -> Ticket | None:
         with self._guard():
-            row = self._connection().execute(
-                "SELECT fields FROM tickets WHERE conversation_id = ? AND status IN (?, ?) "
-                "ORDER BY created DESC LIMIT 1", (conversation_id, *ACTIVE)).fetchone()
+            row = (
+                self._connection()
+                .execute(
+                    "SELECT fields FROM tickets WHERE conversation_id = ? AND status IN (?, ?) "
+                    "ORDER BY created DESC LIMIT 1",
+                    (conversation_id, *ACTIVE),
+                )
+                .fetchone()
+            )
         return None if row is None else self._assemble(row[0])
 
     def by_agent_thread(self, agent_thread: str) -> Ticket | None:
         with self._guard():
-            row = self._connection().execute(
-                "SELECT fields FROM tickets WHERE agent_thread = ?", (agent_thread,)).fetchone()
+            row = (
+                self._connection()
+                .execute("SELECT fields FROM tickets WHERE agent_thread = ?", (agent_thread,))
+                .fetchone()
+            )
         return None if row is None else self._assemble(row[0])
 
     def list(self, statuses: tuple[TicketStatus, ...] = ACTIVE, limit: int = 100) -> list[Ticket]:
         marks = ", ".join("?" for _ in statuses)
         with self._guard():
-            rows = self._connection().execute(
-                f"SELECT fields FROM tickets WHERE status IN ({marks}) ORDER BY created LIMIT ?",
-                (*statuses, limit)).fetchall()
+            rows = (
+                self._connection()
+                .execute(
+                    f"SELECT fields FROM tickets WHERE status IN ({marks}) "
+                    "ORDER BY created LIMIT ?",
+                    (*statuses, limit),
+                )
+                .fetchall()
+            )
         return [self._assemble(row[0]) for row in rows]
 
     def _assemble(self, fields: str) -> Ticket:
         ticket = Ticket.model_validate_json(fields)
         with self._guard():
-            rows = self._connection().execute(
-                "SELECT entry FROM ticket_entries WHERE ticket_id = ? ORDER BY seq",
-                (ticket.id,)).fetchall()
+            rows = (
+                self._connection()
+                .execute(
+                    "SELECT entry FROM ticket_entries WHERE ticket_id = ? ORDER BY seq",
+                    (ticket.id,),
+                )
+                .fetchall()
+            )
         entries = tuple(TicketEntry.model_validate_json(row[0]) for row in rows)
         return ticket.model_copy(update={"transcript": entries})
 
@@ -235,6 +266,7 @@ class SqliteTicketStore:
 
 # -- Redis ------------------------------------------------------------------------------------
 
+
 class RedisTicketStore:
     """Tickets in Redis: a string of fields and a list of entries per ticket, plus indexes.
     Nothing expires: a ticket is a record the support team may need long after it closed.
@@ -259,8 +291,10 @@ class RedisTicketStore:
             pipe = self.client.pipeline(transaction=True)
             pipe.set(self.key("ticket", ticket.id), _fields(ticket))
             if ticket.transcript:
-                pipe.rpush(self.key("ticket-entries", ticket.id),
-                           *(entry.model_dump_json() for entry in ticket.transcript))
+                pipe.rpush(
+                    self.key("ticket-entries", ticket.id),
+                    *(entry.model_dump_json() for entry in ticket.transcript),
+                )
             pipe.zadd(self.key("tickets", ticket.status), {ticket.id: ticket.created_at})
             self._index(pipe, None, ticket)
             pipe.execute()
@@ -295,7 +329,8 @@ class RedisTicketStore:
                     if new is None:
                         return None
                     new = Ticket.model_validate(
-                        new.model_dump() | {"id": current.id, "transcript": ()})
+                        new.model_dump() | {"id": current.id, "transcript": ()}
+                    )
                     pipe.multi()
                     pipe.set(key, _fields(new))
                     if new.status != current.status:

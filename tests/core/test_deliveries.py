@@ -51,8 +51,15 @@ def another(queue: DeliveryQueue) -> DeliveryQueue:
 
 
 def delivery(n: int, topic: str = "chat", text: str | None = None) -> Delivery:
-    return Delivery(id=f"d{n}", topic=topic, kind="reply", conversation_id=f"conv{n}",
-                    ticket_id="T1", text=text or f"message {n}", created_at=time.time())
+    return Delivery(
+        id=f"d{n}",
+        topic=topic,
+        kind="reply",
+        conversation_id=f"conv{n}",
+        ticket_id="T1",
+        text=text or f"message {n}",
+        created_at=time.time(),
+    )
 
 
 def test_put_take_ack_in_order(queue: DeliveryQueue) -> None:
@@ -104,12 +111,22 @@ def test_acknowledged_id_is_not_handed_out_even_if_requeued_late(queue: Delivery
 def test_loop_hands_replies_to_the_adapter_callback(queue: DeliveryQueue) -> None:
     got: list[tuple[str, Reply]] = []
     loop = Deliveries.to_customers(queue, "chat", lambda c, r: got.append((c, r)), wait_s=0.1)
-    queue.put(Delivery(id="x", topic="chat", kind="reply", conversation_id="conv9",
-                       text="How would you rate it?", buttons=(("★★★★★", "csat:5"),),
-                       thread_id="th1", created_at=time.time()))
+    queue.put(
+        Delivery(
+            id="x",
+            topic="chat",
+            kind="reply",
+            conversation_id="conv9",
+            text="How would you rate it?",
+            buttons=(("★★★★★", "csat:5"),),
+            thread_id="th1",
+            created_at=time.time(),
+        )
+    )
     assert loop.poll() == 1
-    assert got == [("conv9", Reply("How would you rate it?", (Button("★★★★★", "csat:5"),),
-                                   "th1", "conv9"))]
+    assert got == [
+        ("conv9", Reply("How would you rate it?", (Button("★★★★★", "csat:5"),), "th1", "conv9"))
+    ]
 
 
 def test_failed_send_is_retried_after_the_lease(queue: DeliveryQueue) -> None:
@@ -132,8 +149,9 @@ def test_failed_send_is_retried_after_the_lease(queue: DeliveryQueue) -> None:
 
 
 def _produce(kind: str, where: str, prefix: str, count: int) -> None:
-    queue: DeliveryQueue = (SqliteDeliveryQueue(Path(where)) if kind == "sqlite"
-                            else RedisDeliveryQueue(where, prefix))
+    queue: DeliveryQueue = (
+        SqliteDeliveryQueue(Path(where)) if kind == "sqlite" else RedisDeliveryQueue(where, prefix)
+    )
     for n in range(count):
         queue.put(delivery(n))
         time.sleep(0.01)
@@ -153,7 +171,8 @@ def test_background_loop_receives_from_another_process(queue: DeliveryQueue) -> 
 
     loop = Deliveries.to_customers(queue, "chat", send, wait_s=0.2).start()
     producer = multiprocessing.get_context("fork").Process(
-        target=_produce, args=(kind, where, prefix, 20))
+        target=_produce, args=(kind, where, prefix, 20)
+    )
     producer.start()
     try:
         assert done.wait(20)

@@ -72,8 +72,10 @@ def claim(agent: str) -> object:
     def change(current: Ticket) -> Ticket | None:
         if current.status != "open":
             return None
-        return current.model_copy(update={"status": "claimed", "agent": agent,
-                                          "claimed_at": time.time()})
+        return current.model_copy(
+            update={"status": "claimed", "agent": agent, "claimed_at": time.time()}
+        )
+
     return change
 
 
@@ -111,8 +113,9 @@ def test_concurrent_updates_lose_nothing(store: TicketStore) -> None:
     def bump() -> None:
         handle = reopen(store)
         for _ in range(10):
-            handle.update("T1", lambda t: t.model_copy(
-                update={"sentiment_trend": (*t.sentiment_trend, "x")}))
+            handle.update(
+                "T1", lambda t: t.model_copy(update={"sentiment_trend": (*t.sentiment_trend, "x")})
+            )
             handle.append("T1", TicketEntry(role="customer", text="again", at=1.0))
 
     threads = [threading.Thread(target=bump) for _ in range(4)]
@@ -127,8 +130,9 @@ def test_concurrent_updates_lose_nothing(store: TicketStore) -> None:
 
 
 def _claim_in_process(kind: str, where: str, prefix: str, agent: str, results: object) -> None:
-    handle: TicketStore = (SqliteTicketStore(Path(where)) if kind == "sqlite"
-                           else RedisTicketStore(where, prefix))
+    handle: TicketStore = (
+        SqliteTicketStore(Path(where)) if kind == "sqlite" else RedisTicketStore(where, prefix)
+    )
     won = handle.update("T1", claim(agent)) is not None  # type: ignore[arg-type]
     results.put((agent, won))  # type: ignore[attr-defined]
 
@@ -140,8 +144,10 @@ def test_only_one_process_wins_a_claim(store: TicketStore) -> None:
     prefix = getattr(store, "prefix", "")
     ctx = multiprocessing.get_context("fork")
     results = ctx.Queue()
-    workers = [ctx.Process(target=_claim_in_process, args=(kind, where, prefix, f"U{n}", results))
-               for n in range(4)]
+    workers = [
+        ctx.Process(target=_claim_in_process, args=(kind, where, prefix, f"U{n}", results))
+        for n in range(4)
+    ]
     for worker in workers:
         worker.start()
     outcomes = [results.get(timeout=30) for _ in workers]
@@ -184,8 +190,11 @@ def test_rating_is_stored(store: TicketStore) -> None:
     store.update("T1", lambda t: t.model_copy(update={"status": "resolved", "agent": "U7"}))
     store.update("T1", lambda t: t.model_copy(update={"rating": 4, "rated_at": 7.0}))
     stored = reopen(store).get("T1")
-    assert stored is not None and (stored.rating, stored.status, stored.agent) == (4, "resolved",
-                                                                                   "U7")
+    assert stored is not None and (stored.rating, stored.status, stored.agent) == (
+        4,
+        "resolved",
+        "U7",
+    )
 
 
 def test_update_of_missing_ticket_is_none(store: TicketStore) -> None:
