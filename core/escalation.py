@@ -161,7 +161,13 @@ class SupportDesk:
             if current.status != "open":
                 return None
             return current.model_copy(
-                update={"status": "claimed", "agent": agent, "claimed_at": now, "updated_at": now}
+                update={
+                    "status": "claimed",
+                    "agent": agent,
+                    "agent_name": agent_name,
+                    "claimed_at": now,
+                    "updated_at": now,
+                }
             )
 
         before = self._ticket(ticket_id)
@@ -211,6 +217,8 @@ class SupportDesk:
             ticket = self.claim(ticket_id, agent, agent_name)
         elif ticket.agent != agent:
             event(log, "ticket.second_agent", ticket=ticket_id, agent=agent, owner=ticket.agent)
+        if agent == ticket.agent:
+            agent_name = agent_name or ticket.agent_name
         delivery_id = f"{ticket_id}:a:{message_id or uuid.uuid4().hex}"
         delivery = self._delivery(
             ticket, delivery_id, replies.agent_message(agent_name, text), author=agent

@@ -56,6 +56,7 @@ class Ticket(BaseModel):
     transcript: tuple[TicketEntry, ...] = ()
     status: TicketStatus = "open"
     agent: str | None = None  # who claimed or closed it
+    agent_name: str | None = None  # how the customer sees the agent's name
     rating: int | None = None  # the customer's 1-5 rating after it closed
     agent_thread: str | None = None  # where agents discuss it (a chat thread reference)
     created_at: float
