@@ -68,88 +68,19 @@ PROMISED_DAYS = {"standard": 7, "express": 3}
 CARRIERS = {"standard": ("USPS", "UPS", "FedEx"), "express": ("UPS", "DHL", "FedEx")}
 
 FIRST_NAMES = (
-    "Ava",
-    "Liam",
-    "Maya",
-    "Noah",
-    "Zoe",
-    "Ethan",
-    "Priya",
-    "Lucas",
-    "Hannah",
-    "Omar",
-    "Grace",
-    "Mateo",
-    "Chloe",
-    "Daniel",
-    "Aisha",
-    "Leo",
-    "Nora",
-    "Samuel",
-    "Elena",
-    "Jonah",
-    "Fatima",
-    "Owen",
-    "Mia",
-    "Caleb",
-    "Sofia",
-    "Isaac",
-    "Layla",
-    "Henry",
-    "Yuki",
-    "Ruby",
+    "Ava", "Liam", "Maya", "Noah", "Zoe", "Ethan", "Priya", "Lucas", "Hannah", "Omar",
+    "Grace", "Mateo", "Chloe", "Daniel", "Aisha", "Leo", "Nora", "Samuel", "Elena", "Jonah",
+    "Fatima", "Owen", "Mia", "Caleb", "Sofia", "Isaac", "Layla", "Henry", "Yuki", "Ruby",
 )
 LAST_NAMES = (
-    "Nguyen",
-    "Garcia",
-    "Smith",
-    "Patel",
-    "Kim",
-    "Johnson",
-    "Okafor",
-    "Rossi",
-    "Martin",
-    "Chen",
-    "Lopez",
-    "Brown",
-    "Novak",
-    "Haddad",
-    "Walker",
-    "Silva",
-    "Murphy",
-    "Schmidt",
-    "Tanaka",
-    "Reyes",
-    "Cohen",
-    "Baker",
-    "Lindqvist",
-    "Moreau",
-    "Adeyemi",
-    "Fischer",
+    "Nguyen", "Garcia", "Smith", "Patel", "Kim", "Johnson", "Okafor", "Rossi", "Martin",
+    "Chen", "Lopez", "Brown", "Novak", "Haddad", "Walker", "Silva", "Murphy", "Schmidt",
+    "Tanaka", "Reyes", "Cohen", "Baker", "Lindqvist", "Moreau", "Adeyemi", "Fischer",
 )
 CITIES = (
-    "Seattle",
-    "Portland",
-    "Denver",
-    "Austin",
-    "Chicago",
-    "Boston",
-    "Atlanta",
-    "Minneapolis",
-    "San Diego",
-    "Phoenix",
-    "Salt Lake City",
-    "Raleigh",
-    "Nashville",
-    "Pittsburgh",
-    "Madison",
-    "Boise",
-    "Burlington",
-    "Asheville",
-    "Santa Fe",
-    "Anchorage",
-    "Columbus",
-    "Sacramento",
+    "Seattle", "Portland", "Denver", "Austin", "Chicago", "Boston", "Atlanta", "Minneapolis",
+    "San Diego", "Phoenix", "Salt Lake City", "Raleigh", "Nashville", "Pittsburgh", "Madison",
+    "Boise", "Burlington", "Asheville", "Santa Fe", "Anchorage", "Columbus", "Sacramento",
 )
 
 
@@ -419,10 +350,8 @@ def _tracking_number(carrier: str, rng: random.Random) -> str:
     digits = "0123456789"
     if carrier == "UPS":
         alphabet = "0123456789ABCDEFGHJKLMNPRSTUVWXYZ"
-        return (
-            "1Z"
-            + "".join(rng.choice(alphabet) for _ in range(6))
-            + "".join(rng.choice(digits) for _ in range(10))
+        return "1Z" + "".join(rng.choice(alphabet) for _ in range(6)) + "".join(
+            rng.choice(digits) for _ in range(10)
         )
     if carrier == "USPS":
         return "9400" + "".join(rng.choice(digits) for _ in range(18))
@@ -515,7 +444,8 @@ def generate(out_dir: Path, seed: int = 7) -> None:
     drafts = _drafts(people, products, rng)
     order_ids = sorted(rng.sample(range(10000, 100000), len(drafts)))
     orders = [
-        _order(draft, str(order_id), rng) for draft, order_id in zip(drafts, order_ids, strict=True)
+        _order(draft, str(order_id), rng)
+        for draft, order_id in zip(drafts, order_ids, strict=True)
     ]
 
     rows: list[tuple[str, str, int, int]] = []
