@@ -3,8 +3,8 @@
 The support side of the embedded default, in a terminal: see open tickets, claim one, reply
 to the customer, resolve it or hand it back to the assistant. It works on the same store as
 the customer's chat (another process), so the whole hand-over runs without any chat platform.
-Scriptable like the terminal chat: one command per input line. News (new tickets, customer
-messages, reminders) is printed as it arrives; several consoles can watch at once.
+Scriptable like the terminal chat: one command per input line. News (open tickets at start, new
+tickets, customer messages, reminders) is printed as it arrives; several consoles can watch at once.
 
 Commands (ID may be left out after `show`/`claim`: the console remembers the current ticket):
   list                      open and claimed tickets
@@ -49,6 +49,7 @@ class Console:
     _seen: dict[str, int] = field(default_factory=dict)  # transcript length printed per ticket
     _news: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _started: bool = False  # tickets seen on the first look are not new
 
     def say(self, text: str) -> None:
         with self._lock:
@@ -79,10 +80,10 @@ class Console:
                     self.say(f"{ticket.id}: claimed by you.")
                 case "reply" | "r":
                     ticket_id, text = self._ticket_and_text(rest)
-                    delivery = self.desk.agent_reply(ticket_id, self.agent, text, None, self.name)
+                    self.desk.agent_reply(ticket_id, self.agent, text, None, self.name)
                     self.current = ticket_id
                     self._mark_seen(ticket_id)
-                    self.say(f"{ticket_id}: sent to the customer ({delivery.id.rsplit(':', 1)[1]}).")
+                    self.say(f"{ticket_id}: sent to the customer.")
                 case "note":
                     ticket_id, text = self._ticket_and_text(rest)
                     self.desk.note(ticket_id, self.agent, text)
@@ -158,19 +159,22 @@ class Console:
 
     # -- news -----------------------------------------------------------------------------------
 
-    def watch_once(self, announce: bool = True) -> None:
+    def watch_once(self) -> None:
         """Print what changed in active tickets since the last look; run the SLA sweep."""
+        self._report_changes()
+        self._started = True
+
+    def _report_changes(self) -> None:
         for reminded in self.desk.sweep():
             self.say(f"[{reminded.id}] reminder: nobody has claimed this ticket yet.")
             self._news.set()
         for ticket in self.desk.tickets.list(ACTIVE):
             seen = self._seen.get(ticket.id)
             self._seen[ticket.id] = len(ticket.transcript)
-            if not announce:
-                continue
             if seen is None:
+                what = "new ticket" if self._started else f"open ticket ({ticket.status})"
                 self.say(
-                    f"[{ticket.id}] new ticket: {ticket.customer} on {ticket.platform}, "
+                    f"[{ticket.id}] {what}: {ticket.customer} on {ticket.platform}, "
                     f"{ticket.reason}; sentiment {trend(ticket.sentiment_trend)}"
                 )
                 for line in last_turns(ticket):
@@ -178,7 +182,9 @@ class Console:
                 self._news.set()
                 continue
             for entry in ticket.transcript[seen:]:
-                if entry.role == "customer" or (entry.role == "agent" and entry.author != self.agent):
+                if entry.role == "customer" or (
+                    entry.role == "agent" and entry.author != self.agent
+                ):
                     author = f" {entry.author}" if entry.role == "agent" and entry.author else ""
                     self.say(f"[{ticket.id}] {entry.role}{author}: {entry.text}")
                     self._news.set()
@@ -218,7 +224,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     interactive = sys.stdin.isatty()
     if interactive:
         console.say(f"Concierge agent console, signed in as {console.agent}. Type 'help'.")
-    console.watch_once(announce=interactive)  # a script starts from 'list', not from old news
     stop = threading.Event()
     watcher = threading.Thread(target=console.watch, args=(stop,), daemon=True)
     watcher.start()

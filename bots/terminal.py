@@ -37,9 +37,10 @@ class TerminalOutbox:
 
     def send(self, reply: Reply) -> None:
         with self._lock:
+            # Buttons first: a reader may answer as soon as the text is out.
+            self.buttons = reply.buttons
             self.out.write(render(reply) + "\n")
             self.out.flush()
-            self.buttons = reply.buttons
 
 
 def render(reply: Reply) -> str:
