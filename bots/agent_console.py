@@ -22,16 +22,25 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import json
+import multiprocessing
+import random
+import statistics
 import sys
+import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TextIO
+from pathlib import Path
+from typing import Any, TextIO
 
+from core.deliveries import Deliveries, customer_topic
 from core.escalation import Refused, SupportDesk, last_turns, summarize, trend
+from core.messages import Reply
 from core.settings import Settings
-from core.state import StoreUnavailable
+from core.state import ConversationState, EscalationState, StoreUnavailable
 from core.tickets import ACTIVE, Ticket
 
 PROMPT = "agent> "
@@ -239,3 +248,97 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def _receive(settings: Settings, topic: str, results: Any, ready: Any) -> None:
+    """The customer's side of the benchmark, in its own process: a delivery loop."""
+    from bots.runtime import build_deliveries_queue
+
+    def send_reply(conversation_id: str, reply: Reply) -> None:
+        results.put((reply.text, time.time()))
+
+    loop = Deliveries.to_customers(
+        build_deliveries_queue(settings), topic, send_reply, wait_s=settings.delivery_wait_s
+    )
+    ready.set()
+    loop.run()
+
+
+def bench(argv: Sequence[str] | None = None) -> int:
+    """Delay from an agent's reply to its delivery in the customer's process, per backend."""
+    parser = argparse.ArgumentParser(prog="concierge bench handover")
+    parser.add_argument("--replies", type=int, default=100)
+    parser.add_argument("--backend", choices=("sqlite", "redis", "both"), default="both")
+    args = parser.parse_args(argv)
+    from bots.runtime import build_desk, configure_logging
+
+    base = Settings()
+    configure_logging(base, default_level="WARNING")
+    backends = ("sqlite", "redis") if args.backend == "both" else (args.backend,)
+    results: dict[str, dict[str, float | int | str]] = {}
+    for backend in backends:
+        with tempfile.TemporaryDirectory() as tmp:
+            settings = base.model_copy(
+                update={
+                    "state_backend": backend,
+                    "sqlite_path": Path(tmp) / "bench.sqlite3",
+                    "redis_prefix": f"bench-handover-{uuid.uuid4().hex[:8]}",
+                }
+            )
+            try:
+                delays = _measure(settings, build_desk(settings), args.replies)
+            finally:
+                if backend == "redis":
+                    _forget(settings)
+        delays.sort()
+        results[backend] = {
+            "replies": len(delays),
+            "median_ms": round(statistics.median(delays), 1),
+            "p99_ms": round(delays[min(len(delays) - 1, int(len(delays) * 0.99))], 1),
+            "max_ms": round(delays[-1], 1),
+        }
+        print(
+            f"agent reply -> customer delivery ({backend}, separate processes): "
+            f"{len(delays)} replies, median {results[backend]['median_ms']} ms, "
+            f"p99 {results[backend]['p99_ms']} ms, max {results[backend]['max_ms']} ms"
+        )
+    print(json.dumps({"handover_delay": results}))
+    return 0
+
+
+def _measure(settings: Settings, desk: SupportDesk, count: int) -> list[float]:
+    state = ConversationState(conversation_id="bench:1", user_id="C0001", platform="bench")
+    ticket_id = desk.open(state, "benchmark")
+    desk.states.save(
+        state.model_copy(update={"escalation": EscalationState(status="open", ticket_id=ticket_id)})
+    )
+    desk.claim(ticket_id, "U_BENCH", "Bench")
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter, like a bot process
+    received, ready = context.Queue(), context.Event()
+    topic = customer_topic("bench", "bench:1")
+    receiver = context.Process(target=_receive, args=(settings, topic, received, ready))
+    receiver.start()
+    try:
+        if not ready.wait(120):
+            raise RuntimeError("the receiving process did not start")
+        received.get(timeout=60)  # the "picked up" notice from the claim
+        delays: list[float] = []
+        for n in range(count):
+            time.sleep(0.02 + random.random() * 0.05)  # replies arrive at random moments
+            sent = time.time()
+            desk.agent_reply(ticket_id, "U_BENCH", f"reply {n}", f"bench-{n}")
+            text, at = received.get(timeout=60)
+            assert text.endswith(f"reply {n}"), text
+            delays.append((at - sent) * 1000)
+        return delays
+    finally:
+        receiver.terminate()
+        receiver.join(10)
+
+
+def _forget(settings: Settings) -> None:
+    import redis
+
+    client = redis.Redis.from_url(settings.redis_url)
+    for key in client.scan_iter(f"{settings.redis_prefix}:*"):
+        client.delete(key)

@@ -71,7 +71,9 @@ def build_deliveries_queue(settings: Settings) -> DeliveryQueue:
         )
     from core.deliveries import SqliteDeliveryQueue
 
-    return SqliteDeliveryQueue(settings.sqlite_path, lease_s=settings.delivery_lease_s)
+    return SqliteDeliveryQueue(
+        settings.sqlite_path, lease_s=settings.delivery_lease_s, poll_s=settings.delivery_poll_s
+    )
 
 
 def build_desk(settings: Settings, states: StateStore | None = None) -> SupportDesk:

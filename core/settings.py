@@ -55,6 +55,7 @@ class Settings(BaseSettings):
         default=30.0, description="a taken delivery not acknowledged this long is taken again"
     )
     delivery_wait_s: float = 1.0  # longest wait of a delivery loop for the next message
+    delivery_poll_s: float = 0.05  # how often a SQLite delivery loop looks for new messages
 
     # Escalation thresholds (see core.policy.PolicyConfig).
     policy_negative_window: int = 3
