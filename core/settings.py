@@ -66,3 +66,11 @@ class Settings(BaseSettings):
     policy_not_for_me_turns: int = 3
     policy_complaint_window: int = 4
     policy_complaints_needed: int = 2
+
+    # The support team's side in a chat workspace: where tickets are posted, who may act.
+    support_channel: str | None = None  # channel id tickets are posted to (a thread each)
+    support_agents: list[str] = Field(
+        default_factory=list, description="user ids allowed to claim, answer and close tickets"
+    )
+    support_agent_group: str | None = None  # a user group whose members may act, too
+    support_summary: Literal["template", "llm"] = "template"
