@@ -1,7 +1,8 @@
 """A whole hand-over through two real processes on one SQLite file.
 
-`python -m bots.terminal` is the customer, `python -m bots.agent_console` the support agent;
-both are driven through stdin like a person typing, and read back from stdout.
+The terminal chat (`bots.terminal.main`, through tests/e2e/handover_bot.py so that the meaning
+of each message is deterministic) is the customer; `python -m bots.agent_console` is the
+support agent. Both are driven through stdin like a person typing, and read back from stdout.
 """
 
 from __future__ import annotations
@@ -119,7 +120,9 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_customer_in_terminal_agent_in_console(env: dict[str, str], tmp_path: Path) -> None:
-    customer = Process.start("customer", env, "bots.terminal", "--user", "C0001")
+    customer = Process.start(
+        "customer", env, "tests.e2e.handover_bot", "terminal", "--user", "C0001"
+    )
     agent = Process.start("agent", env, "bots.agent_console", "--agent", "U_DANA", "--name", "Dana")
     try:
         customer.send("hi")
