@@ -9,7 +9,8 @@ through the adapter's own `send_reply` coroutine on the adapter's event loop.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from core.conversation import Conversation
 from core.deliveries import Deliveries, customer_topic
@@ -18,7 +19,7 @@ from core.settings import Settings
 
 SEND_TIMEOUT_S = 60.0  # a send slower than this counts as failed; the delivery is retried
 
-AsyncSend = Callable[[str, Reply], Awaitable[None]]
+AsyncSend = Callable[[str, Reply], Coroutine[Any, Any, None]]
 
 
 def threadsafe(send: AsyncSend, loop: asyncio.AbstractEventLoop) -> Callable[[str, Reply], None]:

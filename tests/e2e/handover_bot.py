@@ -54,8 +54,8 @@ def main(argv: Sequence[str]) -> int:
     def nothing(settings: Settings) -> NoSuggestions:
         return NoSuggestions()
 
-    runtime.build_understander = words  # type: ignore[assignment]
-    runtime.build_recommender = nothing  # type: ignore[assignment]
+    runtime.build_understander = words
+    runtime.build_recommender = nothing
     kind, rest = argv[0], list(argv[1:])
     if kind not in ("terminal", "telegram", "slack"):
         raise SystemExit(f"unknown adapter {kind!r}")
