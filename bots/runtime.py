@@ -92,6 +92,7 @@ def build_desk(settings: Settings, states: StateStore | None = None) -> SupportD
         queue=build_deliveries_queue(settings),
         states=states or build_store(settings),
         sla_s=settings.escalation_sla_s,
+        notify_agents=settings.support_channel is not None,  # the console reads tickets directly
         lock_timeout_s=settings.lock_timeout_s,
     )
 

@@ -93,6 +93,9 @@ class DeliveryQueue(Protocol):
         ...
 
 
+DEDUP_TTL_S = 7 * 24 * 3600  # how long a delivery id is remembered after it was queued
+PURGE_EVERY = 500  # acknowledgements between clean-ups of long-delivered rows (SQLite)
+
 # -- SQLite -----------------------------------------------------------------------------------
 
 SCHEMA = """
@@ -114,6 +117,7 @@ class SqliteDeliveryQueue:
         self.poll_s = poll_s
         self.busy_timeout_s = busy_timeout_s
         self._local = threading.local()
+        self._acks = 0
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._connection().executescript(SCHEMA)
@@ -142,6 +146,13 @@ class SqliteDeliveryQueue:
             db.execute(
                 "UPDATE deliveries SET done_at = ? WHERE id = ?", (time.time(), taken.receipt)
             )
+        self._acks += 1
+        if self._acks % PURGE_EVERY == 0:
+            with self._transaction() as db:
+                db.execute(
+                    "DELETE FROM deliveries WHERE done_at IS NOT NULL AND done_at < ?",
+                    (time.time() - DEDUP_TTL_S,),
+                )
 
     def _take_now(self, topic: str, limit: int) -> list[Taken]:
         now = time.time()
@@ -185,7 +196,6 @@ class SqliteDeliveryQueue:
 # -- Redis ------------------------------------------------------------------------------------
 
 GROUP = "consumers"
-DEDUP_TTL_S = 7 * 24 * 3600  # how long a delivery id is remembered after it was queued
 STREAM_MAXLEN = 100_000
 
 

@@ -67,6 +67,7 @@ class SupportDesk:
     queue: DeliveryQueue
     states: StateStore
     sla_s: float = 300.0  # an unclaimed ticket older than this gets an update and a reminder
+    notify_agents: bool = True  # put ticket news on the agents' topic (a chat desk reads it)
     lock_timeout_s: float = 30.0
     clock: Callable[[], float] = time.time
 
@@ -373,6 +374,8 @@ class SupportDesk:
         text: str,
         author: str | None = None,
     ) -> None:
+        if not self.notify_agents:
+            return
         self.queue.put(
             Delivery(
                 id=delivery_id,

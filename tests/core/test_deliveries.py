@@ -185,3 +185,22 @@ def test_background_loop_receives_from_another_process(queue: DeliveryQueue) -> 
 def test_terminal_chats_get_a_topic_each() -> None:
     assert customer_topic("terminal", "terminal:u1:ab") != customer_topic("terminal", "terminal:u2")
     assert customer_topic("web", "web:1") == customer_topic("web", "web:2") == "web"
+
+
+def test_sqlite_forgets_long_delivered_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    import core.deliveries
+
+    monkeypatch.setattr(core.deliveries, "PURGE_EVERY", 2)
+    queue = SqliteDeliveryQueue(tmp_path / "state.sqlite3")
+    for n in range(2):
+        queue.put(delivery(n))
+    taken = queue.take("chat", wait_s=0.1)
+    queue.ack("chat", taken[0])
+    monkeypatch.setattr(core.deliveries, "DEDUP_TTL_S", -1.0)  # "a week later"
+    queue.ack("chat", taken[1])
+    rows = sqlite3.connect(queue.path).execute("SELECT count(*) FROM deliveries").fetchone()
+    assert rows == (0,)

@@ -327,3 +327,15 @@ def test_trend_words() -> None:
     assert trend(("neutral", "negative")) == "neutral → negative (worsening)"
     assert trend(("negative", "positive")) == "negative → positive (improving)"
     assert trend(()) == "unknown"
+
+
+def test_without_a_chat_desk_no_agent_news_pile_up(setup: Setup) -> None:
+    conversation = setup.conversation()
+    desk = conversation.services.escalations
+    assert isinstance(desk, SupportDesk)
+    desk.notify_agents = False  # the agent console reads tickets directly
+    ticket_id = escalate(conversation)
+    say(conversation, "hello? anyone?")
+    assert drain(setup.desk(), AGENTS_TOPIC) == []
+    ticket = setup.desk().tickets.get(ticket_id)
+    assert ticket is not None and ticket.transcript[-1].text == "hello? anyone?"
