@@ -214,8 +214,11 @@ class Conversation:
                     ),
                 )
             case Action.RELAY:
-                if s.escalations is not None:
-                    s.escalations.relay(state, _said(incoming, text))
+                if s.escalations is None:  # hand-over switched off meanwhile: never go silent
+                    return Outcome(
+                        (Reply(replies.NO_AGENTS, thread_id=thread),), escalation=EscalationState()
+                    )
+                s.escalations.relay(state, _said(incoming, text))
                 return Outcome(())
             case Action.RATE:
                 if s.escalations is not None and decision.rating is not None:

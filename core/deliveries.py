@@ -394,6 +394,9 @@ class Deliveries:
                     error=str(exc),
                 )
                 self._stop.wait(1.0)
+            except Exception:  # a bug in a callback must not stop deliveries for everyone
+                log.exception("delivery.loop_failed", extra={"fields": {"topic": self.topic}})
+                self._stop.wait(1.0)
 
     def start(self) -> Deliveries:
         self._thread = threading.Thread(

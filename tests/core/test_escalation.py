@@ -339,3 +339,53 @@ def test_without_a_chat_desk_no_agent_news_pile_up(setup: Setup) -> None:
     assert drain(setup.desk(), AGENTS_TOPIC) == []
     ticket = setup.desk().tickets.get(ticket_id)
     assert ticket is not None and ticket.transcript[-1].text == "hello? anyone?"
+
+
+def test_open_ticket_without_a_desk_never_leaves_the_customer_unanswered(setup: Setup) -> None:
+    conversation = setup.conversation()
+    escalate(conversation)
+    services = conversation.services
+    without = Conversation(
+        Services(
+            services.store,
+            services.understander,
+            services.recommender,
+            services.catalog,
+            services.orders,
+            services.knowledge,
+            escalations=None,
+        ),
+        clock=setup.clock,
+    )
+    assert [r.text for r in say(without, "hello? anyone?")] == [replies.NO_AGENTS]
+    assert services.store.load(CONVERSATION).escalation.status == "none"
+
+
+def test_delivery_loop_survives_a_failing_tick(setup: Setup) -> None:
+    desk = setup.desk()
+    got: list[Delivery] = []
+    ticks = {"n": 0}
+
+    def tick() -> None:
+        ticks["n"] += 1
+        if ticks["n"] == 1:
+            raise RuntimeError("a bug in the sweep")
+
+    loop = Deliveries(desk.queue, TOPIC, got.append, wait_s=0.05, tick=tick).start()
+    try:
+        desk.queue.put(
+            Delivery(
+                id="x1",
+                topic=TOPIC,
+                kind="reply",
+                conversation_id=CONVERSATION,
+                text="still here",
+                created_at=time.time(),
+            )
+        )
+        deadline = time.monotonic() + 10
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        loop.stop()
+    assert [d.text for d in got] == ["still here"] and ticks["n"] >= 2
