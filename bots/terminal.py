@@ -11,6 +11,7 @@ import json
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import TextIO
 
 from core.conversation import Conversation
+from core.deliveries import customer_topic
 from core.messages import Button, Incoming, Reply
 from core.settings import Settings
 
@@ -31,11 +33,14 @@ class TerminalOutbox:
     def __init__(self, out: TextIO) -> None:
         self.out = out
         self.buttons: tuple[Button, ...] = ()
+        self._lock = threading.Lock()  # agent replies arrive from the delivery thread
 
     def send(self, reply: Reply) -> None:
-        self.out.write(render(reply) + "\n")
-        self.out.flush()
-        self.buttons = reply.buttons
+        with self._lock:
+            # Buttons first: a reader may answer as soon as the text is out.
+            self.buttons = reply.buttons
+            self.out.write(render(reply) + "\n")
+            self.out.flush()
 
 
 def render(reply: Reply) -> str:
@@ -63,15 +68,26 @@ def to_incoming(
     return Incoming(conversation_id, user_id, text=line, message_id=f"t{number}")
 
 
-def chat(conversation: Conversation, lines: Iterable[str], out: TextIO, user_id: str) -> None:
-    conversation_id = f"terminal:{user_id}:{uuid.uuid4().hex[:8]}"
-    outbox = TerminalOutbox(out)
+def chat(
+    conversation: Conversation,
+    lines: Iterable[str],
+    out: TextIO,
+    user_id: str,
+    conversation_id: str | None = None,
+    outbox: TerminalOutbox | None = None,
+) -> None:
+    conversation_id = conversation_id or new_conversation_id(user_id)
+    outbox = outbox or TerminalOutbox(out)
     for number, line in enumerate(lines):
         event = to_incoming(line.rstrip("\n"), outbox, conversation_id, user_id, number)
         if isinstance(event, str):
             out.write(f"concierge> {event}\n")
         else:
             conversation.handle(event, outbox)
+
+
+def new_conversation_id(user_id: str) -> str:
+    return f"terminal:{user_id}:{uuid.uuid4().hex[:8]}"
 
 
 def _typed_lines(out: TextIO) -> Iterable[str]:
@@ -94,17 +110,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="chat as this demo customer (e.g. C0001); default: a new customer",
     )
     args = parser.parse_args(argv)
-    from bots.runtime import build_conversation, configure_logging
+    from bots.runtime import build_conversation, configure_logging, start_customer_deliveries
 
     settings = Settings()
     configure_logging(settings, default_level="WARNING")
     conversation = build_conversation(settings)
     user_id = args.user or f"guest-{uuid.uuid4().hex[:6]}"
+    conversation_id = new_conversation_id(user_id)
+    outbox = TerminalOutbox(sys.stdout)
+    # Replies from a support agent (another process) arrive through the store.
+    deliveries = start_customer_deliveries(
+        settings,
+        conversation,
+        customer_topic("terminal", conversation_id),
+        lambda _conversation, reply: outbox.send(reply),
+    )
     interactive = sys.stdin.isatty()
     if interactive:
         sys.stdout.write(f"Concierge demo store. Chatting as {user_id}. Ctrl-D to quit.\n")
     lines = _typed_lines(sys.stdout) if interactive else sys.stdin
-    chat(conversation, lines, sys.stdout, user_id)
+    try:
+        chat(conversation, lines, sys.stdout, user_id, conversation_id, outbox)
+    finally:
+        if deliveries is not None:
+            deliveries.stop()
     return 0
 
 

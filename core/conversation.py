@@ -119,7 +119,15 @@ class Conversation:
                 decision = decide(state, understanding, incoming.button, self.policy)
                 intent, action, source = understanding.intent, decision.action, understanding.source
                 outcome = self._act(decision, state, incoming, text, understanding)
-                new_state = advance(state, incoming, text, understanding, outcome, self.clock())
+                new_state = advance(
+                    state,
+                    incoming,
+                    text,
+                    understanding,
+                    outcome,
+                    self.clock(),
+                    self.policy.low_confidence,
+                )
                 self.services.store.save(new_state)
             out = list(outcome.replies)
         except StoreUnavailable as exc:
@@ -198,7 +206,7 @@ class Conversation:
             case Action.ESCALATE:
                 if s.escalations is None:
                     return _say(replies.NO_AGENTS, thread)
-                ticket = s.escalations.open(state, decision.reason)
+                ticket = s.escalations.open(state, decision.reason, text, understanding)
                 return Outcome(
                     (Reply(replies.ESCALATED, thread_id=thread),),
                     escalation=EscalationState(
@@ -206,8 +214,11 @@ class Conversation:
                     ),
                 )
             case Action.RELAY:
-                if s.escalations is not None:
-                    s.escalations.relay(state, text)
+                if s.escalations is None:  # hand-over switched off meanwhile: never go silent
+                    return Outcome(
+                        (Reply(replies.NO_AGENTS, thread_id=thread),), escalation=EscalationState()
+                    )
+                s.escalations.relay(state, _said(incoming, text))
                 return Outcome(())
             case Action.RATE:
                 if s.escalations is not None and decision.rating is not None:
@@ -322,6 +333,7 @@ def advance(
     understanding: Understanding,
     outcome: Outcome,
     now: float,
+    low_confidence: float = PolicyConfig().low_confidence,
 ) -> ConversationState:
     """The state after one turn: every change of a turn is applied here, in one value."""
     changes: dict[str, object] = {
@@ -338,7 +350,7 @@ def advance(
             -SENTIMENT_LIMIT:
         ]
         changes["intents"] = (*state.intents, understanding.intent.value)[-SENTIMENT_LIMIT:]
-        low = understanding.confidence < PolicyConfig().low_confidence
+        low = understanding.confidence < low_confidence
         changes["low_confidence_streak"] = state.low_confidence_streak + 1 if low else 0
     if outcome.request is not None:
         changes["request"] = outcome.request
@@ -352,11 +364,16 @@ def advance(
     if outcome.escalation is not None:
         changes["escalation"] = outcome.escalation
     new = state.model_copy(update=changes)
-    said = text if incoming.button is None else f"[pressed {incoming.button}]"
+    said = _said(incoming, text)
     new = new.with_turn(Turn(role="customer", text=said, at=now, intent=understanding.intent.value))
     for reply in outcome.replies:
         new = new.with_turn(Turn(role="assistant", text=reply.text, at=now))
     return new
+
+
+def _said(incoming: Incoming, text: str) -> str:
+    """What the customer did this turn, as a transcript line."""
+    return text if incoming.button is None else f"[pressed {incoming.button}]"
 
 
 def _say(text: str, thread: str | None) -> Outcome:

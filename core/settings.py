@@ -101,3 +101,32 @@ class Settings(BaseSettings):
     @property
     def nlu_path(self) -> Path:
         return self.nlu_dir if self.nlu_dir is not None else self.models_dir / "nlu"
+
+    # Hand-over to people: tickets live with the state (same SQLite file, or the same Redis).
+    escalation: Literal["on", "off"] = "on"
+    escalation_sla_s: float = Field(
+        default=300.0, description="an unclaimed ticket this old gets an update and a reminder"
+    )
+    delivery_lease_s: float = Field(
+        default=30.0, description="a taken delivery not acknowledged this long is taken again"
+    )
+    delivery_wait_s: float = 1.0  # longest wait of a delivery loop for the next message
+    delivery_poll_s: float = 0.05  # how often a SQLite delivery loop looks for new messages
+
+    # Escalation thresholds (see core.policy.PolicyConfig).
+    policy_negative_window: int = 3
+    policy_negative_needed: int = 2
+    policy_worsening_turns: int = 3
+    policy_low_confidence: float = 0.45
+    policy_low_confidence_turns: int = 3
+    policy_not_for_me_turns: int = 3
+    policy_complaint_window: int = 4
+    policy_complaints_needed: int = 2
+
+    # The support team's side in a chat workspace: where tickets are posted, who may act.
+    support_channel: str | None = None  # channel id tickets are posted to (a thread each)
+    support_agents: list[str] = Field(
+        default_factory=list, description="user ids allowed to claim, answer and close tickets"
+    )
+    support_agent_group: str | None = None  # a user group whose members may act, too
+    support_summary: Literal["template", "llm"] = "template"
