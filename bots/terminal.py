@@ -14,10 +14,13 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TextIO
 
+from bots.shutdown import Shutdown, TurnAbandoned
 from core.conversation import Conversation
+from core.health import serve
 from core.messages import Button, Incoming, Reply
 from core.settings import Settings
 
@@ -62,14 +65,18 @@ def to_incoming(line: str, outbox: TerminalOutbox, conversation_id: str, user_id
     return Incoming(conversation_id, user_id, text=line, message_id=f"t{number}")
 
 
-def chat(conversation: Conversation, lines: Iterable[str], out: TextIO, user_id: str) -> None:
+def chat(conversation: Conversation, lines: Iterable[str], out: TextIO, user_id: str,
+         shutdown: Shutdown | None = None) -> None:
+    """One turn per line. With `shutdown`, SIGTERM ends the chat after the turn in flight."""
     conversation_id = f"terminal:{user_id}:{uuid.uuid4().hex[:8]}"
     outbox = TerminalOutbox(out)
-    for number, line in enumerate(lines):
+    taken = shutdown.take(lines) if shutdown is not None else lines
+    for number, line in enumerate(taken):
         event = to_incoming(line.rstrip("\n"), outbox, conversation_id, user_id, number)
         if isinstance(event, str):
             out.write(f"concierge> {event}\n")
-        else:
+            continue
+        with shutdown.turn() if shutdown is not None else nullcontext():
             conversation.handle(event, outbox)
 
 
@@ -95,12 +102,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings()
     configure_logging(settings, default_level="WARNING")
     conversation = build_conversation(settings)
-    user_id = args.user or f"guest-{uuid.uuid4().hex[:6]}"
+    return serve_chat(settings, conversation, args.user or f"guest-{uuid.uuid4().hex[:6]}")
+
+
+def serve_chat(settings: Settings, conversation: Conversation, user_id: str) -> int:
+    """Chat on stdin/stdout until the input ends or SIGTERM; the turn in flight finishes."""
     interactive = sys.stdin.isatty()
     if interactive:
         sys.stdout.write(f"Concierge demo store. Chatting as {user_id}. Ctrl-D to quit.\n")
     lines = _typed_lines(sys.stdout) if interactive else sys.stdin
-    chat(conversation, lines, sys.stdout, user_id)
+    health = serve(settings, role="chat")
+    try:
+        with Shutdown(settings.shutdown_grace_s, health.drain if health else None) as shutdown:
+            chat(conversation, lines, sys.stdout, user_id, shutdown)
+    except TurnAbandoned as exc:
+        sys.stderr.write(f"concierge: stopped: {exc}; that message was not answered\n")
+        return 1
+    finally:
+        if health is not None:
+            health.stop()
     return 0
 
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from core import replies
+from core import metrics, replies
 from core.catalog import Catalog
 from core.escalation import Escalations
 from core.knowledge import KnowledgeBase
@@ -138,6 +138,7 @@ class Conversation:
         self.last_turn = TurnSummary(incoming.conversation_id, str(intent), str(action), source, ms)
         event(log, "turn.done", conversation=incoming.conversation_id, platform=incoming.platform,
               intent=intent, decision=action, source=source, ms=ms)
+        metrics.record_turn(incoming.platform, str(intent), str(action), ms / 1000)
 
     def _understand(
         self, text: str, state: ConversationState, incoming: Incoming
@@ -248,6 +249,7 @@ class Conversation:
         title = product.title if product else "that item"
         record = FeedbackEvent(item_id=decision.item_id, kind=decision.feedback,  # type: ignore[arg-type]
                                position=decision.position or 0, at=self.clock())
+        metrics.record_feedback(decision.feedback)
         if decision.feedback == "details":
             text = replies.product_details(product) if product else replies.UNKNOWN_BUTTON
             return Outcome((Reply(text, thread_id=thread),), feedback=record)

@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     # Logging.
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
+    # Health and Prometheus metrics over HTTP (/healthz, /metrics); port 0 serves none.
+    metrics_host: str = "127.0.0.1"  # 0.0.0.0 only inside a container network
+    metrics_port: int = 0
+    # SIGTERM: the turn in flight may finish within this many seconds, then the process exits.
+    shutdown_grace_s: float = 20.0
 
     # Turn handling.
     lock_timeout_s: float = 30.0
