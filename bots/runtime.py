@@ -19,7 +19,9 @@ from core.understanding import Understander
 def configure_logging(settings: Settings, default_level: str | None = None) -> None:
     """Adapters log at the configured level; the terminal chat stays quiet unless asked."""
     fields_set = settings.model_fields_set
-    level = settings.log_level if default_level is None or "log_level" in fields_set else default_level
+    level = (
+        settings.log_level if default_level is None or "log_level" in fields_set else default_level
+    )
     logs.configure(level, settings.log_format)
 
 

@@ -50,8 +50,9 @@ def render(reply: Reply) -> str:
     return "\n".join(lines)
 
 
-def to_incoming(line: str, outbox: TerminalOutbox, conversation_id: str, user_id: str,
-                number: int) -> Incoming | str:
+def to_incoming(
+    line: str, outbox: TerminalOutbox, conversation_id: str, user_id: str, number: int
+) -> Incoming | str:
     """The event a typed line stands for, or a message for the user when it stands for none."""
     stripped = line.strip()
     if stripped.isdigit() and len(stripped) <= 3:
@@ -94,8 +95,11 @@ def _typed_lines(out: TextIO) -> Iterable[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="concierge chat", description=__doc__)
-    parser.add_argument("--user", default=None,
-                        help="chat as this demo customer (e.g. C0001); default: a new customer")
+    parser.add_argument(
+        "--user",
+        default=None,
+        help="chat as this demo customer (e.g. C0001); default: a new customer",
+    )
     args = parser.parse_args(argv)
     from bots.runtime import build_conversation, configure_logging
 
@@ -176,8 +180,10 @@ def bench(argv: Sequence[str] | None = None) -> int:
         "understander": settings.understander,
         "recommender": settings.recommender,
     }
-    print(f"terminal chat: {result['turns']} turns, median {result['median_ms']} ms, "
-          f"p99 {result['p99_ms']} ms, startup {result['startup_s']} s")
+    print(
+        f"terminal chat: {result['turns']} turns, median {result['median_ms']} ms, "
+        f"p99 {result['p99_ms']} ms, startup {result['startup_s']} s"
+    )
     print(json.dumps(result))
     return 0
 

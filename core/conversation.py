@@ -92,7 +92,7 @@ def clean_text(text: str) -> tuple[str, bool]:
 @dataclass
 class Conversation:
     services: Services
-    policy: PolicyConfig = PolicyConfig()
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
     lock_timeout_s: float = 30.0
     clock: Callable[[], float] = time.time
     last_turn: TurnSummary | None = field(default=None, init=False)
@@ -108,8 +108,12 @@ class Conversation:
             with self.services.store.lock(incoming.conversation_id, self.lock_timeout_s):
                 state = self.services.store.load(incoming.conversation_id)
                 if incoming.message_id and incoming.message_id in state.seen_message_ids:
-                    event(log, "turn.duplicate", conversation=incoming.conversation_id,
-                          message_id=incoming.message_id)
+                    event(
+                        log,
+                        "turn.duplicate",
+                        conversation=incoming.conversation_id,
+                        message_id=incoming.message_id,
+                    )
                     return
                 understanding = self._understand(text, state, incoming)
                 decision = decide(state, understanding, incoming.button, self.policy)
@@ -119,15 +123,22 @@ class Conversation:
                 self.services.store.save(new_state)
             out = list(outcome.replies)
         except StoreUnavailable as exc:
-            event(log, "turn.store_unavailable", logging.ERROR,
-                  conversation=incoming.conversation_id, error=str(exc))
+            event(
+                log,
+                "turn.store_unavailable",
+                logging.ERROR,
+                conversation=incoming.conversation_id,
+                error=str(exc),
+            )
             out, action = [Reply(replies.STORE_DOWN)], "store_unavailable"
         except LockTimeout:
             event(log, "turn.busy", logging.WARNING, conversation=incoming.conversation_id)
             out, action = [Reply(replies.BUSY)], "busy"
         except Exception:
             # Nothing was saved: the state stays as it was before this turn.
-            log.exception("turn.failed", extra={"fields": {"conversation": incoming.conversation_id}})
+            log.exception(
+                "turn.failed", extra={"fields": {"conversation": incoming.conversation_id}}
+            )
             out, action = [Reply(replies.INTERNAL_ERROR)], "error"
         if truncated and out:
             notice = replies.TRUNCATED.format(limit=MAX_TEXT_CHARS)
@@ -136,13 +147,19 @@ class Conversation:
             outbox.send(_addressed(reply, incoming))
         ms = round((time.perf_counter() - started) * 1000, 1)
         self.last_turn = TurnSummary(incoming.conversation_id, str(intent), str(action), source, ms)
-        event(log, "turn.done", conversation=incoming.conversation_id, platform=incoming.platform,
-              intent=intent, decision=action, source=source, ms=ms)
+        event(
+            log,
+            "turn.done",
+            conversation=incoming.conversation_id,
+            platform=incoming.platform,
+            intent=intent,
+            decision=action,
+            source=source,
+            ms=ms,
+        )
         metrics.record_turn(incoming.platform, str(intent), str(action), ms / 1000)
 
-    def _understand(
-        self, text: str, state: ConversationState, incoming: Incoming
-    ) -> Understanding:
+    def _understand(self, text: str, state: ConversationState, incoming: Incoming) -> Understanding:
         if incoming.button is not None:
             return Understanding(intent=Intent.OTHER, source="button")
         return self.services.understander.understand(text, state)
@@ -162,8 +179,9 @@ class Conversation:
         match decision.action:
             case Action.RECOMMEND | Action.REFINE:
                 assert decision.request is not None
-                return self._recommend(state, decision.request, thread, refine=decision.action
-                                       is Action.REFINE)
+                return self._recommend(
+                    state, decision.request, thread, refine=decision.action is Action.REFINE
+                )
             case Action.FEEDBACK:
                 return self._feedback(state, decision, thread)
             case Action.PRODUCT_QUESTION:
@@ -175,15 +193,19 @@ class Conversation:
                 return _say(self._order_status(state, decision.order_id, incoming), thread)
             case Action.POLICY_ANSWER:
                 answer = s.knowledge.answer(text, decision.topic)
-                return _say(replies.policy_answer(answer) if answer else
-                            replies.NO_POLICY_ANSWER, thread)
+                return _say(
+                    replies.policy_answer(answer) if answer else replies.NO_POLICY_ANSWER, thread
+                )
             case Action.ESCALATE:
                 if s.escalations is None:
                     return _say(replies.NO_AGENTS, thread)
                 ticket = s.escalations.open(state, decision.reason)
-                return Outcome((Reply(replies.ESCALATED, thread_id=thread),),
-                               escalation=EscalationState(status="open", ticket_id=ticket,
-                                                          reason=decision.reason))
+                return Outcome(
+                    (Reply(replies.ESCALATED, thread_id=thread),),
+                    escalation=EscalationState(
+                        status="open", ticket_id=ticket, reason=decision.reason
+                    ),
+                )
             case Action.RELAY:
                 if s.escalations is not None:
                     s.escalations.relay(state, text)
@@ -191,8 +213,9 @@ class Conversation:
             case Action.RATE:
                 if s.escalations is not None and decision.rating is not None:
                     s.escalations.rate(state, decision.rating)
-                return Outcome((Reply(replies.RATED, thread_id=thread),),
-                               escalation=EscalationState())
+                return Outcome(
+                    (Reply(replies.RATED, thread_id=thread),), escalation=EscalationState()
+                )
             case Action.CLARIFY:
                 return _say(decision.question or replies.HELP, thread)
             case Action.SMALL_TALK:
@@ -228,12 +251,18 @@ class Conversation:
         try:
             suggestions: Sequence[Suggestion] = self.services.recommender.recommend(ask)
         except RecommenderUnavailable as exc:
-            event(log, "recommend.unavailable", logging.ERROR,
-                  conversation=state.conversation_id, error=str(exc))
+            event(
+                log,
+                "recommend.unavailable",
+                logging.ERROR,
+                conversation=state.conversation_id,
+                error=str(exc),
+            )
             return Outcome((Reply(replies.RECOMMENDER_DOWN, thread_id=thread),), request=request)
         if not suggestions:
-            return Outcome((Reply(replies.nothing_found(request), thread_id=thread),),
-                           request=request)
+            return Outcome(
+                (Reply(replies.nothing_found(request), thread_id=thread),), request=request
+            )
         suggestions = list(suggestions)[:SUGGESTIONS_SHOWN]
         heading = heading or f"Here are some ideas for {replies.describe_request(request)}:"
         shown = tuple(
@@ -243,12 +272,18 @@ class Conversation:
         reply = replies.suggestions_reply(suggestions, heading, thread)
         return Outcome((reply,), request=request, shown=shown)
 
-    def _feedback(self, state: ConversationState, decision: Decision, thread: str | None) -> Outcome:
+    def _feedback(
+        self, state: ConversationState, decision: Decision, thread: str | None
+    ) -> Outcome:
         assert decision.item_id is not None and decision.feedback is not None
         product = self.services.catalog.get(decision.item_id)
         title = product.title if product else "that item"
-        record = FeedbackEvent(item_id=decision.item_id, kind=decision.feedback,  # type: ignore[arg-type]
-                               position=decision.position or 0, at=self.clock())
+        record = FeedbackEvent(
+            item_id=decision.item_id,
+            kind=decision.feedback,  # type: ignore[arg-type]
+            position=decision.position or 0,
+            at=self.clock(),
+        )
         metrics.record_feedback(decision.feedback)
         if decision.feedback == "details":
             text = replies.product_details(product) if product else replies.UNKNOWN_BUTTON
@@ -258,8 +293,13 @@ class Conversation:
             outcome = self._recommend(state, request, thread, heading=f"More like {title}:")
         else:
             rejected = state.model_copy(update={"feedback": (*state.feedback, record)})
-            outcome = self._recommend(rejected, state.request, thread, refine=True,
-                                      heading=f"Got it, no more {title}. Other options:")
+            outcome = self._recommend(
+                rejected,
+                state.request,
+                thread,
+                refine=True,
+                heading=f"Got it, no more {title}. Other options:",
+            )
         return Outcome(outcome.replies, outcome.request, outcome.shown, feedback=record)
 
     def _order_status(
@@ -268,8 +308,11 @@ class Conversation:
         orders = self.services.orders
         if order_id is not None:
             order = orders.get(order_id)
-            return replies.order_status(order) if order else replies.ORDER_NOT_FOUND.format(
-                order_id=order_id.lstrip("#"))
+            return (
+                replies.order_status(order)
+                if order
+                else replies.ORDER_NOT_FOUND.format(order_id=order_id.lstrip("#"))
+            )
         recent = orders.for_customer(state.user_id or incoming.user_id)
         return replies.orders_overview(recent) if recent else replies.ASK_ORDER_NUMBER
 
@@ -293,7 +336,9 @@ def advance(
             -SEEN_MESSAGES_LIMIT:
         ]
     if incoming.button is None:
-        changes["sentiments"] = (*state.sentiments, understanding.sentiment.value)[-SENTIMENT_LIMIT:]
+        changes["sentiments"] = (*state.sentiments, understanding.sentiment.value)[
+            -SENTIMENT_LIMIT:
+        ]
         changes["intents"] = (*state.intents, understanding.intent.value)[-SENTIMENT_LIMIT:]
         low = understanding.confidence < PolicyConfig().low_confidence
         changes["low_confidence_streak"] = state.low_confidence_streak + 1 if low else 0
@@ -310,8 +355,7 @@ def advance(
         changes["escalation"] = outcome.escalation
     new = state.model_copy(update=changes)
     said = text if incoming.button is None else f"[pressed {incoming.button}]"
-    new = new.with_turn(Turn(role="customer", text=said, at=now,
-                             intent=understanding.intent.value))
+    new = new.with_turn(Turn(role="customer", text=said, at=now, intent=understanding.intent.value))
     for reply in outcome.replies:
         new = new.with_turn(Turn(role="assistant", text=reply.text, at=now))
     return new
@@ -322,8 +366,9 @@ def _say(text: str, thread: str | None) -> Outcome:
 
 
 def _addressed(reply: Reply, incoming: Incoming) -> Reply:
-    return Reply(reply.text, reply.buttons, reply.thread_id or incoming.thread_id,
-                 incoming.conversation_id)
+    return Reply(
+        reply.text, reply.buttons, reply.thread_id or incoming.thread_id, incoming.conversation_id
+    )
 
 
 def _small_talk(topic: str | None, text: str) -> str:

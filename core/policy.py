@@ -37,6 +37,8 @@ POLICY_TOPICS: dict[Intent, str] = {
     Intent.ACCOUNT: "account",
 }
 
+CLARIFY_REQUEST = "What are you shopping for? A product type, who it's for, or a budget helps."
+
 # Button payload prefixes; payloads are short so every platform can carry them.
 FEEDBACK_KINDS = {"more": "more_like_this", "skip": "not_for_me", "details": "details"}
 
@@ -91,7 +93,7 @@ def decide(
             return Decision(
                 Action.CLARIFY,
                 "request has no category, attribute or product words",
-                question="What are you shopping for? A product type, who it's for, or a budget helps.",
+                question=CLARIFY_REQUEST,
             )
         return Decision(Action.RECOMMEND, "customer asked for suggestions", request=request)
     if intent is Intent.REFINE:
@@ -115,9 +117,7 @@ def decide(
                 "order change without an order number",
                 question="Which order is it? Please send the order number (5 digits).",
             )
-        return Decision(
-            Action.ESCALATE, "order change needs a person", order_id=slots.order_id
-        )
+        return Decision(Action.ESCALATE, "order change needs a person", order_id=slots.order_id)
     if intent in POLICY_TOPICS:
         return Decision(Action.POLICY_ANSWER, "policy question", topic=POLICY_TOPICS[intent])
     if intent is Intent.COMPLAINT:
@@ -135,7 +135,9 @@ def merge_request(
     budget_max = slots.budget_max if slots.budget_max is not None else base.budget_max
     if slots.cheaper and state.last_shown:
         cheapest = min(item.price for item in state.last_shown)
-        budget_max = round(cheapest - 0.01, 2) if budget_max is None else min(budget_max, cheapest - 0.01)
+        budget_max = (
+            round(cheapest - 0.01, 2) if budget_max is None else min(budget_max, cheapest - 0.01)
+        )
     like_item_id = base.like_item_id
     if slots.ordinal is not None and understanding.intent is Intent.REFINE:
         like_item_id = resolve_item(state, understanding) or like_item_id
@@ -200,9 +202,9 @@ def _decide_button(state: ConversationState, payload: str) -> Decision:
                 feedback=FEEDBACK_KINDS[kind],
                 position=int(position),
             )
-    if kind == "csat" and rest.isdigit() and 1 <= int(rest) <= 5:
-        if state.escalation.status == "awaiting_rating":
-            return Decision(Action.RATE, "customer rated support", rating=int(rest))
+    rating_asked = state.escalation.status == "awaiting_rating"
+    if kind == "csat" and rest.isdigit() and 1 <= int(rest) <= 5 and rating_asked:
+        return Decision(Action.RATE, "customer rated support", rating=int(rest))
     return Decision(Action.UNKNOWN_BUTTON, f"button not understood or expired: {payload[:40]!r}")
 
 

@@ -53,8 +53,13 @@ class RedisStateStore:
             with self._guard():
                 self.client.rpush(self.key("quarantine", conversation_id), raw)
                 self.client.delete(self.key("state", conversation_id))
-            event(log, "store.state_quarantined", logging.WARNING, conversation=conversation_id,
-                  error=str(exc)[:200])
+            event(
+                log,
+                "store.state_quarantined",
+                logging.WARNING,
+                conversation=conversation_id,
+                error=str(exc)[:200],
+            )
             return ConversationState(conversation_id=conversation_id)
 
     def save(self, state: ConversationState) -> None:

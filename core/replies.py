@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date
 
 from core.catalog import Product
 from core.explanation import explain
@@ -147,7 +147,10 @@ def order_status(order: Order) -> str:
     if order.tracking_number and order.status not in ("cancelled", "refunded"):
         text += f" Carrier: {order.carrier}, tracking number {order.tracking_number}."
     if order.estimated_delivery and order.status in (
-        "processing", "shipped", "in_transit", "out_for_delivery"
+        "processing",
+        "shipped",
+        "in_transit",
+        "out_for_delivery",
     ):
         text += f" Estimated delivery: {_day(order.estimated_delivery)}."
     return text
@@ -166,7 +169,7 @@ def policy_answer(answer: Answer) -> str:
 
 NO_POLICY_ANSWER = (
     "I don't have a help article that answers that. I can connect you with a person: "
-    "just say \"talk to an agent\"."
+    'just say "talk to an agent".'
 )
 ORDER_NOT_FOUND = "I couldn't find order #{order_id}. Please check the number (it has 5 digits)."
 ASK_ORDER_NUMBER = "Which order is it? Please send the order number (5 digits, in your email)."
@@ -175,7 +178,7 @@ THANKS = "You're welcome! Anything else I can help with?"
 GOODBYE = "Thanks for stopping by. Bye!"
 COMPLAINT = (
     "I'm sorry about that. Tell me what went wrong (and the order number if it's about an "
-    "order) and I'll help, or say \"agent\" to reach a person."
+    'order) and I\'ll help, or say "agent" to reach a person.'
 )
 OUT_OF_SCOPE = "I can only help with our store here. " + HELP
 UNKNOWN_BUTTON = "That button is no longer active. Tell me what you'd like instead."
@@ -202,8 +205,5 @@ ESCALATED = (
 RATED = "Thank you for the rating! I'm back to help whenever you need me."
 
 
-def _day(value: str) -> str:
-    try:
-        return datetime.fromisoformat(value).strftime("%b %-d")
-    except ValueError:
-        return value
+def _day(value: date) -> str:
+    return f"{value:%b} {value.day}, {value.year}"

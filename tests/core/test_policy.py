@@ -25,10 +25,19 @@ ESCALATED = FRESH.model_copy(update={"escalation": EscalationState(status="open"
 RATING = FRESH.model_copy(update={"escalation": EscalationState(status="awaiting_rating")})
 
 
-def u(intent: Intent, sentiment: Sentiment = Sentiment.NEUTRAL, confidence: float = 0.9,
-      **slots: object) -> Understanding:
-    return Understanding(intent=intent, sentiment=sentiment, slots=Slots(**slots),  # type: ignore[arg-type]
-                         confidence=confidence, source="test")
+def u(
+    intent: Intent,
+    sentiment: Sentiment = Sentiment.NEUTRAL,
+    confidence: float = 0.9,
+    **slots: object,
+) -> Understanding:
+    return Understanding(
+        intent=intent,
+        sentiment=sentiment,
+        slots=Slots(**slots),  # type: ignore[arg-type]
+        confidence=confidence,
+        source="test",
+    )
 
 
 TABLE = [
@@ -36,47 +45,93 @@ TABLE = [
     ("hello", FRESH, u(Intent.GREETING), Action.SMALL_TALK),
     ("vague request asks one question", FRESH, u(Intent.RECOMMEND), Action.CLARIFY),
     ("request with category", FRESH, u(Intent.RECOMMEND, category="outerwear"), Action.RECOMMEND),
-    ("request with words only", FRESH, u(Intent.RECOMMEND, terms=("gift", "dad", "hikes")),
-     Action.RECOMMEND),
-    ("refine with nothing shown is a fresh request", FRESH,
-     u(Intent.REFINE, category="outerwear"), Action.RECOMMEND),
+    (
+        "request with words only",
+        FRESH,
+        u(Intent.RECOMMEND, terms=("gift", "dad", "hikes")),
+        Action.RECOMMEND,
+    ),
+    (
+        "refine with nothing shown is a fresh request",
+        FRESH,
+        u(Intent.REFINE, category="outerwear"),
+        Action.RECOMMEND,
+    ),
     ("refine after suggestions", SHOWN, u(Intent.REFINE, cheaper=True), Action.REFINE),
-    ("product question by ordinal", SHOWN, u(Intent.PRODUCT_QUESTION, ordinal=2),
-     Action.PRODUCT_QUESTION),
+    (
+        "product question by ordinal",
+        SHOWN,
+        u(Intent.PRODUCT_QUESTION, ordinal=2),
+        Action.PRODUCT_QUESTION,
+    ),
     ("product question about nothing", FRESH, u(Intent.PRODUCT_QUESTION), Action.CLARIFY),
     ("order status with id", FRESH, u(Intent.ORDER_STATUS, order_id="48213"), Action.ORDER_STATUS),
     ("order status without id", FRESH, u(Intent.ORDER_STATUS), Action.ORDER_STATUS),
-    ("order change without id asks for it", FRESH, u(Intent.CANCEL_OR_CHANGE_ORDER),
-     Action.CLARIFY),
-    ("order change with id goes to a person", FRESH,
-     u(Intent.CANCEL_OR_CHANGE_ORDER, order_id="48213"), Action.ESCALATE),
+    (
+        "order change without id asks for it",
+        FRESH,
+        u(Intent.CANCEL_OR_CHANGE_ORDER),
+        Action.CLARIFY,
+    ),
+    (
+        "order change with id goes to a person",
+        FRESH,
+        u(Intent.CANCEL_OR_CHANGE_ORDER, order_id="48213"),
+        Action.ESCALATE,
+    ),
     ("shipping question", FRESH, u(Intent.SHIPPING), Action.POLICY_ANSWER),
     ("returns question", FRESH, u(Intent.RETURN_REFUND), Action.POLICY_ANSWER),
     ("payment question", FRESH, u(Intent.PAYMENT), Action.POLICY_ANSWER),
     ("account question", FRESH, u(Intent.ACCOUNT), Action.POLICY_ANSWER),
     ("asks for a person", FRESH, u(Intent.HUMAN_AGENT), Action.ESCALATE),
-    ("single mild complaint is acknowledged", FRESH,
-     u(Intent.COMPLAINT, Sentiment.NEGATIVE), Action.SMALL_TALK),
-    ("negative sentiment persists", ANGRY, u(Intent.ORDER_STATUS, Sentiment.NEGATIVE),
-     Action.ESCALATE),
-    ("one negative turn alone does not escalate", FRESH,
-     u(Intent.ORDER_STATUS, Sentiment.NEGATIVE), Action.ORDER_STATUS),
+    (
+        "single mild complaint is acknowledged",
+        FRESH,
+        u(Intent.COMPLAINT, Sentiment.NEGATIVE),
+        Action.SMALL_TALK,
+    ),
+    (
+        "negative sentiment persists",
+        ANGRY,
+        u(Intent.ORDER_STATUS, Sentiment.NEGATIVE),
+        Action.ESCALATE,
+    ),
+    (
+        "one negative turn alone does not escalate",
+        FRESH,
+        u(Intent.ORDER_STATUS, Sentiment.NEGATIVE),
+        Action.ORDER_STATUS,
+    ),
     ("frustrated payment problem", FRESH, u(Intent.PAYMENT, Sentiment.NEGATIVE), Action.ESCALATE),
-    ("low confidence repeatedly", FRESH.model_copy(update={"low_confidence_streak": 2}),
-     u(Intent.OTHER, confidence=0.2), Action.ESCALATE),
+    (
+        "low confidence repeatedly",
+        FRESH.model_copy(update={"low_confidence_streak": 2}),
+        u(Intent.OTHER, confidence=0.2),
+        Action.ESCALATE,
+    ),
     ("low confidence once", FRESH, u(Intent.OTHER, confidence=0.2), Action.OUT_OF_SCOPE),
-    ("suggestions rejected repeatedly", SHOWN.model_copy(update={"not_for_me_streak": 3}),
-     u(Intent.REFINE), Action.ESCALATE),
+    (
+        "suggestions rejected repeatedly",
+        SHOWN.model_copy(update={"not_for_me_streak": 3}),
+        u(Intent.REFINE),
+        Action.ESCALATE,
+    ),
     ("out of scope", FRESH, u(Intent.OTHER), Action.OUT_OF_SCOPE),
-    ("while a person handles it, messages are relayed", ESCALATED, u(Intent.RECOMMEND),
-     Action.RELAY),
+    (
+        "while a person handles it, messages are relayed",
+        ESCALATED,
+        u(Intent.RECOMMEND),
+        Action.RELAY,
+    ),
 ]
 
 
-@pytest.mark.parametrize(("name", "state", "understanding", "expected"), TABLE,
-                         ids=[row[0] for row in TABLE])
-def test_decide_table(name: str, state: ConversationState, understanding: Understanding,
-                      expected: Action) -> None:
+@pytest.mark.parametrize(
+    ("name", "state", "understanding", "expected"), TABLE, ids=[row[0] for row in TABLE]
+)
+def test_decide_table(
+    name: str, state: ConversationState, understanding: Understanding, expected: Action
+) -> None:
     assert decide(state, understanding).action is expected
 
 
@@ -92,10 +147,12 @@ BUTTONS = [
 ]
 
 
-@pytest.mark.parametrize(("name", "state", "payload", "expected"), BUTTONS,
-                         ids=[row[0] for row in BUTTONS])
-def test_decide_buttons(name: str, state: ConversationState, payload: str,
-                        expected: Action) -> None:
+@pytest.mark.parametrize(
+    ("name", "state", "payload", "expected"), BUTTONS, ids=[row[0] for row in BUTTONS]
+)
+def test_decide_buttons(
+    name: str, state: ConversationState, payload: str, expected: Action
+) -> None:
     assert decide(state, u(Intent.OTHER), button=payload).action is expected
 
 
@@ -113,14 +170,16 @@ def test_cheaper_sets_budget_below_cheapest_shown() -> None:
 
 
 def test_refine_keeps_the_lower_of_two_budgets() -> None:
-    request = merge_request(SHOWN.request.model_copy(update={"budget_max": 50.0}),
-                            u(Intent.REFINE, cheaper=True), SHOWN)
+    request = merge_request(
+        SHOWN.request.model_copy(update={"budget_max": 50.0}), u(Intent.REFINE, cheaper=True), SHOWN
+    )
     assert request.budget_max == 50.0
 
 
 def test_new_request_replaces_old_details() -> None:
-    decision = decide(SHOWN, u(Intent.RECOMMEND, category="headphones-audio",
-                               attributes=("wireless",)))
+    decision = decide(
+        SHOWN, u(Intent.RECOMMEND, category="headphones-audio", attributes=("wireless",))
+    )
     assert decision.request is not None
     assert decision.request.category == "headphones-audio"
     assert decision.request.attributes == ("wireless",)  # the jacket's "waterproof" is gone

@@ -56,8 +56,9 @@ def full_state() -> ConversationState:
         conversation_id="terminal:u1:abc",
         user_id="u1",
         transcript=(Turn(role="customer", text="I need a jacket ☔", at=1.0, intent="recommend"),),
-        request=ProductRequest(text="jacket", category="outerwear", budget_max=100.0,
-                               attributes=("waterproof",)),
+        request=ProductRequest(
+            text="jacket", category="outerwear", budget_max=100.0, attributes=("waterproof",)
+        ),
         shown=("P1", "P2"),
         sentiments=("neutral", "negative"),
         escalation=EscalationState(status="open", ticket_id="T7", reason="asked"),
@@ -112,14 +113,14 @@ def test_other_conversations_are_not_blocked(store: StateStore) -> None:
 
 
 def test_lock_times_out_when_held(store: StateStore) -> None:
-    with store.lock("a"), pytest.raises(LockTimeout):
-        with reopen(store).lock("a", timeout=0.2):
-            pass
+    with store.lock("a"), pytest.raises(LockTimeout), reopen(store).lock("a", timeout=0.2):
+        pass
 
 
 def _hold_lock(kind: str, where: str, prefix: str, held: object, release: object) -> None:
-    handle: StateStore = SqliteStateStore(Path(where)) if kind == "sqlite" else RedisStateStore(
-        where, prefix)
+    handle: StateStore = (
+        SqliteStateStore(Path(where)) if kind == "sqlite" else RedisStateStore(where, prefix)
+    )
     with handle.lock("shared"):
         held.set()  # type: ignore[attr-defined]
         release.wait(10)  # type: ignore[attr-defined]

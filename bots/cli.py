@@ -1,0 +1,54 @@
+"""The `concierge` command: one entry point, subcommands implemented by the modules that own them.
+
+Each target is imported only when its command runs, so `concierge chat --help` stays fast and
+a bot process imports no more than it uses.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+
+# command words -> "module:function"; the function takes the remaining argv and returns an
+# exit code.
+COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
+    ("chat",): ("bots.terminal:main", "chat with the demo store in the terminal"),
+    ("bench", "chat"): ("bots.terminal:bench", "per-turn latency of the terminal chat"),
+}
+
+
+def usage() -> str:
+    width = max(len(" ".join(words)) for words in COMMANDS)
+    lines = ["usage: concierge COMMAND [options]   (COMMAND --help for its options)", ""]
+    for words, (_, summary) in sorted(COMMANDS.items()):
+        lines.append(f"  {' '.join(words):<{width}}  {summary}")
+    return "\n".join(lines)
+
+
+def resolve(argv: Sequence[str]) -> tuple[Callable[[Sequence[str]], int], list[str]] | None:
+    """The function for the longest command prefix of argv, and the arguments left for it."""
+    for length in (2, 1):
+        words = tuple(argv[:length])
+        if words in COMMANDS:
+            module_name, _, function = COMMANDS[words][0].partition(":")
+            module = importlib.import_module(module_name)
+            return getattr(module, function), list(argv[length:])
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0
+    found = resolve(args)
+    if found is None:
+        print(f"concierge: unknown command {' '.join(args[:2])!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    function, rest = found
+    return int(function(rest) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,100 @@
+"""The terminal adapter driven through stdin, as a script would: a real process, real models."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bots.terminal import TerminalOutbox, render, to_incoming
+from core.demo_store import DEFAULT_DEMO_DIR, load_store
+from core.messages import Button, Incoming, Reply
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def chat(lines: list[str], tmp_path: Path, *args: str) -> str:
+    env = {
+        **os.environ,
+        "CONCIERGE_SQLITE_PATH": str(tmp_path / "state.sqlite3"),
+        "HF_HUB_OFFLINE": "1",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "bots.terminal", *args],
+        input="\n".join(lines) + "\n",
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def replies_of(output: str) -> list[str]:
+    return [block.strip() for block in output.split("concierge> ")[1:]]
+
+
+def test_render_numbers_buttons() -> None:
+    reply = Reply("Pick one", (Button("More like 1", "more:P1:1"), Button("Details 1", "d")))
+    assert render(reply) == "concierge> Pick one\n    [1] More like 1   [2] Details 1"
+
+
+def test_numbers_press_buttons_of_the_last_reply() -> None:
+    outbox = TerminalOutbox(open(os.devnull, "w"))  # noqa: SIM115
+    assert "no buttons" in str(to_incoming("2", outbox, "c", "u", 0))
+    outbox.send(Reply("x", (Button("a", "more:P1:1"), Button("b", "skip:P1:1"))))
+    pressed = to_incoming("2", outbox, "c", "u", 1)
+    assert isinstance(pressed, Incoming) and pressed.button == "skip:P1:1"
+    assert "no button 7" in str(to_incoming("7", outbox, "c", "u", 2))
+    typed = to_incoming("1999 was a good year", outbox, "c", "u", 3)
+    assert isinstance(typed, Incoming) and typed.button is None
+
+
+@pytest.mark.slow
+def test_scripted_chat_end_to_end(tmp_path: Path) -> None:
+    store = load_store(DEFAULT_DEMO_DIR)
+    order = next(o for o in store.orders.for_customer("C0009") if o.status == "in_transit")
+    output = chat(
+        [
+            "hi",
+            "I need a waterproof jacket",
+            "something cheaper",
+            "3",
+            "",
+            "42",
+            f"where is my order {order.id}?",
+            "what is your return policy?",
+            "\x00\x1b" + "blah " * 30_000,
+        ],
+        tmp_path,
+        "--user",
+        "C0009",
+    )
+    hello, jackets, cheaper, details, empty, no_button, order_reply, policy, huge = replies_of(
+        output
+    )
+    assert hello.startswith("Hi!")
+    assert "[1] More like 1" in jackets
+    jacket_prices = [
+        float(line.split("$")[-1].replace(",", ""))
+        for line in jackets.splitlines()
+        if line[:2] in ("1.", "2.", "3.")
+    ]
+    cheaper_prices = [
+        float(line.split("$")[-1].replace(",", ""))
+        for line in cheaper.splitlines()
+        if line[:2] in ("1.", "2.", "3.")
+    ]
+    assert jacket_prices and cheaper_prices
+    assert max(cheaper_prices) < min(jacket_prices)
+    assert "Rated" in details
+    assert empty.startswith("I didn't get any text")
+    assert "no button 42" in no_button
+    assert f"#{order.id}" in order_reply and "on its way" in order_reply
+    assert "return" in policy.lower() and "From our help article" in policy
+    assert huge.startswith("(Your message was very long")
