@@ -27,13 +27,21 @@ Metrics (type; labels): meaning
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Protocol
 
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from core.logs import event
+from core.recommendation import (
+    RecommendationRequest,
+    Recommender,
+    RecommenderUnavailable,
+    Suggestion,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +56,9 @@ TURN_SECONDS = Histogram(
     "concierge_turn_seconds", "Time from a customer message in to the last reply sent.",
     ("platform",), buckets=TURN_BUCKETS,
 )
-LLM_CALLS = Counter("concierge_llm_calls_total", "Requests to the LLM endpoint.", ("outcome",))
 LLM_FALLBACKS = Counter(
     "concierge_llm_fallbacks_total",
     "Messages the local model answered because the LLM could not.", ("reason",),
-)
-LLM_CIRCUIT = Gauge(
-    "concierge_llm_circuit_state", "LLM circuit breaker: 0 closed, 1 half-open, 2 open."
 )
 ESCALATIONS_OPENED = Counter(
     "concierge_escalations_opened_total", "Tickets opened for a human agent.", ("reason",)
@@ -70,7 +74,7 @@ FEEDBACK = Counter(
     "concierge_feedback_events_total", "Suggestion buttons pressed.", ("kind",)
 )
 
-CIRCUIT_VALUES = {"closed": 0, "half_open": 1, "half-open": 1, "open": 2}
+CIRCUIT_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 
 
 def record_turn(platform: str, intent: str, decision: str, seconds: float) -> None:
@@ -78,17 +82,8 @@ def record_turn(platform: str, intent: str, decision: str, seconds: float) -> No
     TURN_SECONDS.labels(platform).observe(seconds)
 
 
-def record_llm_call(outcome: str) -> None:
-    LLM_CALLS.labels(outcome).inc()
-
-
 def record_llm_fallback(reason: str) -> None:
     LLM_FALLBACKS.labels(reason).inc()
-
-
-def set_llm_circuit(state: str) -> None:
-    """`state` is the breaker's state name: closed, half_open or open."""
-    LLM_CIRCUIT.set(CIRCUIT_VALUES[str(state).lower()])
 
 
 def record_escalation_opened(reason: str) -> None:
@@ -163,3 +158,77 @@ def watch_queues(redis_url: str, queues: Sequence[str]) -> QueueDepth:
         REGISTRY.register(collector)
         _watched[key] = collector
     return _watched[key]
+
+
+class LlmStats(Protocol):
+    calls: int
+    successes: int
+    failures: Mapping[str, int]  # failed calls by reason
+    breaker: str  # closed, half_open or open
+
+
+class LlmSource(Protocol):
+    def stats(self) -> LlmStats: ...
+
+
+class LlmCalls(Collector):
+    """Reads the LLM client's own counters and breaker state when Prometheus scrapes.
+
+    The breaker turns half-open by the clock, not by an event, so reading it at scrape time is
+    the only way the gauge is never stale.
+    """
+
+    def __init__(self, source: LlmSource) -> None:
+        self.source = source
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        stats = self.source.stats()
+        calls = CounterMetricFamily(
+            "concierge_llm_calls", "Requests to the LLM endpoint, by how they ended.",
+            labels=("outcome",),
+        )
+        calls.add_metric(("ok",), stats.successes)
+        for reason, count in sorted(stats.failures.items()):
+            calls.add_metric((reason,), count)
+        yield calls
+        yield GaugeMetricFamily(
+            "concierge_llm_circuit_state", "LLM circuit breaker: 0 closed, 1 half-open, 2 open.",
+            value=CIRCUIT_VALUES.get(str(stats.breaker), 2),
+        )
+
+    def describe(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        yield CounterMetricFamily("concierge_llm_calls", "", labels=("outcome",))
+        yield GaugeMetricFamily("concierge_llm_circuit_state", "")
+
+
+_llm: list[LlmCalls] = []
+
+
+def watch_llm(source: LlmSource) -> None:
+    """Report this LLM client's calls and breaker on /metrics (one client per process)."""
+    for collector in _llm:
+        REGISTRY.unregister(collector)
+    _llm[:] = [LlmCalls(source)]
+    REGISTRY.register(_llm[0])
+
+
+class MeasuredRecommender:
+    """Any recommender, with each request's latency and outcome recorded as the caller saw it
+    (for Celery: queue wait, scoring and the result's round trip together)."""
+
+    def __init__(self, inner: Recommender, backend: str) -> None:
+        self.inner = inner
+        self.backend = backend
+
+    def recommend(self, request: RecommendationRequest) -> Sequence[Suggestion]:
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            suggestions = self.inner.recommend(request)
+            outcome = "ok"
+            return suggestions
+        except RecommenderUnavailable:
+            outcome = "unavailable"
+            raise
+        finally:
+            record_recommender_job(self.backend, outcome, time.perf_counter() - started)

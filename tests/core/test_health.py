@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 
 import pytest
 import redis
@@ -12,6 +13,7 @@ from prometheus_client import REGISTRY
 
 from core import metrics
 from core.health import HealthServer, serve
+from core.recommendation import RecommendationRequest, RecommenderUnavailable, Suggestion
 from core.settings import Settings
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
@@ -54,13 +56,11 @@ def test_metrics_endpoint_shows_recorded_counts(server: tuple[HealthServer, dict
     metrics.record_turn("probe", "greeting", "small_talk", 0.02)
     metrics.record_turn("probe", "greeting", "small_talk", 0.03)
     metrics.record_feedback("not_for_me")
-    metrics.set_llm_circuit("open")
     code, text = get(f"{health.url}/metrics")
     assert code == 200
     assert 'concierge_turns_total{decision="small_talk",intent="greeting",platform="probe"} 2.0' \
         in text
     assert 'concierge_turn_seconds_count{platform="probe"} 2.0' in text
-    assert "concierge_llm_circuit_state 2.0" in text
     assert REGISTRY.get_sample_value("concierge_turns_total", labels) == 2.0
     assert code == 200 and get(f"{health.url}/nothing")[0] == 404
 
@@ -97,3 +97,57 @@ def test_port_zero_serves_nothing_and_a_taken_port_says_what_to_do() -> None:
             serve(Settings(metrics_port=port), "second")
     finally:
         taken.stop()
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    calls: int
+    successes: int
+    failures: dict[str, int]
+    breaker: str
+
+
+class Client:
+    def __init__(self) -> None:
+        self.now = Snapshot(0, 0, {}, "closed")
+
+    def stats(self) -> Snapshot:
+        return self.now
+
+
+def test_llm_counters_and_breaker_are_read_at_scrape_time() -> None:
+    client = Client()
+    metrics.watch_llm(client)
+    assert REGISTRY.get_sample_value("concierge_llm_circuit_state") == 0.0
+    client.now = Snapshot(9, 4, {"timeout": 5}, "open")
+    assert REGISTRY.get_sample_value("concierge_llm_calls_total", {"outcome": "ok"}) == 4.0
+    assert REGISTRY.get_sample_value("concierge_llm_calls_total", {"outcome": "timeout"}) == 5.0
+    assert REGISTRY.get_sample_value("concierge_llm_circuit_state") == 2.0
+    client.now = Snapshot(10, 5, {"timeout": 5}, "half_open")
+    assert REGISTRY.get_sample_value("concierge_llm_circuit_state") == 1.0
+
+
+class Flaky:
+    def __init__(self) -> None:
+        self.down = False
+
+    def recommend(self, request: RecommendationRequest) -> list[Suggestion]:
+        if self.down:
+            raise RecommenderUnavailable("no scoring worker answered in time")
+        return []
+
+
+def test_recommender_jobs_are_timed_with_their_outcome() -> None:
+    inner = Flaky()
+    measured = metrics.MeasuredRecommender(inner, backend="probe")
+
+    def count(outcome: str) -> float:
+        value = REGISTRY.get_sample_value(
+            "concierge_recommender_job_seconds_count", {"backend": "probe", "outcome": outcome})
+        return value or 0.0
+
+    measured.recommend(RecommendationRequest(user_id="C0001", text="jacket"))
+    inner.down = True
+    with pytest.raises(RecommenderUnavailable):
+        measured.recommend(RecommendationRequest(user_id="C0001", text="jacket"))
+    assert (count("ok"), count("unavailable")) == (1.0, 1.0)
