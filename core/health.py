@@ -8,12 +8,14 @@ in a daemon thread, so it never holds a process open.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
@@ -117,3 +119,26 @@ def serve(
             f"{settings.metrics_port} ({exc.strerror}); choose another CONCIERGE_METRICS_PORT"
         ) from exc
     return server.start()
+
+
+_versions: dict[tuple[str, int, int], str] = {}
+
+
+def model_version(folder: Path) -> str | None:
+    """A short content hash of a model folder's files: the same on every host that has the same
+    model, so the doctor can tell which model each worker serves. None when nothing is built."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+    if not files:
+        return None
+    digest = hashlib.sha256()
+    for path in files:
+        stat = path.stat()
+        key = (str(path), stat.st_size, stat.st_mtime_ns)
+        if key not in _versions:
+            file_digest = hashlib.sha256()
+            with path.open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    file_digest.update(block)
+            _versions[key] = file_digest.hexdigest()
+        digest.update(f"{path.relative_to(folder)}\0{_versions[key]}\0".encode())
+    return digest.hexdigest()[:12]
