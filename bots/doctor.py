@@ -15,6 +15,8 @@ import re
 import sqlite3
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -261,6 +263,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         print(render(findings))
     return 1 if any(f.status == "fail" for f in findings) else 0
+
+
+def health_main(argv: Sequence[str] | None = None) -> int:
+    """`concierge health`: asks this host's process for /healthz; exit 0 only on 200. Used as
+    the container health check."""
+    parser = argparse.ArgumentParser(prog="concierge health", description=health_main.__doc__)
+    parser.add_argument("--url", help="default: http://127.0.0.1:$CONCIERGE_METRICS_PORT/healthz")
+    args = parser.parse_args(argv)
+    url = args.url
+    if url is None:
+        settings = Settings()
+        if settings.metrics_port == 0:
+            print("concierge health: CONCIERGE_METRICS_PORT is 0, so nothing serves /healthz; "
+                  "set it (e.g. 9100) for the process to check", file=sys.stderr)
+            return 2
+        url = f"http://127.0.0.1:{settings.metrics_port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
+            print(response.read().decode(errors="replace").strip())
+            return 0
+    except urllib.error.HTTPError as exc:
+        print(exc.read().decode(errors="replace").strip())
+        return 1
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+        print(f"concierge health: {url} did not answer ({exc})", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

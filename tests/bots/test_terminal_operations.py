@@ -1,27 +1,33 @@
-"""SIGTERM to the terminal chat: the turn in flight finishes and is saved, nothing new starts."""
+"""The terminal chat as an operated process: SIGTERM lets the turn in flight finish and be saved
+and starts nothing new; /metrics counts its turns; `concierge health` asks it how it is."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
+from bots.doctor import health_main
+
 REPO = Path(__file__).resolve().parents[2]
 
 
-def start(tmp_path: Path, seconds: float, grace_s: float) -> subprocess.Popen[str]:
+def start(tmp_path: Path, seconds: float, grace_s: float, **extra: str) -> subprocess.Popen[str]:
     env = {
         **os.environ,
         "CONCIERGE_SQLITE_PATH": str(tmp_path / "state.sqlite3"),
         "CONCIERGE_SHUTDOWN_GRACE_S": str(grace_s),
         "CONCIERGE_LOG_LEVEL": "INFO",
+        **{f"CONCIERGE_{k.upper()}": v for k, v in extra.items()},
     }
     return subprocess.Popen(
         [sys.executable, "-m", "tests.bots.slow_chat", str(seconds), "C0001"],
@@ -106,3 +112,31 @@ def test_a_turn_past_the_grace_period_is_abandoned_without_saving(tmp_path: Path
     assert out == ""
     states, locks = saved(tmp_path)
     assert (states, locks) == ([], 0)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_metrics_count_the_turns_and_health_answers(tmp_path: Path) -> None:
+    port = free_port()
+    chat = start(tmp_path, seconds=0.0, grace_s=20, metrics_port=str(port))
+    assert chat.stdin and chat.stdout
+    try:
+        for question in ("what is your return policy?", "can I return shoes?", "refund?"):
+            chat.stdin.write(question + "\n")
+            chat.stdin.flush()
+            wait_for_line(chat.stdout, "concierge> ")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            scraped = response.read().decode()
+        assert ('concierge_turns_total{decision="policy_answer",intent="return_refund",'
+                'platform="terminal"} 3.0') in scraped
+        assert 'concierge_turn_seconds_count{platform="terminal"} 3.0' in scraped
+        assert health_main(["--url", f"http://127.0.0.1:{port}/healthz"]) == 0
+    finally:
+        chat.send_signal(signal.SIGTERM)
+        chat.communicate(timeout=30)
+    assert chat.returncode == 0
+    assert health_main(["--url", f"http://127.0.0.1:{port}/healthz"]) == 1
