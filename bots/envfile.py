@@ -98,6 +98,7 @@ def entries() -> list[Entry]:
     source_lines = source.splitlines()
     found = []
     previous_end = 0
+    defaults: dict[str, Any] = {}  # earlier defaults, for factories that derive from them
     for name, info in Settings.model_fields.items():
         first, last = lines_of.get(name, (0, 0))
         above: list[str] = []
@@ -110,7 +111,8 @@ def entries() -> list[Entry]:
             (comments[n] for n in range(first, last + 1) if n in comments), None)
         if above and not starts_section and own is None:
             own = " ".join(above)
-        default = info.get_default(call_default_factory=True)
+        default = info.get_default(call_default_factory=True, validated_data=defaults)
+        defaults[name] = default
         found.append(Entry(name, tuple(above) if starts_section else (), own, _kind(info),
                            _display(default)))
         previous_end = max(previous_end, last)
