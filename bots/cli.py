@@ -18,6 +18,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("doctor",): ("bots.doctor:main", "check the configuration and the services it names"),
     ("health",): ("bots.doctor:health_main", "ask this host's process for /healthz (exit 0 = ok)"),
     ("env-example",): ("bots.envfile:main", "print, --write or --check .env.example"),
+    ("flower",): ("workers.dashboard:main", "Celery Flower: watch the scoring queue and workers"),
 }
 
 
