@@ -15,6 +15,10 @@ from collections.abc import Callable, Sequence
 COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("chat",): ("bots.terminal:main", "chat with the demo store in the terminal"),
     ("bench", "chat"): ("bots.terminal:bench", "per-turn latency of the terminal chat"),
+    ("doctor",): ("bots.doctor:main", "check the configuration and the services it names"),
+    ("health",): ("bots.doctor:health_main", "ask this host's process for /healthz (exit 0 = ok)"),
+    ("env-example",): ("bots.envfile:main", "print, --write or --check .env.example"),
+    ("flower",): ("workers.dashboard:main", "Celery Flower: watch the scoring queue and workers"),
 }
 
 

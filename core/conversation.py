@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from core import replies
+from core import metrics, replies
 from core.catalog import Catalog
 from core.escalation import Escalations
 from core.knowledge import KnowledgeBase
@@ -165,6 +165,7 @@ class Conversation:
             source=source,
             ms=ms,
         )
+        metrics.record_turn(incoming.platform, str(intent), str(action), ms / 1000)
 
     def _understand(self, text: str, state: ConversationState, incoming: Incoming) -> Understanding:
         if incoming.button is not None:
@@ -294,6 +295,7 @@ class Conversation:
             position=decision.position or 0,
             at=self.clock(),
         )
+        metrics.record_feedback(decision.feedback)
         if decision.feedback == "details":
             text = replies.product_details(product) if product else replies.UNKNOWN_BUTTON
             return Outcome((Reply(text, thread_id=thread),), feedback=record)
