@@ -33,8 +33,9 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"  # state, locks and tickets (redis backend)
     redis_prefix: str = "concierge"  # key prefix, so several deployments can share a Redis
 
-    # Understanding: keyword (placeholder), local model, llm, or cascade (local then llm).
-    understander: Literal["keyword", "local", "llm", "cascade"] = "keyword"
+    # Understanding: the local model, an LLM (local model as fallback), or cascade (local
+    # first, the LLM only when the local model is unsure).
+    understander: Literal["local", "llm", "cascade"] = "local"
     nlu_taxonomy: Path = REPO_ROOT / "data" / "nlu" / "intents.yaml"
     nlu_dir: Path | None = Field(
         default=None, description="the trained local model; None means models_dir / 'nlu'"
@@ -51,8 +52,8 @@ class Settings(BaseSettings):
     llm_breaker_failures: int = 5
     llm_breaker_reset_s: float = 30.0
 
-    # Recommender: popularity (placeholder), in-process model, or Celery workers.
-    recommender: Literal["popularity", "inprocess", "celery"] = "popularity"
+    # Recommender: the model scored in this process, or by Celery workers.
+    recommender: Literal["inprocess", "celery"] = "inprocess"
     # The trained model folder; filled in from models_dir when not set.
     recommender_dir: Path = Field(
         default_factory=lambda data: data["models_dir"] / "recommender-demo"
