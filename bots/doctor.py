@@ -196,6 +196,118 @@ def check_model(check: str, folder: Path, env: str, build: str) -> Finding:
     return ok(check, f"{folder} (version {version})")
 
 
+def check_workers(settings: Settings) -> Finding:
+    """Workers answer a ping on the broker, and say which model version they serve."""
+    from kombu.exceptions import KombuError
+
+    from workers.app import build_app
+    from workers.health import MODELS_COMMAND
+
+    app = build_app(settings)
+    broker = redacted(settings.celery_broker_url)
+    try:
+        pings = app.control.ping(timeout=TIMEOUT_S)
+        served = app.control.broadcast(MODELS_COMMAND, reply=True, timeout=TIMEOUT_S)
+    except (OSError, KombuError) as exc:
+        return fail("workers", f"cannot reach the broker {broker}: {exc}",
+                    "start Redis or fix CONCIERGE_CELERY_BROKER_URL")
+    finally:
+        app.close()
+    names = sorted(name for reply in pings for name in reply)
+    if not names:
+        return fail("workers", f"no worker answered a ping on {broker} within {TIMEOUT_S:.0f} s",
+                    "start one (`concierge worker`, or `docker compose up -d worker`) with the "
+                    "same CONCIERGE_CELERY_BROKER_URL as the bots")
+    versions: dict[str, str] = {}
+    for reply in served:
+        for name, models in reply.items():
+            versions[name] = str(models.get("recommender", {}).get("version"))
+    local = model_version(settings.recommender_dir)
+    listed = ", ".join(f"{name} (model {versions.get(name, 'unknown')})" for name in names)
+    if len(set(versions.values())) > 1:
+        return fail("workers", f"workers serve different models: {listed}",
+                    "deploy the same model folder (CONCIERGE_RECOMMENDER_DIR) to every worker")
+    served_version = next(iter(versions.values()), "unknown")
+    if served_version == "None":
+        return fail("workers", f"{listed}: no model in their CONCIERGE_RECOMMENDER_DIR",
+                    "build it (`concierge train recommender --dataset demo`) or mount it")
+    note = "" if local is None or str(local) == served_version else (
+        f"; this host has model {local}, the workers serve {served_version}")
+    return ok("workers", f"{len(names)} answered: {listed}{note}")
+
+
+def check_llm(settings: Settings) -> Finding:
+    """The endpoint answers an understanding request with output that fits the schema."""
+    from dataclasses import replace
+
+    from core.llm import LlmClient, LlmConfig, LlmError
+    from core.state import ConversationState
+    from core.taxonomy import TaxonomyError, load_taxonomy
+    from core.understanders import Verdict, render_prompt, verdict_schema
+
+    base = settings.llm_base_url
+    try:
+        taxonomy = load_taxonomy(settings.nlu_taxonomy)
+    except (TaxonomyError, OSError) as exc:
+        return fail("llm", f"the intent taxonomy cannot be read: {exc}",
+                    "set CONCIERGE_NLU_TAXONOMY to the intents file (data/nlu/intents.yaml)")
+    config = replace(LlmConfig.from_settings(settings), retries=0)
+    client = LlmClient(config)
+    prompt = render_prompt(taxonomy, "where is my order 48213?",
+                           ConversationState(conversation_id="doctor"))
+    started = time.perf_counter()
+    try:
+        verdict = client.complete_json([{"role": "user", "content": prompt}], Verdict,
+                                       verdict_schema(taxonomy.intent_names), name="understanding")
+    except LlmError as exc:
+        fixes = {
+            "connection": f"start the server or correct CONCIERGE_LLM_BASE_URL (now {base})",
+            "timeout": "the server is too slow: raise CONCIERGE_LLM_TIMEOUT_S or use a smaller "
+                       "model",
+            "client_error": "check CONCIERGE_LLM_MODEL and CONCIERGE_LLM_API_KEY (the server "
+                            "refused the request)",
+            "rate_limited": "the provider is rate limiting this key: wait or raise the limit",
+            "server_error": "the server failed: see its logs",
+            "invalid_json": "the model does not return JSON: use a server with JSON-schema "
+                            "output (OpenAI, vLLM, llama.cpp server) or a stronger model",
+            "schema": "the model's JSON does not fit the schema: use a server with JSON-schema "
+                      "output or a stronger model",
+        }
+        return fail("llm", f"{base} gave no valid answer ({exc})",
+                    fixes.get(exc.reason, "see the detail above"))
+    ms = (time.perf_counter() - started) * 1000
+    if verdict.intent not in taxonomy.intent_names:
+        return fail("llm", f"{base} answered an intent not in the taxonomy: {verdict.intent!r}",
+                    "use a server with JSON-schema output or a stronger model")
+    mode = "JSON schema" if client.structured_output else "plain JSON"
+    return ok("llm", f"{base} model {settings.llm_model} answered schema-valid output ({mode}) "
+                     f"in {ms:.0f} ms")
+
+
+def token_findings(settings: Settings, wanted: frozenset[str]) -> list[Finding]:
+    telegram = "telegram" in wanted
+    slack = "slack" in wanted
+    botfather = "@BotFather (/token)"
+    slack_app = "your Slack app's settings at api.slack.com/apps"
+    findings = [
+        check_token("telegram", "CONCIERGE_TELEGRAM_TOKEN", settings.telegram_token, telegram,
+                    telegram_token_problem, botfather),
+        check_token("slack bot", "CONCIERGE_SLACK_BOT_TOKEN", settings.slack_bot_token, slack,
+                    lambda v: slack_token_problem(v, "xoxb-"),
+                    f"{slack_app} > OAuth & Permissions > Bot User OAuth Token"),
+    ]
+    socket_mode = settings.slack_mode == "socket"
+    findings.append(check_token(
+        "slack app", "CONCIERGE_SLACK_APP_TOKEN", settings.slack_app_token, slack and socket_mode,
+        lambda v: slack_token_problem(v, "xapp-"),
+        f"{slack_app} > Basic Information > App-Level Tokens (scope connections:write)"))
+    findings.append(check_token(
+        "slack signing", "CONCIERGE_SLACK_SIGNING_SECRET", settings.slack_signing_secret,
+        slack and not socket_mode, signing_secret_problem,
+        f"{slack_app} > Basic Information > Signing Secret"))
+    return findings
+
+
 # -- the whole examination -------------------------------------------------------------------
 
 
@@ -207,14 +319,27 @@ def examine(settings: Settings, roles: Iterable[str] = ()) -> list[Finding]:
     else:
         findings.append(check_sqlite(settings.sqlite_path))
     findings.extend(check_models(settings, wanted))
+    findings.extend(token_findings(settings, wanted))
+    uses_workers = settings.recommender == "celery" or wanted & {"worker", "flower"}
+    if uses_workers:
+        broker = check_redis("broker", settings.celery_broker_url, "CONCIERGE_CELERY_BROKER_URL")
+        findings.append(broker)
+        if broker.status == "ok" and settings.recommender == "celery":
+            findings.append(check_workers(settings))
+    if settings.understander in ("llm", "cascade"):
+        findings.append(check_llm(settings))
     return findings
 
 
 def check_models(settings: Settings, wanted: frozenset[str]) -> list[Finding]:
     findings = []
     if settings.understander in ("local", "cascade"):
-        findings.append(check_model("nlu model", settings.models_dir / "nlu",
-                                    "CONCIERGE_MODELS_DIR", "concierge train nlu"))
+        findings.append(check_model("nlu model", settings.nlu_path, "CONCIERGE_NLU_DIR",
+                                    "concierge train nlu"))
+    if settings.recommender == "inprocess" or "worker" in wanted:
+        findings.append(check_model("recommender model", settings.recommender_dir,
+                                    "CONCIERGE_RECOMMENDER_DIR",
+                                    "concierge train recommender --dataset demo"))
     return findings
 
 

@@ -7,7 +7,11 @@ import os
 import socket
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,11 +29,22 @@ def closed_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def built_models(tmp_path: Path) -> Path:
+    """A models folder as the training commands leave it (the doctor checks presence and
+    version, it does not load them)."""
+    models = tmp_path / "models"
+    for name in ("nlu/nlu.json", "nlu/nlu.npz", "recommender-demo/model.pt"):
+        (models / name).parent.mkdir(parents=True, exist_ok=True)
+        (models / name).write_bytes(name.encode())
+    return models
+
+
 def doctor(tmp_path: Path, *args: str, **env: str) -> tuple[int, str]:
     """Runs the doctor in an empty folder (no .env) with only these CONCIERGE_ settings."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("CONCIERGE_")}
     clean |= {"PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1",
-              "CONCIERGE_SQLITE_PATH": str(tmp_path / "state.sqlite3")}
+              "CONCIERGE_SQLITE_PATH": str(tmp_path / "state.sqlite3"),
+              "CONCIERGE_MODELS_DIR": str(built_models(tmp_path))}
     clean |= {f"CONCIERGE_{k.upper()}": v for k, v in env.items()}
     done = subprocess.run([sys.executable, "-m", "bots.doctor", *args], cwd=tmp_path, env=clean,
                           capture_output=True, text=True, timeout=120)
@@ -97,3 +112,95 @@ def test_missing_data_and_bad_setting_are_reported(tmp_path: Path) -> None:
     assert code == 1 and "store data directory not found" in out
     code, out = doctor(tmp_path, state_backend="mongodb")
     assert code == 2 and "CONCIERGE_STATE_BACKEND" in out
+
+
+class OpenAiStandIn:
+    """An OpenAI-compatible chat completions endpoint on 127.0.0.1 answering `content`."""
+
+    def __init__(self, content: str) -> None:
+        self.content = content
+        self.requests: list[dict[str, Any]] = []
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                stand_in.requests.append(body)
+                payload = json.dumps({
+                    "id": "chatcmpl-1", "object": "chat.completion", "created": 0,
+                    "model": body["model"],
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": stand_in.content}}],
+                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                }).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def llm() -> Iterator[OpenAiStandIn]:
+    stand_in = OpenAiStandIn('{"intent": "order_status", "sentiment": "neutral", '
+                             '"confidence": 0.9}')
+    yield stand_in
+    stand_in.close()
+
+
+def test_llm_answering_schema_valid_output_passes(tmp_path: Path, llm: OpenAiStandIn) -> None:
+    code, out = doctor(tmp_path, understander="llm", llm_base_url=llm.url)
+    assert code == 0, out
+    assert "answered schema-valid output" in out
+    schema = llm.requests[0]["response_format"]["json_schema"]["schema"]
+    assert "order_status" in schema["properties"]["intent"]["enum"]
+
+
+def test_wrong_llm_url_fails_with_the_fix(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{closed_port()}/v1"
+    code, out = doctor(tmp_path, understander="llm", llm_base_url=url)
+    assert code == 1
+    assert f"{url} gave no valid answer (connection" in out
+    assert "CONCIERGE_LLM_BASE_URL" in out
+
+
+def test_llm_answering_prose_fails(tmp_path: Path, llm: OpenAiStandIn) -> None:
+    llm.content = "It looks like the customer asks about an order."
+    code, out = doctor(tmp_path, understander="llm", llm_base_url=llm.url)
+    assert code == 1 and "invalid_json" in out and "JSON-schema output" in out
+
+
+def test_missing_and_malformed_tokens(tmp_path: Path) -> None:
+    code, out = doctor(tmp_path, "--for", "telegram")
+    assert code == 1 and "CONCIERGE_TELEGRAM_TOKEN is not set" in out and "@BotFather" in out
+    code, out = doctor(tmp_path, telegram_token="123456:short")
+    assert code == 1 and "5 characters after the ':'" in out and "short" not in out
+    code, out = doctor(tmp_path, "--for", "slack", slack_bot_token="xoxp-1-2-3")
+    assert code == 1 and "user token" in out and "CONCIERGE_SLACK_SIGNING_SECRET is not set" in out
+
+
+def test_well_formed_tokens_pass(tmp_path: Path) -> None:
+    code, out = doctor(tmp_path, "--for", "telegram", "--for", "slack",
+                       telegram_token=GOOD_TELEGRAM, slack_bot_token="xoxb-1-2-abc",
+                       slack_signing_secret=GOOD_SECRET)
+    assert code == 0, out
+    assert "CONCIERGE_TELEGRAM_TOKEN is well-formed" in out
+    assert GOOD_TELEGRAM not in out and GOOD_SECRET not in out
+
+
+def test_models_not_built_says_how_to_build_them(tmp_path: Path) -> None:
+    code, out = doctor(tmp_path, models_dir=str(tmp_path / "empty"))
+    assert code == 1
+    assert f"no model in {tmp_path / 'empty' / 'nlu'}" in out
+    assert "concierge train nlu" in out and "concierge train recommender --dataset demo" in out
