@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from core import logs
+from core import logs, metrics
 from core.conversation import Conversation, Services
 from core.deliveries import Deliveries, DeliveryQueue
 from core.demo_store import load_store
@@ -43,20 +43,28 @@ def build_store(settings: Settings) -> StateStore:
 
 def build_understander(settings: Settings) -> Understander:
     """The local model (embedded default), the LLM, or the cascade of both."""
-    from workers.nlu.cli import build_understander as build, load_vocabulary
+    from core.understanders import CascadeUnderstander, LlmUnderstander
+    from workers.nlu.cli import build_understander as build
+    from workers.nlu.cli import load_vocabulary
 
-    return build(settings.understander, settings, load_vocabulary(settings))
+    understander = build(settings.understander, settings, load_vocabulary(settings))
+    llm = understander.llm if isinstance(understander, CascadeUnderstander) else understander
+    if isinstance(llm, LlmUnderstander):
+        metrics.watch_llm(llm.client)  # calls and breaker state on /metrics
+    return understander
 
 
 def build_recommender(settings: Settings) -> Recommender:
     """Celery workers (scaled: no torch in this process) or the same scoring in-process."""
     if settings.recommender == "celery":
+        from workers.app import QUEUE
         from workers.client import CeleryRecommender
 
-        return CeleryRecommender(settings)
+        metrics.watch_queues(settings.celery_broker_url, [QUEUE])
+        return metrics.MeasuredRecommender(CeleryRecommender(settings), "celery")
     from workers.recommender.service import ScoringService
 
-    return ScoringService.from_settings(settings)
+    return metrics.MeasuredRecommender(ScoringService.from_settings(settings), "inprocess")
 
 
 def build_policy(settings: Settings) -> PolicyConfig:

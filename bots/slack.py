@@ -27,6 +27,7 @@ from bots.layout import rows, split_text
 from bots.ledger import Ledger, full_payload, open_ledger, short_payload
 from bots.turn import ConversationOrder, Handler, run_turn
 from core import logs
+from core.health import serve as serve_health
 from core.messages import Incoming, Reply
 from core.settings import Settings
 
@@ -297,6 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     conversation = build_conversation(settings)
     adapter = build_adapter(settings, conversation.handle, open_ledger(settings))
+    serve_health(settings, role="slack")  # /healthz and /metrics when metrics_port is set
     if settings.slack_mode == "socket":
         logs.event(log, "slack.socket_mode")
         with contextlib.suppress(KeyboardInterrupt):

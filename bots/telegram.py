@@ -40,6 +40,7 @@ from bots.layout import rows, split_text, utf16_units
 from bots.ledger import Ledger, full_payload, open_ledger, short_payload
 from bots.turn import ConversationOrder, Handler, run_turn
 from core import logs
+from core.health import serve as serve_health
 from core.logs import event
 from core.messages import Button, Incoming, Reply
 from core.settings import Settings
@@ -327,6 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     conversation = build_conversation(settings)
     adapter = build_adapter(settings, conversation.handle, open_ledger(settings))
+    serve_health(settings, role="telegram")  # /healthz and /metrics when metrics_port is set
     url = settings.telegram_webhook_url
     if url:
         event(log, "telegram.webhook", url=url, host=settings.telegram_bind_host)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from core import replies
+from core import metrics, replies
 from core.deliveries import AGENTS_TOPIC, Delivery, DeliveryKind, DeliveryQueue, customer_topic
 from core.logs import event
 from core.state import ConversationState, EscalationState, StateStore
@@ -118,6 +118,7 @@ class SupportDesk:
             platform=ticket.platform,
             reason=reason,
         )
+        metrics.record_escalation_opened(reason)
         return ticket.id
 
     def relay(self, state: ConversationState, text: str) -> None:
@@ -317,6 +318,7 @@ class SupportDesk:
             done, "ticket_changed", f"{ticket_id}:closed", f"{word} by {agent}.", author=agent
         )
         event(log, f"ticket.{status}", ticket=ticket_id, agent=agent)
+        metrics.record_escalation_resolved(status)
         return done
 
     def _hand_over(self, ticket: Ticket, escalation: EscalationState) -> None:

@@ -160,15 +160,19 @@ def watch_queues(redis_url: str, queues: Sequence[str]) -> QueueDepth:
     return _watched[key]
 
 
-class LlmStats(Protocol):
-    calls: int
-    successes: int
-    failures: Mapping[str, int]  # failed calls by reason
-    breaker: str  # closed, half_open or open
+class LlmSnapshot(Protocol):
+    """What `core.llm.LlmClient.stats()` returns."""
+
+    @property
+    def successes(self) -> int: ...
+    @property
+    def failures(self) -> Mapping[str, int]: ...  # failed calls by reason
+    @property
+    def breaker(self) -> str: ...  # closed, half_open or open
 
 
 class LlmSource(Protocol):
-    def stats(self) -> LlmStats: ...
+    def stats(self) -> LlmSnapshot: ...
 
 
 class LlmCalls(Collector):

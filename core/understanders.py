@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core import metrics
 from core.llm import LlmClient, LlmError
 from core.logs import event
 from core.pii import mask_pii
@@ -146,6 +147,7 @@ class LlmUnderstander:
                 raise LlmError("schema", f"unknown intent {verdict.intent[:40]!r}")
         except LlmError as exc:
             self.fallbacks += 1
+            metrics.record_llm_fallback(exc.reason)
             event(log, "understand.llm_fallback", logging.WARNING, reason=exc.reason)
             if fallback_answer is not None:
                 return fallback_answer

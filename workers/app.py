@@ -22,7 +22,8 @@ def build_app(settings: Settings) -> Celery:
         "concierge",
         broker=settings.celery_broker_url,
         backend=settings.celery_result_backend,
-        include=["workers.tasks"],
+        # workers.health: /healthz and /metrics, and the model version the doctor asks for.
+        include=["workers.tasks", "workers.health"],
     )
     app.conf.update(
         task_serializer="json",
