@@ -120,6 +120,15 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def scrape_until(port: int, needle: str, timeout_s: float = 10) -> str:
+    """/metrics once it shows `needle`: a reply goes out just before its turn is counted."""
+    deadline, scraped = time.monotonic() + timeout_s, ""
+    while time.monotonic() < deadline and needle not in scraped:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+            scraped = answer.read().decode()
+    return scraped
+
+
 def test_metrics_count_the_turns_and_health_answers(tmp_path: Path) -> None:
     port = free_port()
     chat = start(tmp_path, seconds=0.0, grace_s=20, metrics_port=str(port))
@@ -129,8 +138,7 @@ def test_metrics_count_the_turns_and_health_answers(tmp_path: Path) -> None:
             chat.stdin.write(question + "\n")
             chat.stdin.flush()
             wait_for_line(chat.stdout, "concierge> ")
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-            scraped = response.read().decode()
+        scraped = scrape_until(port, 'concierge_turn_seconds_count{platform="terminal"} 3.0')
         assert ('concierge_turns_total{decision="policy_answer",intent="return_refund",'
                 'platform="terminal"} 3.0') in scraped
         assert 'concierge_turn_seconds_count{platform="terminal"} 3.0' in scraped
@@ -140,3 +148,32 @@ def test_metrics_count_the_turns_and_health_answers(tmp_path: Path) -> None:
         chat.communicate(timeout=30)
     assert chat.returncode == 0
     assert health_main(["--url", f"http://127.0.0.1:{port}/healthz"]) == 1
+
+
+@pytest.mark.slow
+def test_concierge_chat_serves_metrics_of_its_turns(tmp_path: Path) -> None:
+    """The real `concierge chat` (local models, demo store) with metrics on."""
+    port = free_port()
+    env = {**os.environ, "CONCIERGE_SQLITE_PATH": str(tmp_path / "state.sqlite3"),
+           "CONCIERGE_METRICS_PORT": str(port), "HF_HUB_OFFLINE": "1"}
+    chat = subprocess.Popen([sys.executable, "-m", "bots.cli", "chat", "--user", "C0009"],
+                            cwd=REPO, env=env, text=True, bufsize=1, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert chat.stdin and chat.stdout
+    try:
+        for line in ("hi", "what is your return policy?", "I need a waterproof jacket"):
+            chat.stdin.write(line + "\n")
+            chat.stdin.flush()
+            wait_for_line(chat.stdout, "concierge> ", timeout_s=180)
+        scraped = scrape_until(port, 'concierge_turn_seconds_count{platform="terminal"} 3.0')
+    finally:
+        chat.send_signal(signal.SIGTERM)
+        _, err = chat.communicate(timeout=60)
+    assert chat.returncode == 0, err
+    turns = [line for line in scraped.splitlines()
+             if line.startswith("concierge_turns_total{") and 'platform="terminal"' in line]
+    assert sum(float(line.rsplit(" ", 1)[1]) for line in turns) == 3.0, turns
+    assert any('intent="return_refund"' in line for line in turns), turns
+    assert 'concierge_turn_seconds_count{platform="terminal"} 3.0' in scraped
+    assert 'concierge_recommender_job_seconds_count{backend="inprocess",outcome="ok"} 1.0' \
+        in scraped
