@@ -26,6 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import SecretStr, ValidationError
 
 from core.health import model_version
+from core.logs import configure
 from core.settings import Settings
 
 Status = Literal["ok", "fail", "skip"]
@@ -375,6 +376,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "required settings must be present")
     parser.add_argument("--json", action="store_true", help="one JSON object per check")
     args = parser.parse_args(argv)
+    # The findings say what went wrong; library warnings on stderr would only repeat them.
+    configure(level="ERROR")
     try:
         settings = Settings()
     except ValidationError as exc:
