@@ -12,12 +12,14 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
+from core.health import model_version
 from core.settings import Settings
 from tests.workers.slow_job import SLOW_TASK
 
@@ -50,12 +52,34 @@ def environment(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 def start_worker(tmp_path: Path, name: str, **extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+    """`concierge worker` in its own process group, answering pings once this returns."""
+    hostname = f"{name}-{uuid.uuid4().hex[:6]}@ops-test"
+    worker = subprocess.Popen(
         [sys.executable, "-m", "bots.cli", "worker", "--include=tests.workers.slow_job",
-         "--pool=prefork", "--concurrency=1", f"--hostname={name}@ops-test"],
+         "--pool=prefork", "--concurrency=1", f"--hostname={hostname}"],
         cwd=tmp_path, env=environment(tmp_path, **extra), text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
     )
+    app = build_app(Settings(celery_broker_url=BROKER, celery_result_backend=BROKER))
+    try:
+        wait_for(lambda: worker.poll() is not None
+                 or app.control.ping(destination=[hostname], timeout=0.5), 90)
+    finally:
+        app.close()
+    assert worker.poll() is None, "the worker exited while starting"
+    return worker
+
+
+def stop(worker: subprocess.Popen[str]) -> str:
+    """SIGTERM, as `docker stop` sends it; the whole group is killed if it does not exit."""
+    if worker.poll() is None:
+        worker.send_signal(signal.SIGTERM)
+    try:
+        out, _ = worker.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(worker.pid, signal.SIGKILL)
+        out, _ = worker.communicate()
+    return out
 
 
 def wait_for(condition: object, timeout_s: float = 60) -> None:
@@ -87,11 +111,8 @@ def test_sigterm_mid_job_finishes_it_and_keeps_the_queued_one(
         running = app.send_task(SLOW_TASK, args=[str(tmp_path / "one"), 3.0])
         waiting = app.send_task(SLOW_TASK, args=[str(tmp_path / "two"), 0.1])
         wait_for(lambda: (tmp_path / "one.started").exists())
-        worker.send_signal(signal.SIGTERM)
-        out, _ = worker.communicate(timeout=60)
     finally:
-        if worker.poll() is None:
-            worker.kill()
+        out = stop(worker)
     assert worker.returncode == 0, out
     assert running.get(timeout=10) == str(tmp_path / "one")
     assert (tmp_path / "one").read_text() == "done"
@@ -101,8 +122,7 @@ def test_sigterm_mid_job_finishes_it_and_keeps_the_queued_one(
     try:
         assert waiting.get(timeout=60) == str(tmp_path / "two")
     finally:
-        second.send_signal(signal.SIGTERM)
-        second.communicate(timeout=60)
+        stop(second)
 
 
 @pytest.mark.timeout(180)
@@ -129,11 +149,8 @@ def test_worker_health_metrics_and_doctor(tmp_path: Path, broker: redis.Redis) -
         )
         findings = {f["check"]: f for f in map(json.loads, done.stdout.splitlines())}
         assert findings["workers"]["status"] == "ok", done.stdout
-        assert "probe@ops-test" in findings["workers"]["detail"]
-        from core.health import model_version
-
-        assert str(model_version(tmp_path / "model")) in findings["workers"]["detail"]
+        assert "probe-" in findings["workers"]["detail"]
+        assert f"model {model_version(tmp_path / 'model')}" in findings["workers"]["detail"]
     finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.communicate(timeout=60)
-    assert worker.returncode == 0
+        out = stop(worker)
+    assert worker.returncode == 0, out
