@@ -6,13 +6,19 @@ Celery workers never imports torch.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from core import logs
 from core.conversation import Conversation, Services
+from core.deliveries import Deliveries, DeliveryQueue
 from core.demo_store import load_store
+from core.escalation import SupportDesk
+from core.messages import Reply
 from core.policy import PolicyConfig
 from core.recommendation import Recommender
 from core.settings import Settings
 from core.state import StateStore
+from core.tickets import TicketStore
 from core.understanding import Understander
 
 
@@ -36,21 +42,101 @@ def build_store(settings: Settings) -> StateStore:
 
 
 def build_understander(settings: Settings) -> Understander:
-    raise NotImplementedError(f"understander {settings.understander!r} is not wired yet")
+    """The local model (embedded default), the LLM, or the cascade of both."""
+    from workers.nlu.cli import build_understander as build, load_vocabulary
+
+    return build(settings.understander, settings, load_vocabulary(settings))
 
 
 def build_recommender(settings: Settings) -> Recommender:
-    raise NotImplementedError(f"recommender {settings.recommender!r} is not wired yet")
+    """Celery workers (scaled: no torch in this process) or the same scoring in-process."""
+    if settings.recommender == "celery":
+        from workers.client import CeleryRecommender
+
+        return CeleryRecommender(settings)
+    from workers.recommender.service import ScoringService
+
+    return ScoringService.from_settings(settings)
+
+
+def build_policy(settings: Settings) -> PolicyConfig:
+    return PolicyConfig(
+        negative_window=settings.policy_negative_window,
+        negative_needed=settings.policy_negative_needed,
+        worsening_turns=settings.policy_worsening_turns,
+        low_confidence=settings.policy_low_confidence,
+        low_confidence_turns=settings.policy_low_confidence_turns,
+        not_for_me_turns=settings.policy_not_for_me_turns,
+        complaint_window=settings.policy_complaint_window,
+        complaints_needed=settings.policy_complaints_needed,
+    )
+
+
+def build_deliveries_queue(settings: Settings) -> DeliveryQueue:
+    if settings.state_backend == "redis":
+        from core.deliveries import RedisDeliveryQueue
+
+        return RedisDeliveryQueue(
+            settings.redis_url, settings.redis_prefix, lease_s=settings.delivery_lease_s
+        )
+    from core.deliveries import SqliteDeliveryQueue
+
+    return SqliteDeliveryQueue(
+        settings.sqlite_path, lease_s=settings.delivery_lease_s, poll_s=settings.delivery_poll_s
+    )
+
+
+def build_desk(settings: Settings, states: StateStore | None = None) -> SupportDesk:
+    """The support desk over the configured storage; `states` reuses an open state store."""
+    tickets: TicketStore
+    if settings.state_backend == "redis":
+        from core.tickets import RedisTicketStore
+
+        tickets = RedisTicketStore(settings.redis_url, settings.redis_prefix)
+    else:
+        from core.tickets import SqliteTicketStore
+
+        tickets = SqliteTicketStore(settings.sqlite_path)
+    return SupportDesk(
+        tickets=tickets,
+        queue=build_deliveries_queue(settings),
+        states=states or build_store(settings),
+        sla_s=settings.escalation_sla_s,
+        notify_agents=settings.support_channel is not None,  # the console reads tickets directly
+        lock_timeout_s=settings.lock_timeout_s,
+    )
+
+
+def start_customer_deliveries(
+    settings: Settings,
+    conversation: Conversation,
+    topic: str,
+    send_reply: Callable[[str, Reply], None],
+) -> Deliveries | None:
+    """Deliver agent replies to this adapter's customers in the background (None when off).
+
+    `topic` is `core.deliveries.customer_topic(platform, conversation_id)`: the platform name
+    for a bot serving many chats, one per conversation for the terminal. The loop also runs the
+    SLA sweep. `send_reply` runs on the loop's thread.
+    """
+    desk = conversation.services.escalations
+    if not isinstance(desk, SupportDesk):
+        return None
+    loop = Deliveries.to_customers(desk.queue, topic, send_reply, wait_s=settings.delivery_wait_s)
+    loop.tick = desk.sweep
+    return loop.start()
 
 
 def build_conversation(settings: Settings) -> Conversation:
     store = load_store(settings.demo_dir)
+    states = build_store(settings)
     services = Services(
-        store=build_store(settings),
+        store=states,
         understander=build_understander(settings),
         recommender=build_recommender(settings),
         catalog=store.catalog,
         orders=store.orders,
         knowledge=store.knowledge,
+        escalations=build_desk(settings, states) if settings.escalation == "on" else None,
     )
-    return Conversation(services, PolicyConfig(), lock_timeout_s=settings.lock_timeout_s)
+    return Conversation(services, build_policy(settings), lock_timeout_s=settings.lock_timeout_s)

@@ -11,13 +11,18 @@ import json
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TextIO
 
+from bots.shutdown import Shutdown, TurnAbandoned
 from core.conversation import Conversation
+from core.deliveries import customer_topic
+from core.health import serve
 from core.messages import Button, Incoming, Reply
 from core.settings import Settings
 
@@ -31,11 +36,14 @@ class TerminalOutbox:
     def __init__(self, out: TextIO) -> None:
         self.out = out
         self.buttons: tuple[Button, ...] = ()
+        self._lock = threading.Lock()  # agent replies arrive from the delivery thread
 
     def send(self, reply: Reply) -> None:
-        self.out.write(render(reply) + "\n")
-        self.out.flush()
-        self.buttons = reply.buttons
+        with self._lock:
+            # Buttons first: a reader may answer as soon as the text is out.
+            self.buttons = reply.buttons
+            self.out.write(render(reply) + "\n")
+            self.out.flush()
 
 
 def render(reply: Reply) -> str:
@@ -63,15 +71,30 @@ def to_incoming(
     return Incoming(conversation_id, user_id, text=line, message_id=f"t{number}")
 
 
-def chat(conversation: Conversation, lines: Iterable[str], out: TextIO, user_id: str) -> None:
-    conversation_id = f"terminal:{user_id}:{uuid.uuid4().hex[:8]}"
-    outbox = TerminalOutbox(out)
-    for number, line in enumerate(lines):
+def chat(
+    conversation: Conversation,
+    lines: Iterable[str],
+    out: TextIO,
+    user_id: str,
+    conversation_id: str | None = None,
+    outbox: TerminalOutbox | None = None,
+    shutdown: Shutdown | None = None,
+) -> None:
+    """One turn per line. With `shutdown`, SIGTERM ends the chat after the turn in flight."""
+    conversation_id = conversation_id or new_conversation_id(user_id)
+    outbox = outbox or TerminalOutbox(out)
+    taken = shutdown.take(lines) if shutdown is not None else lines
+    for number, line in enumerate(taken):
         event = to_incoming(line.rstrip("\n"), outbox, conversation_id, user_id, number)
         if isinstance(event, str):
             out.write(f"concierge> {event}\n")
-        else:
+            continue
+        with shutdown.turn() if shutdown is not None else nullcontext():
             conversation.handle(event, outbox)
+
+
+def new_conversation_id(user_id: str) -> str:
+    return f"terminal:{user_id}:{uuid.uuid4().hex[:8]}"
 
 
 def _typed_lines(out: TextIO) -> Iterable[str]:
@@ -99,12 +122,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings()
     configure_logging(settings, default_level="WARNING")
     conversation = build_conversation(settings)
-    user_id = args.user or f"guest-{uuid.uuid4().hex[:6]}"
+    return serve_chat(settings, conversation, args.user or f"guest-{uuid.uuid4().hex[:6]}")
+
+
+def serve_chat(settings: Settings, conversation: Conversation, user_id: str) -> int:
+    """Chat on stdin/stdout until the input ends or SIGTERM; the turn in flight finishes."""
+    from bots.runtime import start_customer_deliveries
+
+    conversation_id = new_conversation_id(user_id)
+    outbox = TerminalOutbox(sys.stdout)
+    # Replies from a support agent (another process) arrive through the store.
+    deliveries = start_customer_deliveries(
+        settings,
+        conversation,
+        customer_topic("terminal", conversation_id),
+        lambda _conversation, reply: outbox.send(reply),
+    )
     interactive = sys.stdin.isatty()
     if interactive:
         sys.stdout.write(f"Concierge demo store. Chatting as {user_id}. Ctrl-D to quit.\n")
     lines = _typed_lines(sys.stdout) if interactive else sys.stdin
-    chat(conversation, lines, sys.stdout, user_id)
+    health = serve(settings, role="chat")
+    try:
+        with Shutdown(settings.shutdown_grace_s, health.drain if health else None) as shutdown:
+            chat(conversation, lines, sys.stdout, user_id, conversation_id, outbox, shutdown)
+    except TurnAbandoned as exc:
+        sys.stderr.write(f"concierge: stopped: {exc}; that message was not answered\n")
+        return 1
+    finally:
+        if deliveries is not None:
+            deliveries.stop()
+        if health is not None:
+            health.stop()
     return 0
 
 

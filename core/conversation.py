@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from core import replies
+from core import metrics, replies
 from core.catalog import Catalog
 from core.escalation import Escalations
 from core.knowledge import KnowledgeBase
@@ -21,6 +21,7 @@ from core.messages import MAX_TEXT_CHARS, Incoming, Outbox, Reply
 from core.orders import Orders
 from core.policy import Action, Decision, PolicyConfig, decide
 from core.recommendation import (
+    Evidence,
     RecommendationRequest,
     Recommender,
     RecommenderUnavailable,
@@ -119,7 +120,15 @@ class Conversation:
                 decision = decide(state, understanding, incoming.button, self.policy)
                 intent, action, source = understanding.intent, decision.action, understanding.source
                 outcome = self._act(decision, state, incoming, text, understanding)
-                new_state = advance(state, incoming, text, understanding, outcome, self.clock())
+                new_state = advance(
+                    state,
+                    incoming,
+                    text,
+                    understanding,
+                    outcome,
+                    self.clock(),
+                    self.policy.low_confidence,
+                )
                 self.services.store.save(new_state)
             out = list(outcome.replies)
         except StoreUnavailable as exc:
@@ -157,6 +166,7 @@ class Conversation:
             source=source,
             ms=ms,
         )
+        metrics.record_turn(incoming.platform, str(intent), str(action), ms / 1000)
 
     def _understand(self, text: str, state: ConversationState, incoming: Incoming) -> Understanding:
         if incoming.button is not None:
@@ -176,6 +186,10 @@ class Conversation:
         s = self.services
         thread = incoming.thread_id
         match decision.action:
+            case Action.REFINE if decision.item_id and decision.request and (
+                decision.request.colors
+            ):
+                return self._in_colour(state, decision.item_id, decision.request, thread)
             case Action.RECOMMEND | Action.REFINE:
                 assert decision.request is not None
                 return self._recommend(
@@ -198,7 +212,7 @@ class Conversation:
             case Action.ESCALATE:
                 if s.escalations is None:
                     return _say(replies.NO_AGENTS, thread)
-                ticket = s.escalations.open(state, decision.reason)
+                ticket = s.escalations.open(state, decision.reason, text, understanding)
                 return Outcome(
                     (Reply(replies.ESCALATED, thread_id=thread),),
                     escalation=EscalationState(
@@ -206,8 +220,11 @@ class Conversation:
                     ),
                 )
             case Action.RELAY:
-                if s.escalations is not None:
-                    s.escalations.relay(state, text)
+                if s.escalations is None:  # hand-over switched off meanwhile: never go silent
+                    return Outcome(
+                        (Reply(replies.NO_AGENTS, thread_id=thread),), escalation=EscalationState()
+                    )
+                s.escalations.relay(state, _said(incoming, text))
                 return Outcome(())
             case Action.RATE:
                 if s.escalations is not None and decision.rating is not None:
@@ -271,6 +288,41 @@ class Conversation:
         reply = replies.suggestions_reply(suggestions, heading, thread)
         return Outcome((reply,), request=request, shown=shown)
 
+    def _in_colour(
+        self, state: ConversationState, item_id: str, request: ProductRequest, thread: str | None
+    ) -> Outcome:
+        """ "The second one in black?": yes with that item, or similar items in that colour."""
+        product = self.services.catalog.get(item_id)
+        if product is None:
+            return self._recommend(state, request, thread, refine=True)
+        colours = [c for c in request.colors if c in product.colors]
+        if colours:
+            suggestion = Suggestion(
+                item_id=product.id,
+                title=product.title,
+                price=product.price,
+                score=1.0,
+                evidence=Evidence(
+                    price=product.price,
+                    rating=product.rating,
+                    review_count=product.review_count,
+                    in_stock=product.in_stock,
+                ),
+            )
+            heading = f"Yes, {product.title} comes in {' and '.join(colours)}:"
+            reply = replies.suggestions_reply([suggestion], heading, thread)
+            shown = (ShownItem(item_id=product.id, title=product.title, price=product.price,
+                               position=1),)
+            return Outcome((reply,), request=request, shown=shown)
+        wanted = " or ".join(request.colors)
+        has = f" (it comes in {', '.join(product.colors)})" if product.colors else ""
+        heading = f"{product.title} doesn't come in {wanted}{has}. Similar options in {wanted}:"
+        outcome = self._recommend(state, request, thread, refine=True, heading=heading)
+        if outcome.shown is None:  # nothing similar either: say both things
+            text = f"{product.title} doesn't come in {wanted}{has}. {outcome.replies[0].text}"
+            return Outcome((Reply(text, thread_id=thread),), request=request)
+        return outcome
+
     def _feedback(
         self, state: ConversationState, decision: Decision, thread: str | None
     ) -> Outcome:
@@ -283,6 +335,7 @@ class Conversation:
             position=decision.position or 0,
             at=self.clock(),
         )
+        metrics.record_feedback(decision.feedback)
         if decision.feedback == "details":
             text = replies.product_details(product) if product else replies.UNKNOWN_BUTTON
             return Outcome((Reply(text, thread_id=thread),), feedback=record)
@@ -322,6 +375,7 @@ def advance(
     understanding: Understanding,
     outcome: Outcome,
     now: float,
+    low_confidence: float = PolicyConfig().low_confidence,
 ) -> ConversationState:
     """The state after one turn: every change of a turn is applied here, in one value."""
     changes: dict[str, object] = {
@@ -338,7 +392,7 @@ def advance(
             -SENTIMENT_LIMIT:
         ]
         changes["intents"] = (*state.intents, understanding.intent.value)[-SENTIMENT_LIMIT:]
-        low = understanding.confidence < PolicyConfig().low_confidence
+        low = understanding.confidence < low_confidence
         changes["low_confidence_streak"] = state.low_confidence_streak + 1 if low else 0
     if outcome.request is not None:
         changes["request"] = outcome.request
@@ -352,11 +406,16 @@ def advance(
     if outcome.escalation is not None:
         changes["escalation"] = outcome.escalation
     new = state.model_copy(update=changes)
-    said = text if incoming.button is None else f"[pressed {incoming.button}]"
+    said = _said(incoming, text)
     new = new.with_turn(Turn(role="customer", text=said, at=now, intent=understanding.intent.value))
     for reply in outcome.replies:
         new = new.with_turn(Turn(role="assistant", text=reply.text, at=now))
     return new
+
+
+def _said(incoming: Incoming, text: str) -> str:
+    """What the customer did this turn, as a transcript line."""
+    return text if incoming.button is None else f"[pressed {incoming.button}]"
 
 
 def _say(text: str, thread: str | None) -> Outcome:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from itertools import pairwise
 
 from core.state import ConversationState, ProductRequest
 from core.understanding import Intent, Sentiment, Understanding
@@ -45,13 +46,29 @@ FEEDBACK_KINDS = {"more": "more_like_this", "skip": "not_for_me", "details": "de
 
 @dataclass(frozen=True)
 class PolicyConfig:
-    """Escalation thresholds; operators tune them through settings."""
+    """Escalation thresholds; operators tune them through settings (CONCIERGE_POLICY_*)."""
 
     negative_window: int = 3  # recent customer turns looked at
     negative_needed: int = 2  # negative turns within the window (current one included)
+    worsening_turns: int = 3  # sentiment falling turn after turn this long, ending negative
     low_confidence: float = 0.45
     low_confidence_turns: int = 3
     not_for_me_turns: int = 3
+    complaint_window: int = 4  # recent customer turns looked at for complaints
+    complaints_needed: int = 2  # complaints within the window (current one included)
+    # Words that make a message something only a person can handle (a payment dispute).
+    dispute_terms: tuple[str, ...] = (
+        "dispute",
+        "chargeback",
+        "charge back",
+        "fraud",
+        "fraudulent",
+        "unauthorized",
+        "unauthorised",
+        "charged twice",
+        "double charged",
+        "stolen card",
+    )
 
 
 @dataclass(frozen=True)
@@ -75,10 +92,11 @@ def decide(
     button: str | None = None,
     config: PolicyConfig = PolicyConfig(),
 ) -> Decision:
-    if button is not None:
-        return _decide_button(state, button)
     if state.escalation.status in ("open", "claimed"):
+        # The assistant stays silent: buttons pressed meanwhile go to the person as well.
         return Decision(Action.RELAY, "a person is handling this conversation")
+    if button is not None:
+        return _decide_button(state, button, config)
 
     escalation = _escalation_reason(state, understanding, config)
     if escalation is not None:
@@ -98,7 +116,10 @@ def decide(
         return Decision(Action.RECOMMEND, "customer asked for suggestions", request=request)
     if intent is Intent.REFINE:
         request = merge_request(state.request, understanding, state)
-        return Decision(Action.REFINE, "customer adjusted the suggestions", request=request)
+        pointed = resolve_item(state, understanding) if slots.ordinal is not None else None
+        return Decision(
+            Action.REFINE, "customer adjusted the suggestions", request=request, item_id=pointed
+        )
     if intent is Intent.PRODUCT_QUESTION:
         item_id = resolve_item(state, understanding)
         if item_id is None:
@@ -134,10 +155,11 @@ def merge_request(
     slots = understanding.slots
     budget_max = slots.budget_max if slots.budget_max is not None else base.budget_max
     if slots.cheaper and state.last_shown:
-        cheapest = min(item.price for item in state.last_shown)
-        budget_max = (
-            round(cheapest - 0.01, 2) if budget_max is None else min(budget_max, cheapest - 0.01)
-        )
+        # "Cheaper" means below the item pointed at, or below most of what was shown.
+        pointed = resolve_item(state, understanding) if slots.ordinal is not None else None
+        prices = sorted(item.price for item in state.last_shown if pointed in (None, item.item_id))
+        below = round(prices[len(prices) // 2] - 0.01, 2)
+        budget_max = below if budget_max is None else min(budget_max, below)
     like_item_id = base.like_item_id
     if slots.ordinal is not None and understanding.intent is Intent.REFINE:
         like_item_id = resolve_item(state, understanding) or like_item_id
@@ -172,15 +194,26 @@ def resolve_item(state: ConversationState, understanding: Understanding) -> str 
 def _escalation_reason(
     state: ConversationState, understanding: Understanding, config: PolicyConfig
 ) -> str | None:
-    if understanding.intent is Intent.HUMAN_AGENT:
+    """Why this message should go to a person, or None. Each rule names its reason."""
+    intent, slots = understanding.intent, understanding.slots
+    if intent is Intent.HUMAN_AGENT:
         return "customer asked for a person"
+    if _mentions(slots.terms, config.dispute_terms):
+        return "payment dispute: only a person can handle it"
     negative = understanding.sentiment is Sentiment.NEGATIVE
-    recent = (*state.sentiments, understanding.sentiment.value)[-config.negative_window :]
+    sentiments = (*state.sentiments, understanding.sentiment.value)
+    recent = sentiments[-config.negative_window :]
     if negative and recent.count(Sentiment.NEGATIVE.value) >= config.negative_needed:
         return "negative sentiment persists"
-    if understanding.intent is Intent.COMPLAINT and Intent.COMPLAINT.value in state.intents[-3:]:
-        return "repeated complaint"
-    if understanding.intent is Intent.PAYMENT and negative:
+    if negative and _worsening(sentiments, config.worsening_turns):
+        return "sentiment keeps getting worse"
+    if intent is Intent.COMPLAINT:
+        window = (*state.intents, intent.value)[-config.complaint_window :]
+        if window.count(Intent.COMPLAINT.value) >= config.complaints_needed:
+            return "repeated complaint"
+        if negative and slots.order_id is not None:
+            return "complaint about an order: a person has to act on it"
+    if intent is Intent.PAYMENT and negative:
         return "payment problem reported with frustration"
     low = understanding.confidence < config.low_confidence
     if low and state.low_confidence_streak + 1 >= config.low_confidence_turns:
@@ -190,11 +223,28 @@ def _escalation_reason(
     return None
 
 
-def _decide_button(state: ConversationState, payload: str) -> Decision:
+def _worsening(sentiments: tuple[str, ...], turns: int) -> bool:
+    """Each of the last `turns` sentiments lower than the one before (needs turns >= 2)."""
+    if turns < 2 or len(sentiments) < turns:
+        return False
+    order = {Sentiment.NEGATIVE.value: 0, Sentiment.NEUTRAL.value: 1, Sentiment.POSITIVE.value: 2}
+    values = [order.get(s, 1) for s in sentiments[-turns:]]
+    return all(later < earlier for earlier, later in pairwise(values))
+
+
+def _mentions(terms: tuple[str, ...], phrases: tuple[str, ...]) -> bool:
+    words = f" {' '.join(terms).lower()} "
+    return any(f" {phrase} " in words for phrase in phrases)
+
+
+def _decide_button(state: ConversationState, payload: str, config: PolicyConfig) -> Decision:
     kind, _, rest = payload.partition(":")
     if kind in FEEDBACK_KINDS:
         item_id, _, position = rest.partition(":")
         if item_id and item_id in state.shown and position.isdigit():
+            rejected = FEEDBACK_KINDS[kind] == "not_for_me"
+            if rejected and state.not_for_me_streak + 1 >= config.not_for_me_turns:
+                return Decision(Action.ESCALATE, "suggestions repeatedly rejected")
             return Decision(
                 Action.FEEDBACK,
                 f"button {kind}",

@@ -30,13 +30,31 @@ STATUS_WORDS = {
 }
 
 
+# How category slugs read in a sentence.
+CATEGORY_NAMES = {
+    "headphones-audio": "headphones & audio",
+    "hiking-camping": "hiking & camping gear",
+    "running-fitness": "running & fitness gear",
+    "phones-accessories": "phone accessories",
+    "smart-home": "smart-home devices",
+    "coffee-tea": "coffee & tea",
+    "home-decor": "home decor",
+    "bags-travel": "bags & travel gear",
+    "toys-games": "toys & games",
+}
+
+
+def category_name(slug: str) -> str:
+    return CATEGORY_NAMES.get(slug, slug.replace("-", " "))
+
+
 def describe_request(request: ProductRequest) -> str:
     """A short phrase for what the customer asked: "waterproof outerwear under $100"."""
     words = [*request.attributes, *request.colors]
     if request.category:
-        words.append(request.category.replace("-", " "))
+        words.append(category_name(request.category))
     elif request.text:
-        words.append(request.text.split(" ")[0] if len(words) > 2 else request.text[:60])
+        words.append(f"“{request.text[:60]}”")
     phrase = " ".join(words) or "your request"
     if request.budget_max is not None and request.budget_min is not None:
         phrase += f" between ${request.budget_min:,.0f} and ${request.budget_max:,.0f}"
@@ -207,3 +225,39 @@ RATED = "Thank you for the rating! I'm back to help whenever you need me."
 
 def _day(value: date) -> str:
     return f"{value:%b} {value.day}, {value.year}"
+
+
+# -- hand-over to a person --------------------------------------------------------------------
+
+RESOLVED = (
+    "Our support team has marked your request as resolved, and I'm back to help here. "
+    "How would you rate the help you got?"
+)
+HANDED_BACK = (
+    "Our support team has handed the conversation back to me, the store assistant. "
+    "How would you rate the help you got from them?"
+)
+CSAT_LABELS = ("1 ☹", "2", "3", "4", "5 ☺")
+
+
+def csat_buttons() -> tuple[tuple[str, str], ...]:
+    """Rating buttons as (label, payload) pairs; the policy reads `csat:N`."""
+    return tuple((label, f"csat:{n}") for n, label in enumerate(CSAT_LABELS, start=1))
+
+
+def agent_joined(name: str | None) -> str:
+    who = name or "A member of our support team"
+    return f"{who} has picked up your request and will reply here."
+
+
+def agent_message(name: str | None, text: str) -> str:
+    """An agent's words as the customer sees them: clearly from a person, not the assistant."""
+    return f"{name or 'Support'} (support team): {text}"
+
+
+def still_waiting(minutes: int) -> str:
+    return (
+        f"An update: nobody from our team has picked up your request yet ({minutes} min so far), "
+        "sorry about the wait. You're still in the queue and everything you write here reaches "
+        "them. If it can wait, you can also email support@concierge-demo.example."
+    )

@@ -11,9 +11,22 @@ from core.demo_store import DEFAULT_DEMO_DIR
 from core.jsonl import StoreDataError
 
 REQUIRED_CATEGORIES = {
-    "outerwear", "footwear", "hiking-camping", "running-fitness", "skincare", "haircare",
-    "makeup", "headphones-audio", "phones-accessories", "smart-home", "kitchen", "coffee-tea",
-    "home-decor", "bags-travel", "toys-games", "books",
+    "outerwear",
+    "footwear",
+    "hiking-camping",
+    "running-fitness",
+    "skincare",
+    "haircare",
+    "makeup",
+    "headphones-audio",
+    "phones-accessories",
+    "smart-home",
+    "kitchen",
+    "coffee-tea",
+    "home-decor",
+    "bags-travel",
+    "toys-games",
+    "books",
 }
 
 

@@ -99,8 +99,14 @@ def test_order_items_match_the_catalog(orders: list[Order], products: dict[str, 
 def test_statuses_follow_the_simulation_clock(orders: list[Order]) -> None:
     statuses = Counter(order.status for order in orders)
     assert set(statuses) == {
-        "processing", "shipped", "in_transit", "out_for_delivery", "delivered", "cancelled",
-        "returned", "refunded",
+        "processing",
+        "shipped",
+        "in_transit",
+        "out_for_delivery",
+        "delivered",
+        "cancelled",
+        "returned",
+        "refunded",
     }
     assert statuses["delivered"] > 0.8 * len(orders)
     for order in orders:

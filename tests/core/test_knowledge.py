@@ -19,7 +19,14 @@ def test_knowledge_base_covers_every_topic(knowledge: Bm25KnowledgeBase) -> None
     assert len(articles) >= 24
     topics = {article.topic for article in articles}
     assert topics == {
-        "shipping", "returns", "refunds", "payment", "account", "warranty", "privacy", "contact",
+        "shipping",
+        "returns",
+        "refunds",
+        "payment",
+        "account",
+        "warranty",
+        "privacy",
+        "contact",
     }
     for article in articles:
         sentences = [part for part in article.body.split(". ") if part.strip()]
