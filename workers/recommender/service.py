@@ -4,7 +4,7 @@ One request runs in two stages over the whole catalog, with no Python loop per i
 1. filters from the request (budget, category, stock, required tags, already shown) become one
    boolean mask; candidate retrieval ranks every allowed item by text similarity to the request
    and to the customer's recent items (popularity when there is neither) and keeps the best few
-   hundred;
+   hundred; when the customer stated a request, only its best-matching tenth goes on;
 2. the transformer ranks those candidates from the customer's history and the request text;
    the final score blends the model's and the retriever's standardised scores.
 The top k come back as `Suggestion`s, each with the evidence for its explanation.
