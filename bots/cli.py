@@ -14,7 +14,21 @@ from collections.abc import Callable, Sequence
 # exit code.
 COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("chat",): ("bots.terminal:main", "chat with the demo store in the terminal"),
+    ("telegram",): ("bots.telegram:main", "serve customers in Telegram (polling or webhook)"),
+    ("slack",): ("bots.slack:main", "serve customers and agents in Slack (HTTP or Socket Mode)"),
+    ("agent",): ("bots.agent_console:main", "agent console: answer escalated conversations"),
+    ("worker",): ("workers.recommender.cli:worker_main", "a Celery worker that scores products"),
+    ("understand",): ("workers.nlu.cli:understand_main", "JSON lines in, understanding out"),
+    ("train", "nlu"): ("workers.nlu.cli:train_main", "train the local understanding model"),
+    ("train", "recommender"): ("workers.recommender.cli:train_main", "train a recommender"),
+    ("eval", "recommender"): ("workers.recommender.cli:eval_main", "evaluate a recommender"),
     ("bench", "chat"): ("bots.terminal:bench", "per-turn latency of the terminal chat"),
+    ("bench", "nlu"): ("workers.nlu.cli:bench_main", "train and test the local NLU method"),
+    ("bench", "recommender"): ("workers.recommender.cli:bench_main", "scoring latency"),
+    ("doctor",): ("bots.doctor:main", "check the configuration and the services it names"),
+    ("health",): ("bots.doctor:health_main", "ask this host's process for /healthz (exit 0 = ok)"),
+    ("env-example",): ("bots.envfile:main", "print, --write or --check .env.example"),
+    ("flower",): ("workers.dashboard:main", "Celery Flower: watch the scoring queue and workers"),
 }
 
 

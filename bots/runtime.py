@@ -42,11 +42,21 @@ def build_store(settings: Settings) -> StateStore:
 
 
 def build_understander(settings: Settings) -> Understander:
-    raise NotImplementedError(f"understander {settings.understander!r} is not wired yet")
+    """The local model (embedded default), the LLM, or the cascade of both."""
+    from workers.nlu.cli import build_understander as build, load_vocabulary
+
+    return build(settings.understander, settings, load_vocabulary(settings))
 
 
 def build_recommender(settings: Settings) -> Recommender:
-    raise NotImplementedError(f"recommender {settings.recommender!r} is not wired yet")
+    """Celery workers (scaled: no torch in this process) or the same scoring in-process."""
+    if settings.recommender == "celery":
+        from workers.client import CeleryRecommender
+
+        return CeleryRecommender(settings)
+    from workers.recommender.service import ScoringService
+
+    return ScoringService.from_settings(settings)
 
 
 def build_policy(settings: Settings) -> PolicyConfig:

@@ -15,11 +15,14 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TextIO
 
+from bots.shutdown import Shutdown, TurnAbandoned
 from core.conversation import Conversation
 from core.deliveries import customer_topic
+from core.health import serve
 from core.messages import Button, Incoming, Reply
 from core.settings import Settings
 
@@ -75,14 +78,18 @@ def chat(
     user_id: str,
     conversation_id: str | None = None,
     outbox: TerminalOutbox | None = None,
+    shutdown: Shutdown | None = None,
 ) -> None:
+    """One turn per line. With `shutdown`, SIGTERM ends the chat after the turn in flight."""
     conversation_id = conversation_id or new_conversation_id(user_id)
     outbox = outbox or TerminalOutbox(out)
-    for number, line in enumerate(lines):
+    taken = shutdown.take(lines) if shutdown is not None else lines
+    for number, line in enumerate(taken):
         event = to_incoming(line.rstrip("\n"), outbox, conversation_id, user_id, number)
         if isinstance(event, str):
             out.write(f"concierge> {event}\n")
-        else:
+            continue
+        with shutdown.turn() if shutdown is not None else nullcontext():
             conversation.handle(event, outbox)
 
 
@@ -110,12 +117,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="chat as this demo customer (e.g. C0001); default: a new customer",
     )
     args = parser.parse_args(argv)
-    from bots.runtime import build_conversation, configure_logging, start_customer_deliveries
+    from bots.runtime import build_conversation, configure_logging
 
     settings = Settings()
     configure_logging(settings, default_level="WARNING")
     conversation = build_conversation(settings)
-    user_id = args.user or f"guest-{uuid.uuid4().hex[:6]}"
+    return serve_chat(settings, conversation, args.user or f"guest-{uuid.uuid4().hex[:6]}")
+
+
+def serve_chat(settings: Settings, conversation: Conversation, user_id: str) -> int:
+    """Chat on stdin/stdout until the input ends or SIGTERM; the turn in flight finishes."""
+    from bots.runtime import start_customer_deliveries
+
     conversation_id = new_conversation_id(user_id)
     outbox = TerminalOutbox(sys.stdout)
     # Replies from a support agent (another process) arrive through the store.
@@ -129,11 +142,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if interactive:
         sys.stdout.write(f"Concierge demo store. Chatting as {user_id}. Ctrl-D to quit.\n")
     lines = _typed_lines(sys.stdout) if interactive else sys.stdin
+    health = serve(settings, role="chat")
     try:
-        chat(conversation, lines, sys.stdout, user_id, conversation_id, outbox)
+        with Shutdown(settings.shutdown_grace_s, health.drain if health else None) as shutdown:
+            chat(conversation, lines, sys.stdout, user_id, conversation_id, outbox, shutdown)
+    except TurnAbandoned as exc:
+        sys.stderr.write(f"concierge: stopped: {exc}; that message was not answered\n")
+        return 1
     finally:
         if deliveries is not None:
             deliveries.stop()
+        if health is not None:
+            health.stop()
     return 0
 
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from core import replies
+from core import metrics, replies
 from core.catalog import Catalog
 from core.escalation import Escalations
 from core.knowledge import KnowledgeBase
@@ -21,6 +21,7 @@ from core.messages import MAX_TEXT_CHARS, Incoming, Outbox, Reply
 from core.orders import Orders
 from core.policy import Action, Decision, PolicyConfig, decide
 from core.recommendation import (
+    Evidence,
     RecommendationRequest,
     Recommender,
     RecommenderUnavailable,
@@ -165,6 +166,7 @@ class Conversation:
             source=source,
             ms=ms,
         )
+        metrics.record_turn(incoming.platform, str(intent), str(action), ms / 1000)
 
     def _understand(self, text: str, state: ConversationState, incoming: Incoming) -> Understanding:
         if incoming.button is not None:
@@ -184,6 +186,10 @@ class Conversation:
         s = self.services
         thread = incoming.thread_id
         match decision.action:
+            case Action.REFINE if decision.item_id and decision.request and (
+                decision.request.colors
+            ):
+                return self._in_colour(state, decision.item_id, decision.request, thread)
             case Action.RECOMMEND | Action.REFINE:
                 assert decision.request is not None
                 return self._recommend(
@@ -282,6 +288,41 @@ class Conversation:
         reply = replies.suggestions_reply(suggestions, heading, thread)
         return Outcome((reply,), request=request, shown=shown)
 
+    def _in_colour(
+        self, state: ConversationState, item_id: str, request: ProductRequest, thread: str | None
+    ) -> Outcome:
+        """ "The second one in black?": yes with that item, or similar items in that colour."""
+        product = self.services.catalog.get(item_id)
+        if product is None:
+            return self._recommend(state, request, thread, refine=True)
+        colours = [c for c in request.colors if c in product.colors]
+        if colours:
+            suggestion = Suggestion(
+                item_id=product.id,
+                title=product.title,
+                price=product.price,
+                score=1.0,
+                evidence=Evidence(
+                    price=product.price,
+                    rating=product.rating,
+                    review_count=product.review_count,
+                    in_stock=product.in_stock,
+                ),
+            )
+            heading = f"Yes, {product.title} comes in {' and '.join(colours)}:"
+            reply = replies.suggestions_reply([suggestion], heading, thread)
+            shown = (ShownItem(item_id=product.id, title=product.title, price=product.price,
+                               position=1),)
+            return Outcome((reply,), request=request, shown=shown)
+        wanted = " or ".join(request.colors)
+        has = f" (it comes in {', '.join(product.colors)})" if product.colors else ""
+        heading = f"{product.title} doesn't come in {wanted}{has}. Similar options in {wanted}:"
+        outcome = self._recommend(state, request, thread, refine=True, heading=heading)
+        if outcome.shown is None:  # nothing similar either: say both things
+            text = f"{product.title} doesn't come in {wanted}{has}. {outcome.replies[0].text}"
+            return Outcome((Reply(text, thread_id=thread),), request=request)
+        return outcome
+
     def _feedback(
         self, state: ConversationState, decision: Decision, thread: str | None
     ) -> Outcome:
@@ -294,6 +335,7 @@ class Conversation:
             position=decision.position or 0,
             at=self.clock(),
         )
+        metrics.record_feedback(decision.feedback)
         if decision.feedback == "details":
             text = replies.product_details(product) if product else replies.UNKNOWN_BUTTON
             return Outcome((Reply(text, thread_id=thread),), feedback=record)

@@ -116,7 +116,10 @@ def decide(
         return Decision(Action.RECOMMEND, "customer asked for suggestions", request=request)
     if intent is Intent.REFINE:
         request = merge_request(state.request, understanding, state)
-        return Decision(Action.REFINE, "customer adjusted the suggestions", request=request)
+        pointed = resolve_item(state, understanding) if slots.ordinal is not None else None
+        return Decision(
+            Action.REFINE, "customer adjusted the suggestions", request=request, item_id=pointed
+        )
     if intent is Intent.PRODUCT_QUESTION:
         item_id = resolve_item(state, understanding)
         if item_id is None:
@@ -152,10 +155,11 @@ def merge_request(
     slots = understanding.slots
     budget_max = slots.budget_max if slots.budget_max is not None else base.budget_max
     if slots.cheaper and state.last_shown:
-        cheapest = min(item.price for item in state.last_shown)
-        budget_max = (
-            round(cheapest - 0.01, 2) if budget_max is None else min(budget_max, cheapest - 0.01)
-        )
+        # "Cheaper" means below the item pointed at, or below most of what was shown.
+        pointed = resolve_item(state, understanding) if slots.ordinal is not None else None
+        prices = sorted(item.price for item in state.last_shown if pointed in (None, item.item_id))
+        below = round(prices[len(prices) // 2] - 0.01, 2)
+        budget_max = below if budget_max is None else min(budget_max, below)
     like_item_id = base.like_item_id
     if slots.ordinal is not None and understanding.intent is Intent.REFINE:
         like_item_id = resolve_item(state, understanding) or like_item_id

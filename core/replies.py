@@ -30,13 +30,31 @@ STATUS_WORDS = {
 }
 
 
+# How category slugs read in a sentence.
+CATEGORY_NAMES = {
+    "headphones-audio": "headphones & audio",
+    "hiking-camping": "hiking & camping gear",
+    "running-fitness": "running & fitness gear",
+    "phones-accessories": "phone accessories",
+    "smart-home": "smart-home devices",
+    "coffee-tea": "coffee & tea",
+    "home-decor": "home decor",
+    "bags-travel": "bags & travel gear",
+    "toys-games": "toys & games",
+}
+
+
+def category_name(slug: str) -> str:
+    return CATEGORY_NAMES.get(slug, slug.replace("-", " "))
+
+
 def describe_request(request: ProductRequest) -> str:
     """A short phrase for what the customer asked: "waterproof outerwear under $100"."""
     words = [*request.attributes, *request.colors]
     if request.category:
-        words.append(request.category.replace("-", " "))
+        words.append(category_name(request.category))
     elif request.text:
-        words.append(request.text.split(" ")[0] if len(words) > 2 else request.text[:60])
+        words.append(f"“{request.text[:60]}”")
     phrase = " ".join(words) or "your request"
     if request.budget_max is not None and request.budget_min is not None:
         phrase += f" between ${request.budget_min:,.0f} and ${request.budget_max:,.0f}"

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -20,8 +20,8 @@ class Settings(BaseSettings):
     )
 
     # Where things live.
-    demo_dir: Path = REPO_ROOT / "data" / "demo"
-    models_dir: Path = REPO_ROOT / "models"
+    demo_dir: Path = REPO_ROOT / "data" / "demo"  # catalog, orders, customers and FAQ files
+    models_dir: Path = REPO_ROOT / "models"  # trained models: nlu/, recommender-demo/
     data_dir: Path = Field(
         default=REPO_ROOT.parent / "shared" / "data",
         description="public datasets for training and benchmarks",
@@ -29,22 +29,85 @@ class Settings(BaseSettings):
 
     # Conversation state: SQLite file (embedded default) or Redis (several bot processes).
     state_backend: Literal["sqlite", "redis"] = "sqlite"
-    sqlite_path: Path = REPO_ROOT / "var" / "concierge.sqlite3"
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    redis_prefix: str = "concierge"
+    sqlite_path: Path = REPO_ROOT / "var" / "concierge.sqlite3"  # state file (sqlite backend)
+    redis_url: str = "redis://127.0.0.1:6379/0"  # state, locks and tickets (redis backend)
+    redis_prefix: str = "concierge"  # key prefix, so several deployments can share a Redis
 
-    # Understanding: keyword (placeholder), local model, llm, or cascade (local then llm).
-    understander: Literal["keyword", "local", "llm", "cascade"] = "keyword"
+    # Understanding: the local model, an LLM (local model as fallback), or cascade (local
+    # first, the LLM only when the local model is unsure).
+    understander: Literal["local", "llm", "cascade"] = "local"
+    nlu_taxonomy: Path = REPO_ROOT / "data" / "nlu" / "intents.yaml"
+    nlu_dir: Path | None = Field(
+        default=None, description="the trained local model; None means models_dir / 'nlu'"
+    )
+    nlu_threads: int = 1  # torch threads for the local model in this process
+    cascade_threshold: float = 0.6  # local confidence below this asks the LLM
+    # Any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp server).
+    llm_base_url: str = "http://127.0.0.1:8080/v1"
+    llm_model: str = "gemma-3-270m"
+    llm_api_key: SecretStr | None = None
+    llm_timeout_s: float = 10.0
+    llm_retries: int = 2
+    llm_backoff_s: float = 0.5
+    llm_breaker_failures: int = 5
+    llm_breaker_reset_s: float = 30.0
 
-    # Recommender: popularity (placeholder), in-process model, or Celery workers.
-    recommender: Literal["popularity", "inprocess", "celery"] = "popularity"
+    # Recommender: the model scored in this process, or by Celery workers.
+    recommender: Literal["inprocess", "celery"] = "inprocess"
+    # The trained model folder; filled in from models_dir when not set.
+    recommender_dir: Path = Field(
+        default_factory=lambda data: data["models_dir"] / "recommender-demo"
+    )
+    # What the scoring service serves: the demo store, or the Amazon Beauty items (benchmarks).
+    recommender_catalog: Literal["demo", "amazon-beauty"] = "demo"
+    celery_broker_url: str = "redis://127.0.0.1:6379/1"
+    celery_result_backend: str = "redis://127.0.0.1:6379/1"
+    worker_threads: int = 1  # torch threads per worker process (and for training)
+    worker_concurrency: int = 1  # worker processes per `concierge worker`
+    score_timeout_s: float = 3.0  # a bot waits this long for a scoring job, then degrades
+    task_time_limit_s: float = 30.0  # a job running longer is killed; the soft limit is 80%
+    result_expires_s: int = 600
+    # An unacknowledged job whose worker vanished is redelivered after this long.
+    broker_visibility_timeout_s: float = 60.0
 
     # Logging.
-    log_level: str = "INFO"
-    log_format: Literal["text", "json"] = "text"
+    log_level: str = "INFO"  # DEBUG, INFO, WARNING or ERROR
+    log_format: Literal["text", "json"] = "text"  # json for log collectors
+
+    # Health and Prometheus metrics over HTTP (/healthz, /metrics); port 0 serves none.
+    metrics_host: str = "127.0.0.1"  # 0.0.0.0 only inside a container network
+    metrics_port: int = 0  # e.g. 9100; every process needs its own port on one host
+    # SIGTERM: the turn in flight may finish within this many seconds, then the process exits.
+    shutdown_grace_s: float = 20.0
 
     # Turn handling.
-    lock_timeout_s: float = 30.0
+    lock_timeout_s: float = 30.0  # wait this long for a conversation busy in another turn
+
+    # Chat adapters: records they keep (delivery ids seen, long button payloads, threads joined).
+    adapter_ledger_ttl_s: int = 30 * 24 * 3600
+
+    # Telegram. Long polling unless a public webhook URL is set.
+    telegram_token: SecretStr | None = None
+    telegram_webhook_url: str | None = None  # public https URL Telegram posts updates to
+    telegram_webhook_secret: SecretStr | None = None  # defaults to one derived from the token
+    telegram_bind_host: str = "127.0.0.1"
+    telegram_port: int = 8443
+    telegram_base_url: str = "https://api.telegram.org"  # a Bot API server or the test emulator
+    telegram_poll_interval_s: float = 0.0  # pause between getUpdates calls (emulators need > 0)
+
+    # Slack. HTTP Events API (signing secret) or Socket Mode (app-level token).
+    slack_mode: Literal["http", "socket"] = "http"
+    slack_bot_token: SecretStr | None = None  # xoxb-...
+    slack_signing_secret: SecretStr | None = None  # HTTP mode
+    slack_app_token: SecretStr | None = None  # xapp-..., Socket Mode
+    slack_bind_host: str = "127.0.0.1"
+    slack_port: int = 3000
+    slack_path: str = "/slack/events"  # events and interactivity both post here
+    slack_api_url: str = "https://slack.com/api/"
+
+    @property
+    def nlu_path(self) -> Path:
+        return self.nlu_dir if self.nlu_dir is not None else self.models_dir / "nlu"
 
     # Hand-over to people: tickets live with the state (same SQLite file, or the same Redis).
     escalation: Literal["on", "off"] = "on"

@@ -307,3 +307,19 @@ def test_state_keeps_transcript_and_sentiment(conversation: Conversation) -> Non
     assert state.intents == ("greeting", "recommend")
     assert state.sentiments == ("neutral", "neutral")
     assert state.user_id == "C0001"
+
+
+def test_pointed_item_in_a_colour(conversation: Conversation, understander: ScriptedUnderstander,
+                                  demo: Store) -> None:
+    turn(conversation, "I need a waterproof jacket")
+    first = conversation.services.store.load("t:1").last_shown[0]
+    product = demo.catalog.get(first.item_id)
+    assert product is not None and product.colors
+    understander.script["the first one in that colour?"] = says(
+        Intent.REFINE, ordinal=1, colors=(product.colors[-1],))
+    reply = turn(conversation, "the first one in that colour?").pop()
+    assert reply.text.startswith(f"Yes, {product.title} comes in {product.colors[-1]}")
+    understander.script["the first one in neon?"] = says(Intent.REFINE, ordinal=1,
+                                                         colors=("neon",))
+    reply = turn(conversation, "the first one in neon?").pop()
+    assert reply.text.startswith(f"{product.title} doesn't come in neon")

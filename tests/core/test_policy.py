@@ -161,12 +161,18 @@ def test_feedback_carries_item_kind_and_position() -> None:
     assert (decision.item_id, decision.feedback, decision.position) == ("P1", "not_for_me", 1)
 
 
-def test_cheaper_sets_budget_below_cheapest_shown() -> None:
+def test_cheaper_sets_budget_below_most_of_what_was_shown() -> None:
     decision = decide(SHOWN, u(Intent.REFINE, cheaper=True))
     assert decision.request is not None
-    assert decision.request.budget_max == pytest.approx(89.99)
+    assert decision.request.budget_max == pytest.approx(119.99)  # shown: 90, 120, 150
     assert decision.request.category == "outerwear"  # carried over
     assert decision.request.attributes == ("waterproof",)
+
+
+def test_cheaper_than_a_pointed_item() -> None:
+    decision = decide(SHOWN, u(Intent.REFINE, cheaper=True, ordinal=2))
+    assert decision.request is not None
+    assert decision.request.budget_max == pytest.approx(89.99)
 
 
 def test_refine_keeps_the_lower_of_two_budgets() -> None:

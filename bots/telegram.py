@@ -1,0 +1,351 @@
+"""Telegram adapter: python-telegram-bot's Application in front of the conversation core.
+
+It parses updates into `Incoming`, renders each `Reply` as messages with an inline keyboard, and
+meets Telegram's duties: callback queries answered, 64-byte callback data, 4096-character
+messages, a typing action while the turn runs, 429s retried by the rate limiter, and duplicate
+deliveries answered once. Run it as a module: `python -m bots.telegram`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import sys
+from collections.abc import Sequence
+from urllib.parse import urlparse
+
+from telegram import (
+    Bot,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    ReplyParameters,
+    Update,
+)
+from telegram.constants import ChatAction, ChatType, MessageEntityType
+from telegram.error import TelegramError
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bots.layout import rows, split_text, utf16_units
+from bots.ledger import Ledger, full_payload, open_ledger, short_payload
+from bots.turn import ConversationOrder, Handler, run_turn
+from core import logs
+from core.logs import event
+from core.messages import Button, Incoming, Reply
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "telegram"
+MAX_MESSAGE_UNITS = 4096  # Telegram counts UTF-16 code units
+MAX_CALLBACK_BYTES = 64
+BUTTONS_PER_ROW = 3
+TYPING_AFTER_S = 0.3  # turns quicker than this show no typing indicator
+TYPING_EVERY_S = 4.5  # the typing indicator lasts about 5 s
+RATE_LIMIT_RETRIES = 3
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
+
+HELP_TEXT = (
+    "Hi! I'm the store's assistant. Tell me what you're looking for (\"a waterproof jacket "
+    'under $100"), ask about an order ("where is order 48213?") or about shipping and '
+    "returns. In groups, mention me or reply to my message."
+)
+TEXT_ONLY = "Sorry, I can only read text for now. Please type your question."
+
+
+def conversation_id(chat_id: int, topic_id: int | None = None) -> str:
+    """`telegram:<chat>` or, in a forum topic, `telegram:<chat>:<topic>`."""
+    return f"{PLATFORM}:{chat_id}" + (f":{topic_id}" if topic_id is not None else "")
+
+
+def chat_of(conversation: str) -> tuple[int, int | None]:
+    """(chat id, topic id) of a Telegram conversation id."""
+    platform, chat, *topic = conversation.split(":")
+    if platform != PLATFORM or len(topic) > 1:
+        raise ValueError(f"not a Telegram conversation id: {conversation!r}")
+    return int(chat), int(topic[0]) if topic else None
+
+
+def _topic(message: Message) -> int | None:
+    return message.message_thread_id if message.is_topic_message else None
+
+
+class TelegramAdapter:
+    """Parses updates, runs turns, renders replies. Holds the Application it is installed in."""
+
+    def __init__(self, application: Application, handler: Handler, ledger: Ledger) -> None:
+        self.application = application
+        self.handler = handler
+        self.ledger = ledger
+        self.order = ConversationOrder()
+        application.add_handler(CommandHandler(["start", "help"], self.on_help))
+        application.add_handler(
+            MessageHandler(
+                filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND, self.on_text
+            )
+        )
+        application.add_handler(CallbackQueryHandler(self.on_button))
+        application.add_handler(
+            MessageHandler(
+                filters.UpdateType.MESSAGE & ~filters.TEXT & ~filters.StatusUpdate.ALL,
+                self.on_other,
+            )
+        )
+        # An unknown /command in a private chat gets the help text rather than silence.
+        application.add_handler(
+            MessageHandler(
+                filters.UpdateType.MESSAGE & filters.COMMAND & filters.ChatType.PRIVATE,
+                self.on_help,
+            )
+        )
+        application.add_error_handler(self.on_error)
+
+    @property
+    def bot(self) -> Bot:
+        return self.application.bot
+
+    # -- parse --------------------------------------------------------------------------------
+
+    async def on_help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.message
+        if message is None or not await self._first_delivery(message):
+            return
+        await self.send_reply(self._conversation(message), Reply(HELP_TEXT), message.message_id)
+
+    async def on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.message
+        if message is None or message.text is None or not self._addressed(message):
+            return
+        if not await self._first_delivery(message):
+            return
+        user = message.from_user
+        incoming = Incoming(
+            conversation_id=self._conversation(message),
+            user_id=f"{PLATFORM}:{user.id if user else message.chat.id}",
+            text=self._without_mention(message.text),
+            thread_id=str(_topic(message)) if _topic(message) is not None else None,
+            message_id=f"{message.chat.id}:{message.message_id}",
+            platform=PLATFORM,
+        )
+        await self._turn(incoming, message)
+
+    async def on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
+        if query is None:
+            return
+        try:  # always answered first, so the customer's button stops spinning
+            await query.answer()
+        except TelegramError as error:
+            event(log, "telegram.answer_failed", level=logging.WARNING, error=str(error))
+        message = query.message
+        if query.data is None or message is None or not isinstance(message, Message):
+            return  # inline-mode or too old to reply to: nothing to continue
+        if not await asyncio.to_thread(self.ledger.claim, f"{PLATFORM}:callback:{query.id}"):
+            return
+        payload = await asyncio.to_thread(full_payload, self.ledger, query.data)
+        incoming = Incoming(
+            conversation_id=self._conversation(message),
+            user_id=f"{PLATFORM}:{query.from_user.id}",
+            button=payload,
+            thread_id=str(_topic(message)) if _topic(message) is not None else None,
+            message_id=f"callback:{query.id}",
+            platform=PLATFORM,
+        )
+        await self._turn(incoming, message)
+
+    async def on_other(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.message
+        if (
+            message is None
+            or not self._addressed(message)
+            or not await self._first_delivery(message)
+        ):
+            return
+        album = message.media_group_id
+        if album and not await asyncio.to_thread(self.ledger.claim, f"{PLATFORM}:album:{album}"):
+            return  # an album arrives as one message per photo: answer it once
+        event(log, "telegram.not_text", chat=message.chat.id)
+        await self.send_reply(self._conversation(message), Reply(TEXT_ONLY), message.message_id)
+
+    def _addressed(self, message: Message) -> bool:
+        """Private chats always; groups only when the bot is mentioned or replied to."""
+        if message.chat.type == ChatType.PRIVATE:
+            return True
+        replied = message.reply_to_message
+        if replied is not None and replied.from_user and replied.from_user.id == self.bot.id:
+            return True
+        mentions = message.parse_entities(
+            [MessageEntityType.MENTION, MessageEntityType.TEXT_MENTION]
+        )
+        mentions |= message.parse_caption_entities([MessageEntityType.MENTION])
+        for entity, text in mentions.items():
+            if entity.user is not None and entity.user.id == self.bot.id:
+                return True
+            if text.lower() == f"@{self.bot.username}".lower():
+                return True
+        return False
+
+    def _without_mention(self, text: str) -> str:
+        return text.replace(f"@{self.bot.username}", "").strip()
+
+    def _conversation(self, message: Message) -> str:
+        return conversation_id(message.chat.id, _topic(message))
+
+    async def _first_delivery(self, message: Message) -> bool:
+        key = f"{PLATFORM}:message:{message.chat.id}:{message.message_id}"
+        first = await asyncio.to_thread(self.ledger.claim, key)
+        if not first:
+            event(log, "telegram.duplicate", chat=message.chat.id, message=message.message_id)
+        return first
+
+    # -- turn and render ----------------------------------------------------------------------
+
+    async def _turn(self, incoming: Incoming, message: Message) -> None:
+        async with self.order.hold(incoming.conversation_id):
+            typing = asyncio.create_task(self._keep_typing(message.chat.id, _topic(message)))
+            try:
+                replies = await run_turn(self.handler, incoming)
+            finally:
+                typing.cancel()
+            await self._render(incoming, message, replies)
+
+    async def _render(self, incoming: Incoming, message: Message, replies: Sequence[Reply]) -> None:
+        for reply in replies:
+            target = reply.conversation_id or incoming.conversation_id
+            if not target.startswith(f"{PLATFORM}:"):  # another platform's adapter delivers it
+                event(log, "telegram.foreign_reply", level=logging.WARNING, target=target)
+                continue
+            reply_to = message.message_id if target == incoming.conversation_id else None
+            await self.send_reply(target, reply, reply_to)
+
+    async def _keep_typing(self, chat_id: int, topic_id: int | None) -> None:
+        # Quick turns need no indicator, and each action spends the bot's rate-limit budget.
+        await asyncio.sleep(TYPING_AFTER_S)
+        while True:
+            try:
+                await self.bot.send_chat_action(
+                    chat_id, ChatAction.TYPING, message_thread_id=topic_id
+                )
+            except TelegramError as error:  # cosmetic: the turn goes on without the indicator
+                event(log, "telegram.typing_failed", level=logging.WARNING, error=str(error))
+            await asyncio.sleep(TYPING_EVERY_S)
+
+    async def send_reply(
+        self, conversation: str, reply: Reply, reply_to: int | None = None
+    ) -> None:
+        await send_reply(self.bot, self.ledger, conversation, reply, reply_to)
+
+    async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Telegram refused or could not be reached after the rate limiter's retries."""
+        event(log, "telegram.error", level=logging.ERROR, error=repr(context.error))
+
+
+async def send_reply(
+    bot: Bot, ledger: Ledger, conversation: str, reply: Reply, reply_to: int | None = None
+) -> None:
+    """Post `reply` to a Telegram conversation, split to fit, buttons under the last piece.
+
+    Usable outside a turn, e.g. to relay a support agent's answer, from any process holding a
+    `Bot` (initialized) and the shared ledger.
+    """
+    chat_id, topic_id = chat_of(conversation)
+    keyboard = await _keyboard(ledger, reply.buttons)
+    pieces = split_text(reply.text, MAX_MESSAGE_UNITS, utf16_units) or (
+        ["Choose:"] if keyboard else []
+    )
+    for index, piece in enumerate(pieces):
+        first, last = index == 0, index == len(pieces) - 1
+        await bot.send_message(
+            chat_id,
+            piece,
+            message_thread_id=topic_id,
+            reply_parameters=(
+                ReplyParameters(reply_to, allow_sending_without_reply=True)
+                if first and reply_to is not None
+                else None
+            ),
+            reply_markup=keyboard if last else None,
+        )
+
+
+async def _keyboard(ledger: Ledger, buttons: Sequence[Button]) -> InlineKeyboardMarkup | None:
+    if not buttons:
+        return None
+    data = [
+        await asyncio.to_thread(short_payload, ledger, b.payload, MAX_CALLBACK_BYTES)
+        for b in buttons
+    ]
+    keys = [
+        InlineKeyboardButton(b.label, callback_data=d) for b, d in zip(buttons, data, strict=True)
+    ]
+    return InlineKeyboardMarkup(rows(keys, BUTTONS_PER_ROW))
+
+
+def build_adapter(settings: Settings, handler: Handler, ledger: Ledger) -> TelegramAdapter:
+    """The Application with its handlers installed; `main()` or a test runs it."""
+    if settings.telegram_token is None:
+        raise ValueError("CONCIERGE_TELEGRAM_TOKEN is not set (the token @BotFather gave you)")
+    base = settings.telegram_base_url.rstrip("/")
+    application = (
+        Application.builder()
+        .token(settings.telegram_token.get_secret_value())
+        .base_url(f"{base}/bot")
+        .base_file_url(f"{base}/file/bot")
+        .rate_limiter(AIORateLimiter(max_retries=RATE_LIMIT_RETRIES))
+        .concurrent_updates(True)  # turns of different chats overlap; the core locks per chat
+        .build()
+    )
+    return TelegramAdapter(application, handler, ledger)
+
+
+def webhook_secret(settings: Settings) -> str:
+    """The configured secret, else one derived from the token (Telegram allows [A-Za-z0-9_-])."""
+    if settings.telegram_webhook_secret is not None:
+        return settings.telegram_webhook_secret.get_secret_value()
+    assert settings.telegram_token is not None
+    return hashlib.sha256(settings.telegram_token.get_secret_value().encode()).hexdigest()[:48]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`concierge telegram`: long polling, or a webhook when a public URL is configured."""
+    settings = Settings()
+    logs.configure(settings.log_level, settings.log_format)
+    if settings.telegram_token is None:
+        print("Set CONCIERGE_TELEGRAM_TOKEN to the token @BotFather gave you.", file=sys.stderr)
+        return 2
+    from bots.runtime import build_conversation  # the core's wiring, shared by every adapter
+
+    conversation = build_conversation(settings)
+    adapter = build_adapter(settings, conversation.handle, open_ledger(settings))
+    url = settings.telegram_webhook_url
+    if url:
+        event(log, "telegram.webhook", url=url, host=settings.telegram_bind_host)
+        adapter.application.run_webhook(
+            listen=settings.telegram_bind_host,
+            port=settings.telegram_port,
+            url_path=urlparse(url).path.lstrip("/"),
+            webhook_url=url,
+            secret_token=webhook_secret(settings),
+            allowed_updates=ALLOWED_UPDATES,
+        )
+    else:
+        event(log, "telegram.polling", base_url=settings.telegram_base_url)
+        adapter.application.run_polling(
+            poll_interval=settings.telegram_poll_interval_s, allowed_updates=ALLOWED_UPDATES
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.exit(main(sys.argv[1:]))

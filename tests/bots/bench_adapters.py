@@ -1,0 +1,306 @@
+"""Latency through each chat adapter: platform message in -> reply posted, against local peers.
+
+    python -m tests.bots.bench_adapters [--messages 100] [--core echo|conversation]
+
+Paths measured: Telegram long polling and webhook (the telegram-test-api emulator), Slack HTTP
+Events API (signed requests) and Socket Mode (a local WebSocket endpoint), each with its
+stand-in Web API. The clock starts when the platform side sends the message and stops when the
+peer receives the reply's sendMessage / chat.postMessage call (both on this machine's clock).
+
+`--core echo` answers at once with three buttons, so the figures are the adapters' own cost;
+`--core conversation` runs the real core from `bots.runtime.build_conversation(settings)`.
+Prints one line per path and a final JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from pydantic import SecretStr
+
+from bots import slack, telegram
+from bots.ledger import SqliteLedger
+from bots.turn import Handler
+from core import logs
+from core.messages import Button, Incoming, Outbox, Reply
+from core.settings import Settings
+from tests.bots.peers import (
+    TEAM,
+    LoopThread,
+    SlackWebApi,
+    SocketModeServer,
+    TelegramEmulator,
+    event_body,
+    free_port,
+    post_bytes,
+    signed_headers,
+    wait_until,
+)
+
+SECRET = "bench-signing-secret"
+ECHO_BUTTONS = (
+    Button("More like this", "more:P0123:1"),
+    Button("Not for me", "skip:P0123:1"),
+    Button("Details", "details:P0123:1"),
+)
+MESSAGES = (
+    "I need a waterproof jacket under $100",
+    "something cheaper",
+    "where is order 48213?",
+    "what is your return policy?",
+)
+
+
+def echo(incoming: Incoming, outbox: Outbox) -> None:
+    outbox.send(Reply(f"You said: {incoming.text}", buttons=ECHO_BUTTONS))
+
+
+def summary(samples_ms: Sequence[float]) -> dict[str, float]:
+    ordered = sorted(samples_ms)
+    p99 = ordered[max(0, math.ceil(0.99 * len(ordered)) - 1)]  # nearest rank
+    return {
+        "median_ms": round(statistics.median(ordered), 1),
+        "p99_ms": round(p99, 1),
+        "max_ms": round(ordered[-1], 1),
+    }
+
+
+def measure(
+    count: int,
+    interval: float,
+    send: Callable[[int], None],
+    replied_at: Callable[[int], float | None],
+) -> list[float]:
+    """Send message i, wait for its reply; latency = reply time - send time, in ms."""
+    samples: list[float] = []
+    for i in range(count):
+        sent = time.time()
+        send(i)
+        at = wait_until(partial(replied_at, i), timeout=30, interval=0.002)
+        assert at is not None  # wait_until returns only a truthy value
+        samples.append((at - sent) * 1000)
+        time.sleep(interval)
+    return samples
+
+
+def telegram_path(
+    handler: Handler,
+    count: int,
+    interval: float,
+    webhook: bool,
+    poll_interval: float,
+    workdir: Path,
+) -> list[float]:
+    token = "3000:bench-webhook" if webhook else "3000:bench-polling"
+    emulator = TelegramEmulator(token).start()
+    settings = Settings(telegram_token=SecretStr(token), telegram_base_url=emulator.url)
+    adapter = telegram.build_adapter(settings, handler, SqliteLedger(workdir / f"{token}.db", 3600))
+    application = adapter.application
+    assert application.updater is not None
+    loop = LoopThread()
+    port = free_port()
+
+    async def start() -> None:
+        await application.initialize()
+        assert application.updater is not None
+        if webhook:
+            await application.updater.start_webhook(
+                listen="127.0.0.1",
+                port=port,
+                url_path="telegram",
+                webhook_url=f"http://127.0.0.1:{port}/telegram",
+                secret_token=telegram.webhook_secret(settings),
+            )
+        else:
+            await application.updater.start_polling(poll_interval=poll_interval)
+        await application.start()
+
+    async def stop() -> None:
+        assert application.updater is not None
+        await application.updater.stop()
+        await application.stop()
+        await application.shutdown()
+
+    chat = 5000
+
+    def send(i: int) -> None:
+        emulator.send(f"{MESSAGES[i % len(MESSAGES)]} #{i}", chat_id=chat, user_id=chat)
+
+    def replied_at(i: int) -> float | None:
+        sent = [c for c in emulator.calls("sendMessage") if c["body"].get("chat_id") == str(chat)]
+        return sent[i]["at"] / 1000 if len(sent) > i else None
+
+    try:
+        loop.run(start())
+        return measure(count, interval, send, replied_at)
+    finally:
+        loop.run(stop())
+        loop.close()
+        emulator.stop()
+
+
+def slack_path(
+    handler: Handler, count: int, interval: float, socket_mode: bool, workdir: Path
+) -> list[float]:
+    api = SlackWebApi().start()
+    loop = LoopThread()
+    port = free_port()
+    settings = Settings(
+        slack_mode="socket" if socket_mode else "http",
+        slack_bot_token=SecretStr("xoxb-bench"),
+        slack_signing_secret=SecretStr(SECRET),
+        slack_app_token=SecretStr("xapp-bench"),
+        slack_api_url=api.base_url,
+        slack_port=port,
+    )
+    ledger = SqliteLedger(workdir / f"slack-{settings.slack_mode}.db", 3600)
+    adapter = slack.build_adapter(settings, handler, ledger)
+    server: SocketModeServer | None = None
+    closers: list[Callable[[], Any]] = []
+    if socket_mode:
+        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+        server = SocketModeServer(loop).start()
+        api.socket_url = server.url
+
+        async def connect() -> AsyncSocketModeHandler:
+            connection = AsyncSocketModeHandler(adapter.app, "xapp-bench")  # needs a running loop
+            await connection.connect_async()
+            return connection
+
+        handler_ = loop.run(connect())
+        assert server.connected.wait(10)
+        closers.append(lambda: loop.run(handler_.close_async()))
+        closers.append(server.stop)
+    else:
+
+        async def start() -> web.AppRunner:
+            runner = web.AppRunner(slack.http_app(adapter, settings))
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", port).start()
+            return runner
+
+        runner = loop.run(start())
+        closers.append(lambda: loop.run(runner.cleanup()))
+    url = f"http://127.0.0.1:{port}{settings.slack_path}"
+
+    def send(i: int) -> None:
+        ts = f"1700001000.{i:06d}"
+        event = {
+            "type": "message",
+            "channel_type": "im",
+            "channel": "DBENCH",
+            "user": "U1",
+            "text": f"{MESSAGES[i % len(MESSAGES)]} #{i}",
+            "ts": ts,
+            "event_ts": ts,
+        }
+        body = event_body(event, f"EvBench{i}")
+        if server is not None:
+            server.push(
+                {
+                    "envelope_id": f"env-{i}",
+                    "type": "events_api",
+                    "payload": body,
+                    "accepts_response_payload": False,
+                    "retry_attempt": 0,
+                    "retry_reason": "",
+                }
+            )
+            return
+        data = json.dumps(body).encode()
+        status, _ = post_bytes(url, data, signed_headers(SECRET, data))
+        assert status == 200, status
+
+    def replied_at(i: int) -> float | None:
+        calls = [c for c in api.calls if c["method"] == "chat.postMessage" and c["status"] == 200]
+        return float(calls[i]["at"]) if len(calls) > i else None
+
+    try:
+        return measure(count, interval, send, replied_at)
+    finally:
+        for close in closers:  # the client first, so it does not reconnect to a closing server
+            close()
+        loop.close()
+        api.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="concierge bench adapters",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--messages", type=int, default=100)
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=0.05,
+        help="pause between messages, s (keeps within Telegram's 30 msg/s)",
+    )
+    parser.add_argument(
+        "--poll-interval",
+        type=float,
+        default=0.01,
+        help="getUpdates pause for the emulator, which ignores long-poll timeouts",
+    )
+    parser.add_argument("--core", choices=["echo", "conversation"], default="echo")
+    args = parser.parse_args(argv)
+    settings = Settings()
+    logs.configure("WARNING", settings.log_format)  # per-turn logs would time the terminal
+    handler: Handler = echo
+    if args.core == "conversation":
+        from bots.runtime import build_conversation
+
+        handler = build_conversation(settings).handle
+    results: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as directory:
+        workdir = Path(directory)
+        paths: dict[str, Callable[[], list[float]]] = {
+            "telegram_polling": lambda: telegram_path(
+                handler, args.messages, args.interval, False, args.poll_interval, workdir
+            ),
+            "telegram_webhook": lambda: telegram_path(
+                handler, args.messages, args.interval, True, args.poll_interval, workdir
+            ),
+            "slack_http": lambda: slack_path(handler, args.messages, args.interval, False, workdir),
+            "slack_socket": lambda: slack_path(
+                handler, args.messages, args.interval, True, workdir
+            ),
+        }
+        for name, run in paths.items():
+            results[name] = summary(run())
+            figures = results[name]
+            print(
+                f"{name:18} n={args.messages} median={figures['median_ms']:.1f} ms "
+                f"p99={figures['p99_ms']:.1f} ms max={figures['max_ms']:.1f} ms",
+                flush=True,
+            )
+    print(
+        json.dumps(
+            {
+                "bench": "adapters",
+                "core": args.core,
+                "messages": args.messages,
+                "poll_interval_s": args.poll_interval,
+                "team": TEAM,
+                **results,
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

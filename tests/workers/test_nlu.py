@@ -1,0 +1,259 @@
+"""The local understanding model: held-out accuracy, calibration, odd input, CLI, cascade."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.llm import LlmClient, LlmConfig
+from core.settings import Settings
+from core.state import ConversationState
+from core.taxonomy import DEFAULT_PATH, load_labelled, load_taxonomy
+from core.understanders import CascadeUnderstander, LlmUnderstander
+from core.understanding import Intent, Sentiment
+from tests.core.conftest import StandIn, stand_in  # noqa: F401  (fixture)
+from workers.encoder import configure_torch
+from workers.nlu.bench import read_labelled, split
+from workers.nlu.cli import bench_main, train_main, understand_lines
+from workers.nlu.model import NluConfig
+from workers.nlu.training import fit_temperature, is_current, train_model, training_sets
+from workers.nlu.understander import LocalUnderstander
+
+HELDOUT = DEFAULT_PATH.parent / "heldout.jsonl"
+STATE = ConversationState(conversation_id="t")
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default model: models/nlu when it was built by this code from this taxonomy,
+    otherwise trained now into a temporary directory (about a minute on one thread)."""
+    configure_torch(1)
+    built = Settings().nlu_path
+    if is_current(built, DEFAULT_PATH):
+        return built
+    directory = tmp_path_factory.mktemp("nlu")
+    assert train_main(["--out", str(directory)]) == 0
+    return directory
+
+
+@pytest.fixture(scope="session")
+def local(model_dir: Path) -> LocalUnderstander:
+    return LocalUnderstander.load(model_dir)
+
+
+def test_heldout_messages_never_used_in_training() -> None:
+    taxonomy = load_taxonomy()
+    trained = {text.lower() for text, _ in taxonomy.intent_examples()}
+    trained |= {text.lower() for text, _ in taxonomy.sentiment_examples}
+    held = load_labelled(HELDOUT)
+    assert len(held) >= 100
+    assert not trained & {row.text.lower() for row in held}
+    assert {row.intent for row in held} == set(taxonomy.intent_names)
+
+
+def test_heldout_accuracy(local: LocalUnderstander) -> None:
+    held = load_labelled(HELDOUT)
+    results = [local.understand(row.text, STATE) for row in held]
+    intent = np.mean([r.intent.value == row.intent for r, row in zip(results, held, strict=True)])
+    sentiment = np.mean(
+        [r.sentiment.value == row.sentiment for r, row in zip(results, held, strict=True)]
+    )
+    assert intent >= 0.85, intent
+    assert sentiment >= 0.80, sentiment
+    assert all(r.source == "local" for r in results)
+
+
+def test_confidence_is_calibrated(local: LocalUnderstander) -> None:
+    """Expected calibration error on the held-out set: confidence tracks accuracy."""
+    held = load_labelled(HELDOUT)
+    results = [local.understand(row.text, STATE) for row in held]
+    confidence = np.array([r.confidence for r in results])
+    correct = np.array([r.intent.value == row.intent for r, row in zip(results, held, strict=True)])
+    bins = np.minimum((confidence * 5).astype(int), 4)
+    ece = sum(
+        abs(confidence[bins == b].mean() - correct[bins == b].mean()) * (bins == b).mean()
+        for b in range(5) if (bins == b).any()
+    )
+    assert ece < 0.12, ece
+    assert confidence.min() > 0.0 and confidence.max() <= 1.0
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "   ", "🙂🙂🙂", "x" * 100_000, "¿dónde está mi pedido 48213?",
+     "wher is my oder 48213 its lat", "Ich möchte meine Bestellung stornieren", "你好",
+     "\x00\x01 control chars", "<script>alert(1)</script>"],
+)
+def test_odd_input_degrades_gracefully(local: LocalUnderstander, text: str) -> None:
+    result = local.understand(text, STATE)
+    assert result.intent in set(Intent) and result.sentiment in set(Sentiment)
+    assert 0.0 <= result.confidence <= 1.0
+    if "48213" in text:
+        assert result.slots.order_id == "48213"
+
+
+def test_typos_still_understood(local: LocalUnderstander) -> None:
+    assert local.understand("wher is my oder 48213", STATE).intent is Intent.ORDER_STATUS
+    assert local.understand("i wnat to talk to a humna", STATE).intent is Intent.HUMAN_AGENT
+
+
+def test_model_reloads_with_same_predictions(model_dir: Path, local: LocalUnderstander) -> None:
+    again = LocalUnderstander.load(model_dir)
+    for text in ("where is order 48213", "a gift for my dad who hikes", "this is awful"):
+        assert again.understand(text, STATE) == local.understand(text, STATE)
+
+
+def test_missing_model_says_how_to_build_it(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="concierge train nlu"):
+        LocalUnderstander.load(tmp_path)
+
+
+def test_training_on_an_edited_taxonomy(tmp_path: Path) -> None:
+    """An operator adds an intent to the data file and retrains: the new intent is learned."""
+    taxonomy = load_taxonomy()
+    intents, sentiments = training_sets(taxonomy)
+    gift_cards = [f"do you sell gift vouchers worth {n} euros" for n in range(20, 60, 2)]
+    model = train_model([*intents, *[(t, "gift_voucher") for t in gift_cards]], sentiments,
+                        NluConfig(calibrate=False))
+    assert "gift_voucher" in model.intent.labels
+    predicted, _ = model.predict(["can I buy a gift voucher worth 30 euros"])[0]
+    assert predicted.label == "gift_voucher"
+
+
+def test_temperature_fit_sharpens_and_softens() -> None:
+    target = np.array([0, 1] * 50)
+    right = np.zeros((100, 2))
+    right[np.arange(100), target] = 1.0  # always right, too timid: temperature < 1
+    assert fit_temperature(right, target) < 0.5
+    wrong = right[:, ::-1] * 5  # always wrong, very sure: temperature > 1
+    assert fit_temperature(wrong, target) > 5
+
+
+def test_cascade_with_real_local_model(local: LocalUnderstander, stand_in: StandIn) -> None:  # noqa: F811
+    stand_in.script = ['ok:{"intent": "shipping", "sentiment": "neutral", "confidence": 0.9}']
+    client = LlmClient(LlmConfig(base_url=stand_in.base_url, model="m", retries=0))
+    llm = LlmUnderstander(client, load_taxonomy(), local)
+    cascade = CascadeUnderstander(local, llm, threshold=0.6)
+    held = load_labelled(HELDOUT)
+    results = [cascade.understand(row.text, STATE) for row in held]
+    assert cascade.stats.messages == len(held)
+    assert cascade.stats.llm_calls == len(stand_in.requests)
+    assert cascade.stats.saved > len(held) // 2  # the local model answers most messages
+    assert sum(r.source == "llm" for r in results) == cascade.stats.llm_calls
+
+
+def test_understand_command_json_lines(local: LocalUnderstander) -> None:
+    lines = io.StringIO(
+        '{"text": "where is order 48213?"}\n'
+        "not json\n"
+        "\n"
+        '{"text": "the second one in black?", "history": ["show me jackets", '
+        '{"role": "assistant", "text": "Here are three jackets."}]}\n'
+        '{"nope": 1}\n'
+    )
+    out = io.StringIO()
+    assert understand_lines(local, lines, out) == 4
+    rows = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert len(rows) == 4
+    assert rows[0]["intent"] == "order_status" and rows[0]["slots"]["order_id"] == "48213"
+    assert set(rows[0]) >= {"intent", "sentiment", "confidence", "slots", "source"}
+    assert "error" in rows[1] and "error" in rows[3]
+    assert rows[2]["slots"]["ordinal"] == 2 and rows[2]["intent"] == "refine"
+
+
+def test_bench_reads_csv_tsv_jsonl(tmp_path: Path) -> None:
+    rows = [("hello there", "greeting"), ("where is my order", "order_status")]
+    (tmp_path / "a.csv").write_text("text,label\n" + "\n".join(f"{t},{y}" for t, y in rows))
+    (tmp_path / "a.tsv").write_text("q\tintent\n" + "\n".join(f"{t}\t{y}" for t, y in rows))
+    (tmp_path / "a.jsonl").write_text(
+        "\n".join(json.dumps({"text": t, "label": y}) for t, y in rows))
+    for name, text, label in (("a.csv", "text", "label"), ("a.tsv", "q", "intent"),
+                              ("a.jsonl", "text", "label")):
+        data = read_labelled(tmp_path / name, text, label)
+        assert list(zip(data.texts, data.labels, strict=True)) == rows
+    with pytest.raises(ValueError, match="no column"):
+        read_labelled(tmp_path / "a.csv", "utterance", "label")
+
+
+def test_split_is_stratified_and_disjoint() -> None:
+    data = read_labelled(HELDOUT, "text", "intent")
+    train, test = split(data, 0.2)
+    assert not set(train.texts) & set(test.texts)
+    assert set(train.labels) == set(test.labels)
+    assert len(train.texts) + len(test.texts) == len(data.texts)
+
+
+def test_bench_command_prints_figures_and_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    taxonomy = load_taxonomy()
+    train_rows, test_rows = [], []
+    for spec in taxonomy.intents:
+        train_rows += [{"text": t, "label": spec.name} for t in spec.examples[:-4]]
+        test_rows += [{"text": t, "label": spec.name} for t in spec.examples[-4:]]
+    for name, rows in (("train.jsonl", train_rows), ("test.jsonl", test_rows)):
+        (tmp_path / name).write_text("\n".join(json.dumps(r) for r in rows))
+    assert bench_main(["--train", str(tmp_path / "train.jsonl"),
+                       "--test", str(tmp_path / "test.jsonl")]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    figures = json.loads(out[-1])
+    assert figures["test"] == len(test_rows) and figures["labels"] == len(taxonomy.intents)
+    assert figures["accuracy"] > 0.7
+    assert figures["latency_median_ms"] > 0 and "macro_f1" in figures
+
+
+@pytest.fixture
+def trained_into(tmp_path: Path) -> Iterator[Path]:
+    yield tmp_path / "nlu"
+
+
+def test_train_command_if_missing_reuses_current_model(
+    trained_into: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert train_main(["--out", str(trained_into)]) == 0
+    assert is_current(trained_into, DEFAULT_PATH)
+    summary = json.loads((trained_into / "nlu.json").read_text())
+    assert summary["intent_examples"] == len(load_taxonomy().intent_examples())
+    assert train_main(["--out", str(trained_into), "--if-missing"]) == 0
+    assert "is current" in capsys.readouterr().out
+
+
+def test_compact_encoder_matches_the_packaged_transformers_model() -> None:
+    import torch
+
+    from workers.encoder import load_encoder, mean_pool
+    from workers.nlu import minilm
+
+    texts = ["where is order 48213?", "", "¿dónde está mi pedido?", "a gift " * 200, "你好"]
+    tokenizer, model = load_encoder()
+    batch = tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="pt")
+    ids, mask = minilm.tokenize(minilm.load()[0], texts)
+    assert torch.equal(ids, batch["input_ids"]) and torch.equal(mask, batch["attention_mask"])
+    with torch.inference_mode():
+        expected = model(**batch, output_hidden_states=True).hidden_states
+        got = minilm.load()[1](ids, mask)
+    for layer in (0, 3, 6):
+        difference = mean_pool(expected[layer], mask) - minilm.mean_pool(got[layer], mask)
+        assert difference.abs().max() < 1e-4
+
+
+def test_ngram_tables_match_scikit_learn() -> None:
+    from workers.nlu.training import table, vectorizers
+
+    corpus = [text for text, _ in load_taxonomy().intent_examples()]
+    word, char = vectorizers(NluConfig(), corpus)
+    probes = [row.text for row in load_labelled(HELDOUT)] + [
+        "", "a", "I  need   it", "¿dónde está mi pedido?", "Ok!!", "x" * 300]
+    for vectorizer in (word, char):
+        ours = table(vectorizer)
+        expected = vectorizer.transform(probes).toarray()
+        for text, row in zip(probes, expected, strict=True):
+            columns, values = ours.weights(text)
+            got = np.zeros_like(row)
+            got[columns] = values
+            assert np.allclose(got, row, atol=1e-6), (vectorizer.analyzer, text)

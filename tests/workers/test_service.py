@@ -1,0 +1,129 @@
+"""In-process scoring: filters hold for every suggestion, evidence is true, text steers."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from core.catalog import Product
+from core.evidence import has_tag, product_stems, stem
+from core.recommendation import RecommendationRequest
+from tests.workers.conftest import TinyStore
+from workers.encoder import encode
+from workers.recommender import model as model_module
+from workers.recommender.service import ScoringService, load_histories
+
+
+@pytest.fixture(scope="module")
+def service(tiny_store: TinyStore) -> ScoringService:
+    model, _ = model_module.load(tiny_store.model_dir)
+    products = [Product(**p) for p in tiny_store.products]  # type: ignore[arg-type]
+    histories = load_histories(tiny_store.folder / "interactions.csv")
+    return ScoringService(model, products, histories, lambda texts: encode(texts))
+
+
+def _random_request(rng: random.Random) -> RecommendationRequest:
+    return RecommendationRequest(
+        user_id=rng.choice(["C0001", "C0002", "C0050", "stranger"]),
+        text=rng.choice(["", "rain jacket", "vegan lipstick", "boots for hiking", "gift"]),
+        category=rng.choice([None, "outerwear", "beauty", "footwear", "sneakers"]),
+        budget_min=rng.choice([None, 20.0]),
+        budget_max=rng.choice([None, 60.0, 150.0]),
+        attributes=rng.choice([(), ("waterproof",), ("vegan",), ("sparkly",)]),
+        colors=rng.choice([(), ("black",)]),
+        exclude=tuple(rng.sample([f"P{n:04d}" for n in range(1, 81)], 5)),
+        like_item_id=rng.choice([None, "P0009"]),
+        in_stock_only=rng.choice([True, False]),
+        k=rng.choice([1, 3, 5]),
+    )
+
+
+def test_every_suggestion_passes_the_request_filters(service: ScoringService) -> None:
+    rng = random.Random(11)
+    answered = 0
+    for _ in range(60):
+        request = _random_request(rng)
+        suggestions = service.recommend(request)
+        assert len(suggestions) <= request.k
+        history = set(load_histories_for(service, request.user_id))
+        for suggestion in suggestions:
+            product = service.product(suggestion.item_id)
+            assert product is not None
+            assert service.matches_filters(product, request), (request, product)
+            assert product.id not in history and product.id != request.like_item_id
+            if request.budget_max is not None:
+                assert product.price <= request.budget_max
+            if request.in_stock_only:
+                assert product.stock > 0
+            # "sparkly" is no catalog tag, so it cannot filter; known tags must hold.
+            for tag in request.attributes:
+                if tag != "sparkly":
+                    assert has_tag(product, tag)
+        answered += bool(suggestions)
+    assert answered > 20  # the filters are not so strict that nothing comes back
+
+
+def load_histories_for(service: ScoringService, user: str) -> list[str]:
+    ids = service.model.config.item_ids
+    return [ids[i - 1] for i in service._histories.get(user, [])]
+
+
+def test_evidence_states_facts_of_the_product(service: ScoringService) -> None:
+    request = RecommendationRequest(
+        user_id="C0001",
+        text="waterproof rain jacket for trails",
+        attributes=("waterproof",),
+        budget_max=150.0,
+        k=5,
+    )
+    suggestions = service.recommend(request)
+    assert suggestions
+    past = [service.product(i) for i in load_histories_for(service, "C0001")]
+    for suggestion in suggestions:
+        product = service.product(suggestion.item_id)
+        assert product is not None
+        evidence = suggestion.evidence
+        assert (suggestion.title, suggestion.price) == (product.title, product.price)
+        assert evidence.price == product.price and evidence.rating == product.rating
+        assert evidence.review_count == product.review_count
+        assert evidence.budget_max == 150.0
+        assert evidence.matched_attributes == ("waterproof",)
+        assert all(stem(t) in product_stems(product) for t in evidence.matched_terms)
+        past_titles = {p.title for p in past if p is not None}
+        assert set(evidence.similar_history) <= past_titles
+
+
+def test_request_text_steers_ranking_away_from_history(service: ScoringService) -> None:
+    # C0003 bought only sneakers; asked for a rain jacket, they get rain jackets.
+    jackets = service.recommend(
+        RecommendationRequest(user_id="C0003", text="waterproof rain jacket", k=3)
+    )
+    assert [service.product(s.item_id).subcategory for s in jackets] == ["rain-jackets"] * 3  # type: ignore[union-attr]
+    # Without a request, their history speaks: sneakers come first.
+    usual = service.recommend(RecommendationRequest(user_id="C0003", k=3))
+    assert service.product(usual[0].item_id).subcategory == "sneakers"  # type: ignore[union-attr]
+
+
+def test_new_catalog_item_is_scored_by_its_text(tiny_store: TinyStore) -> None:
+    model, _ = model_module.load(tiny_store.model_dir)
+    products = [Product(**p) for p in tiny_store.products]  # type: ignore[arg-type]
+    newcomer = Product(
+        id="P0999",
+        title="Glacier Insulated Snow Parka",
+        brand="Glacier",
+        category="outerwear",
+        subcategory="parkas",
+        price=120.0,
+        description="A warm insulated parka for snow.",
+        attributes=("insulated",),
+        rating=4.8,
+        review_count=3,
+        stock=5,
+        warranty_months=12,
+    )
+    service = ScoringService(model, [*products, newcomer], {}, lambda texts: encode(texts))
+    found = service.recommend(
+        RecommendationRequest(user_id="new", text="insulated snow parka", k=1)
+    )
+    assert [s.item_id for s in found] == ["P0999"]

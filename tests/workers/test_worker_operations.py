@@ -1,0 +1,139 @@
+"""`concierge worker` as an operated process, against the Redis on 127.0.0.1 (DB 15): SIGTERM
+mid-job finishes the job and leaves the queued one for the next worker; /healthz and /metrics
+answer; `concierge doctor` sees the worker and the model version it serves."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from core.settings import Settings
+from tests.workers.slow_job import SLOW_TASK
+
+celery_app = pytest.importorskip("workers.app", reason="workers/app.py has not landed yet")
+QUEUE, build_app = celery_app.QUEUE, celery_app.build_app
+
+REPO = Path(__file__).resolve().parents[2]
+BROKER = "redis://127.0.0.1:6379/15"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def environment(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONCIERGE_")}
+    env |= {
+        "PYTHONPATH": str(REPO),
+        "HF_HUB_OFFLINE": "1",
+        "CONCIERGE_CELERY_BROKER_URL": BROKER,
+        "CONCIERGE_CELERY_RESULT_BACKEND": BROKER,
+        "CONCIERGE_RECOMMENDER": "celery",
+        "CONCIERGE_RECOMMENDER_DIR": str(tmp_path / "model"),
+        "CONCIERGE_SQLITE_PATH": str(tmp_path / "state.sqlite3"),
+        "CONCIERGE_LOG_LEVEL": "INFO",
+    }
+    return env | {f"CONCIERGE_{k.upper()}": v for k, v in extra.items()}
+
+
+def start_worker(tmp_path: Path, name: str, **extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "bots.cli", "worker", "--include=tests.workers.slow_job",
+         "--pool=prefork", "--concurrency=1", f"--hostname={name}@ops-test"],
+        cwd=tmp_path, env=environment(tmp_path, **extra), text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+
+
+def wait_for(condition: object, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(BROKER)
+    client.flushdb()
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "model.pt").write_bytes(b"weights v1")
+    yield client
+    client.flushdb()
+
+
+@pytest.mark.timeout(180)
+def test_sigterm_mid_job_finishes_it_and_keeps_the_queued_one(
+    tmp_path: Path, broker: redis.Redis
+) -> None:
+    app = build_app(Settings(celery_broker_url=BROKER, celery_result_backend=BROKER))
+    worker = start_worker(tmp_path, "first")
+    try:
+        running = app.send_task(SLOW_TASK, args=[str(tmp_path / "one"), 3.0])
+        waiting = app.send_task(SLOW_TASK, args=[str(tmp_path / "two"), 0.1])
+        wait_for(lambda: (tmp_path / "one.started").exists())
+        worker.send_signal(signal.SIGTERM)
+        out, _ = worker.communicate(timeout=60)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert worker.returncode == 0, out
+    assert running.get(timeout=10) == str(tmp_path / "one")
+    assert (tmp_path / "one").read_text() == "done"
+    assert not (tmp_path / "two.started").exists()
+    assert broker.llen(QUEUE) == 1  # not lost: back in the queue for the next worker
+    second = start_worker(tmp_path, "second")
+    try:
+        assert waiting.get(timeout=60) == str(tmp_path / "two")
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.communicate(timeout=60)
+
+
+@pytest.mark.timeout(180)
+def test_worker_health_metrics_and_doctor(tmp_path: Path, broker: redis.Redis) -> None:
+    port = free_port()
+    worker = start_worker(tmp_path, "probe", metrics_port=str(port))
+    base = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        try:
+            with urllib.request.urlopen(f"{base}/healthz", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    try:
+        wait_for(healthy, 90)
+        with urllib.request.urlopen(f"{base}/metrics", timeout=5) as response:
+            scraped = response.read().decode()
+        assert f'concierge_recommender_queue_depth{{queue="{QUEUE}"}} 0.0' in scraped
+        done = subprocess.run(
+            [sys.executable, "-m", "bots.doctor", "--json"], cwd=tmp_path,
+            env=environment(tmp_path), capture_output=True, text=True, timeout=60,
+        )
+        findings = {f["check"]: f for f in map(json.loads, done.stdout.splitlines())}
+        assert findings["workers"]["status"] == "ok", done.stdout
+        assert "probe@ops-test" in findings["workers"]["detail"]
+        from core.health import model_version
+
+        assert str(model_version(tmp_path / "model")) in findings["workers"]["detail"]
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.communicate(timeout=60)
+    assert worker.returncode == 0

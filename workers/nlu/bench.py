@@ -1,0 +1,204 @@
+"""Benchmarks of the local method: any labelled text file, the public sets, the held-out set.
+
+Prints figures as it goes and one final JSON line, so runs can be compared and collected.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sklearn.metrics import accuracy_score, f1_score
+
+from core.state import ConversationState
+from core.taxonomy import load_labelled, load_taxonomy
+from workers.nlu.model import WEIGHTS, NluConfig
+from workers.nlu.training import train_model, training_sets
+from workers.nlu.understander import LocalUnderstander
+
+BANKING77 = ("banking77/train.csv", "banking77/test.csv", "text", "category")
+BITEXT = ("bitext/Bitext_Sample_Customer_Support_Training_Dataset_2023-08-18.csv",
+          "instruction", "intent")
+LATENCY_MESSAGES = 300
+
+
+@dataclass(frozen=True)
+class Labelled:
+    texts: list[str]
+    labels: list[str]
+
+
+def read_labelled(path: Path, text_column: str, label_column: str) -> Labelled:
+    """Text and label columns of a CSV, TSV or JSON-lines file."""
+    texts: list[str] = []
+    labels: list[str] = []
+    if path.suffix in {".jsonl", ".json"}:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                texts.append(str(row[text_column]))
+                labels.append(str(row[label_column]))
+        return Labelled(texts, labels)
+    delimiter = "\t" if path.suffix in {".tsv", ".tab"} else ","
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle, delimiter=delimiter)
+        missing = {text_column, label_column} - set(reader.fieldnames or ())
+        if missing:
+            raise ValueError(f"{path} has no column(s) {sorted(missing)}; "
+                             f"columns are {reader.fieldnames}")
+        for row in reader:
+            texts.append(row[text_column])
+            labels.append(row[label_column])
+    return Labelled(texts, labels)
+
+
+def split(data: Labelled, test_share: float = 0.2, seed: int = 0) -> tuple[Labelled, Labelled]:
+    """A stratified split: the same share of every label goes to the test side."""
+    by_label: dict[str, list[str]] = defaultdict(list)
+    for text, label in zip(data.texts, data.labels, strict=True):
+        by_label[label].append(text)
+    rng = random.Random(seed)
+    train, test = Labelled([], []), Labelled([], [])
+    for label in sorted(by_label):
+        texts = by_label[label]
+        rng.shuffle(texts)
+        cut = max(1, round(len(texts) * test_share))
+        for side, chunk in ((test, texts[:cut]), (train, texts[cut:])):
+            side.texts.extend(chunk)
+            side.labels.extend([label] * len(chunk))
+    return train, test
+
+
+def latency_ms(understander: LocalUnderstander, texts: Sequence[str]) -> tuple[float, float]:
+    """Median and p99 milliseconds of understanding one message at a time."""
+    state = ConversationState(conversation_id="bench")
+    understander.understand(texts[0], state)  # first call pays one-off costs
+    timings = []
+    for text in texts[:LATENCY_MESSAGES]:
+        started = time.perf_counter()
+        understander.understand(text, state)
+        timings.append((time.perf_counter() - started) * 1000)
+    timings.sort()
+    return statistics.median(timings), timings[min(len(timings) - 1, int(len(timings) * 0.99))]
+
+
+Say = Callable[[str], None]
+
+
+def fresh_load_s(directory: Path) -> float:
+    """Seconds from a new interpreter to a loaded local model, imports included: what a
+    process starting up pays before it can understand the first message."""
+    code = (
+        "import time; started = time.perf_counter()\n"
+        "from pathlib import Path\n"
+        "from workers.nlu.understander import LocalUnderstander\n"
+        f"LocalUnderstander.load(Path({str(directory)!r}))\n"
+        "print(time.perf_counter() - started)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, cwd=Path(__file__).resolve().parents[2])
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def bench_classifier(
+    name: str, train: Labelled, test: Labelled, config: NluConfig, say: Say = print
+) -> dict[str, object]:
+    """Train the local method on `train`, evaluate on `test`; returns the figures."""
+    say(f"{name}: {len(train.texts)} train / {len(test.texts)} test, "
+        f"{len(set(train.labels))} labels")
+    started = time.perf_counter()
+    model = train_model(list(zip(train.texts, train.labels, strict=True)), (), config)
+    train_s = time.perf_counter() - started
+    say(f"trained in {train_s:.1f}s (encoding {model.meta['encode_s']}s)")
+    predicted = [intent.label for intent, _ in model.predict(test.texts)]
+    accuracy = accuracy_score(test.labels, predicted)
+    macro_f1 = f1_score(test.labels, predicted, average="macro")
+    median, p99 = latency_ms(LocalUnderstander(model), test.texts)
+    say(f"accuracy {accuracy:.4f}  macro-F1 {macro_f1:.4f}")
+    say(f"latency per message: median {median:.1f} ms, p99 {p99:.1f} ms")
+    return {
+        "bench": "nlu", "dataset": name, "train": len(train.texts), "test": len(test.texts),
+        "labels": len(set(train.labels)), "accuracy": round(accuracy, 4),
+        "macro_f1": round(macro_f1, 4), "train_s": round(train_s, 1),
+        "latency_median_ms": round(median, 2), "latency_p99_ms": round(p99, 2),
+    }
+
+
+def bench_dataset(
+    name: str, data_dir: Path, config: NluConfig, say: Say = print
+) -> dict[str, object]:
+    if name == "banking77":
+        train_file, test_file, text, label = BANKING77
+        train = read_labelled(data_dir / train_file, text, label)
+        test = read_labelled(data_dir / test_file, text, label)
+    elif name == "bitext":
+        file, text, label = BITEXT
+        train, test = split(read_labelled(data_dir / file, text, label))
+    else:
+        raise ValueError(f"unknown dataset {name!r}: banking77 or bitext")
+    return bench_classifier(name, train, test, config, say)
+
+
+def bench_heldout(
+    taxonomy_path: Path,
+    heldout_path: Path,
+    model_dir: Path | None,
+    threshold: float,
+    config: NluConfig,
+    say: Say = print,
+) -> dict[str, object]:
+    """The default taxonomy model on the held-out realistic messages: accuracy, load time,
+    latency, and how many LLM calls a cascade at `threshold` would save."""
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as scratch:
+        directory = model_dir or Path(scratch)
+        if model_dir is None or not (model_dir / WEIGHTS).exists():
+            intents, sentiments = training_sets(load_taxonomy(taxonomy_path))
+            train_model(intents, sentiments, config).save(directory)
+        train_s = time.perf_counter() - started
+        load_started = time.perf_counter()
+        understander = LocalUnderstander.load(directory)
+        load_s = time.perf_counter() - load_started
+        fresh_s = fresh_load_s(directory)
+    held = load_labelled(heldout_path)
+    state = ConversationState(conversation_id="bench")
+    results = [understander.understand(row.text, state) for row in held]
+    pairs = list(zip(results, held, strict=True))
+    intent_ok = [r.intent.value == row.intent for r, row in pairs]
+    sentiment_ok = [r.sentiment.value == row.sentiment for r, row in pairs]
+    confident = [r.confidence >= threshold for r in results]
+    kept_ok = [ok for ok, sure in zip(intent_ok, confident, strict=True) if sure]
+    median, p99 = latency_ms(understander, [row.text for row in held])
+    figures = {
+        "bench": "nlu", "dataset": "heldout", "messages": len(held),
+        "intent_accuracy": round(sum(intent_ok) / len(held), 4),
+        "sentiment_accuracy": round(sum(sentiment_ok) / len(held), 4),
+        "train_s": round(train_s, 1), "load_s": round(load_s, 2),
+        "load_fresh_process_s": round(fresh_s, 2),
+        "latency_median_ms": round(median, 2), "latency_p99_ms": round(p99, 2),
+        "cascade_threshold": threshold,
+        "cascade_llm_calls_saved": sum(confident),
+        "cascade_saved_share": round(sum(confident) / len(held), 4),
+        "local_accuracy_when_confident": round(sum(kept_ok) / max(1, len(kept_ok)), 4),
+    }
+    say(f"held-out: {len(held)} messages, intent accuracy {figures['intent_accuracy']:.3f}, "
+        f"sentiment accuracy {figures['sentiment_accuracy']:.3f}")
+    say(f"model load {load_s:.2f}s ({fresh_s:.2f}s in a fresh process, imports included), "
+        f"latency median {median:.1f} ms, p99 {p99:.1f} ms")
+    say(f"cascade at {threshold}: local answers {sum(confident)}/{len(held)} "
+        f"(LLM calls saved), accuracy on those {figures['local_accuracy_when_confident']:.3f}")
+    for result, row, ok in zip(results, held, intent_ok, strict=True):
+        if not ok:
+            say(f"  miss: {row.text!r}: {row.intent} -> {result.intent.value} "
+                f"({result.confidence:.2f})")
+    return figures

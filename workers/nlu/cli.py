@@ -1,0 +1,203 @@
+"""Command-line entry points of the local understanding model, wired into `concierge`:
+
+    concierge train nlu [--taxonomy F] [--out DIR] [--if-missing] [--public-intents N]
+                        [--public-sentiment N]
+    concierge bench nlu --train F --test F [--text-column C --label-column C]
+    concierge bench nlu --dataset banking77|bitext
+    concierge bench nlu --heldout [F] [--model DIR]
+    concierge understand [--backend local|llm|cascade]   (JSON lines on stdin -> stdout)
+
+Each function takes the arguments after its subcommand words and returns an exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from core.llm import LlmClient, LlmConfig
+from core.logs import configure
+from core.settings import Settings
+from core.slots import Vocabulary
+from core.state import ConversationState, Turn
+from core.taxonomy import DEFAULT_PATH as DEFAULT_TAXONOMY
+from core.taxonomy import TaxonomyError, load_taxonomy
+from core.understanders import CascadeUnderstander, LlmUnderstander
+from core.understanding import Understander
+from workers.encoder import configure_torch
+from workers.nlu.bench import bench_classifier, bench_dataset, bench_heldout, read_labelled
+from workers.nlu.model import NluConfig
+from workers.nlu.training import is_current, train_nlu
+from workers.nlu.understander import LocalUnderstander
+
+HELDOUT = DEFAULT_TAXONOMY.parent / "heldout.jsonl"
+
+log = logging.getLogger(__name__)
+
+
+def _settings(settings: Settings | None) -> Settings:
+    settings = settings or Settings()
+    configure(settings.log_level, settings.log_format)
+    configure_torch(settings.nlu_threads)
+    return settings
+
+
+def train_main(argv: Sequence[str], settings: Settings | None = None) -> int:
+    """`concierge train nlu ...`: train the local model from the taxonomy file."""
+    parser = argparse.ArgumentParser(prog="concierge train nlu",
+                                     description="Train the local understanding model.")
+    parser.add_argument("--taxonomy", type=Path, help="intents file (default: settings)")
+    parser.add_argument("--out", type=Path, help="model directory (default: models/nlu)")
+    parser.add_argument("--public-intents", type=int, default=0, metavar="N",
+                        help="also use up to N Bitext messages per mapped intent")
+    parser.add_argument("--public-sentiment", type=int, default=0, metavar="N",
+                        help="also use up to N TweetEval messages for sentiment")
+    parser.add_argument("--if-missing", action="store_true",
+                        help="do nothing when the model there is current (same code and taxonomy)")
+    args = parser.parse_args(list(argv))
+    settings = _settings(settings)
+    taxonomy = args.taxonomy or settings.nlu_taxonomy
+    out = args.out or settings.nlu_path
+    if args.if_missing and is_current(out, taxonomy):
+        print(f"understanding model in {out} is current")
+        return 0
+    try:
+        report = train_nlu(taxonomy, out, settings.data_dir, args.public_intents,
+                           args.public_sentiment)
+    except (TaxonomyError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"trained on {report.intent_examples} intent and {report.sentiment_examples} "
+          f"sentiment examples in {report.seconds:.1f}s -> {report.directory}")
+    return 0
+
+
+def bench_main(argv: Sequence[str], settings: Settings | None = None) -> int:
+    """`concierge bench nlu ...`: accuracy, macro-F1, training time, latency; last line JSON."""
+    parser = argparse.ArgumentParser(prog="concierge bench nlu",
+                                     description="Benchmark the local understanding method.")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--train", type=Path, help="CSV/TSV/JSONL with text and label")
+    source.add_argument("--dataset", choices=["banking77", "bitext"])
+    source.add_argument("--heldout", type=Path, nargs="?", const=HELDOUT,
+                        help="the default taxonomy's held-out messages (JSONL)")
+    parser.add_argument("--test", type=Path, help="test file, with --train")
+    parser.add_argument("--text-column", default="text")
+    parser.add_argument("--label-column", default="label")
+    parser.add_argument("--model", type=Path, help="with --heldout: a trained model directory "
+                        "to evaluate (default: train a fresh one from the taxonomy)")
+    parser.add_argument("--threshold", type=float, help="cascade threshold (default: settings)")
+    args = parser.parse_args(list(argv))
+    settings = _settings(settings)
+    config = NluConfig(calibrate=args.heldout is not None)
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    if args.train is not None:
+        if args.test is None:
+            parser.error("--train needs --test")
+        train = read_labelled(args.train, args.text_column, args.label_column)
+        test = read_labelled(args.test, args.text_column, args.label_column)
+        figures = bench_classifier(args.train.stem, train, test, config, say)
+    elif args.dataset is not None:
+        figures = bench_dataset(args.dataset, settings.data_dir, config, say)
+    else:
+        threshold = args.threshold if args.threshold is not None else settings.cascade_threshold
+        figures = bench_heldout(settings.nlu_taxonomy, args.heldout, args.model, threshold,
+                                config, say)
+    print(json.dumps(figures))
+    return 0
+
+
+def load_vocabulary(settings: Settings) -> Vocabulary:
+    """Slot vocabulary from the store's catalog; an empty one (generic slots only) if absent."""
+    path = settings.demo_dir / "catalog.jsonl"
+    if not path.exists():
+        log.warning("no catalog at %s: slots without categories, attributes or products", path)
+        return Vocabulary()
+    from core.catalog import JsonlCatalog
+
+    return Vocabulary.from_catalog(JsonlCatalog.load(path))
+
+
+def build_understander(
+    backend: str, settings: Settings, vocabulary: Vocabulary | None = None
+) -> Understander:
+    """The understander a backend name ("local", "llm", "cascade") stands for, from settings."""
+    local = LocalUnderstander.load(settings.nlu_path, vocabulary, settings.nlu_threads)
+    if backend == "local":
+        return local
+    llm = LlmUnderstander(LlmClient(LlmConfig.from_settings(settings)),
+                          load_taxonomy(settings.nlu_taxonomy), local, vocabulary)
+    if backend == "llm":
+        return llm
+    return CascadeUnderstander(local, llm, settings.cascade_threshold)
+
+
+def _state(history: Any) -> ConversationState:
+    turns: list[Turn] = []
+    for item in history or ():
+        if isinstance(item, str):
+            turns.append(Turn(role="customer", text=item, at=0.0))
+        elif isinstance(item, dict) and isinstance(item.get("text"), str):
+            role = item.get("role")
+            if role == "assistant":
+                turns.append(Turn(role="assistant", text=item["text"], at=0.0))
+            elif role == "agent":
+                turns.append(Turn(role="agent", text=item["text"], at=0.0))
+            else:
+                turns.append(Turn(role="customer", text=item["text"], at=0.0))
+    return ConversationState(conversation_id="cli", transcript=tuple(turns))
+
+
+def understand_lines(understander: Understander, lines: TextIO, out: TextIO) -> int:
+    """One JSON line out per line in; a bad line gets an error line, nothing is skipped."""
+    count = 0
+    for line in lines:
+        if not line.strip():
+            continue
+        count += 1
+        try:
+            item = json.loads(line)
+            if not isinstance(item, dict) or not isinstance(item.get("text"), str):
+                raise ValueError('expected an object with a "text" string')
+        except ValueError as exc:
+            out.write(json.dumps({"error": f"line {count}: {exc}"}) + "\n")
+            continue
+        started = time.perf_counter()
+        result = understander.understand(item["text"], _state(item.get("history")))
+        body = result.model_dump(mode="json")
+        body["ms"] = round((time.perf_counter() - started) * 1000, 1)
+        out.write(json.dumps(body, ensure_ascii=False) + "\n")
+        out.flush()
+    return count
+
+
+def understand_main(argv: Sequence[str], settings: Settings | None = None) -> int:
+    """`concierge understand [--backend local|llm|cascade]`: JSON lines in, JSON lines out."""
+    parser = argparse.ArgumentParser(
+        prog="concierge understand",
+        description='Reads {"text": ..., "history": [...]} lines on stdin, writes one '
+                    "understanding per line.",
+    )
+    parser.add_argument("--backend", choices=["local", "llm", "cascade"], default="local")
+    args = parser.parse_args(list(argv))
+    settings = _settings(settings)
+    try:
+        understander = build_understander(args.backend, settings, load_vocabulary(settings))
+    except (FileNotFoundError, ValueError, TaxonomyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    understand_lines(understander, sys.stdin, sys.stdout)
+    if isinstance(understander, CascadeUnderstander):
+        stats = understander.stats
+        print(f"cascade: {stats.messages} messages, {stats.llm_calls} LLM calls, "
+              f"{stats.saved} saved", file=sys.stderr)
+    return 0

