@@ -121,14 +121,14 @@ class Settings(BaseSettings):
     delivery_poll_s: float = 0.05  # how often a SQLite delivery loop looks for new messages
 
     # Escalation thresholds (see core.policy.PolicyConfig).
-    policy_negative_window: int = 3
-    policy_negative_needed: int = 2
-    policy_worsening_turns: int = 3
-    policy_low_confidence: float = 0.45
-    policy_low_confidence_turns: int = 3
-    policy_not_for_me_turns: int = 3
-    policy_complaint_window: int = 4
-    policy_complaints_needed: int = 2
+    policy_negative_window: int = 3  # recent customer turns looked at for negative sentiment
+    policy_negative_needed: int = 2  # negative turns in that window that escalate
+    policy_worsening_turns: int = 3  # sentiment falling this many turns in a row (0: off)
+    policy_low_confidence: float = 0.45  # understanding below this counts as not understood
+    policy_low_confidence_turns: int = 3  # not understood this many turns in a row escalates
+    policy_not_for_me_turns: int = 3  # "not for me" pressed this many times in a row escalates
+    policy_complaint_window: int = 4  # recent customer turns looked at for complaints
+    policy_complaints_needed: int = 2  # complaints in that window that escalate
 
     # The support team's side in a chat workspace: where tickets are posted, who may act.
     support_channel: str | None = None  # channel id tickets are posted to (a thread each)
@@ -136,4 +136,4 @@ class Settings(BaseSettings):
         default_factory=list, description="user ids allowed to claim, answer and close tickets"
     )
     support_agent_group: str | None = None  # a user group whose members may act, too
-    support_summary: Literal["template", "llm"] = "template"
+    support_summary: Literal["template", "llm"] = "template"  # llm: a briefing by the LLM_* model
