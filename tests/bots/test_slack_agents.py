@@ -353,3 +353,20 @@ def test_slack_markup_becomes_plain_text() -> None:
         _plain("a &lt;b&gt; &amp; <https://x.example|site>") == "a <b> & site (https://x.example)"
     )
     assert _plain("see <https://x.example>") == "see https://x.example"
+
+
+def test_unclaimed_ticket_reminds_the_channel(world: dict[str, Any]) -> None:
+    desk: SupportDesk = world["desk"]
+    ticket_id = open_ticket(desk)
+    post_news(world)
+    desk.clock = lambda: time.time() + desk.sla_s + 60  # the SLA has passed
+    assert [t.id for t in desk.sweep()] == [ticket_id]
+    post_news(world)
+    [reminder] = [p for p in posted(world["api"]) if "Nobody has claimed" in str(p.get("text"))]
+    ticket = desk.tickets.get(ticket_id)
+    assert ticket is not None and ticket.agent_thread is not None
+    assert reminder["thread_ts"] == ticket.agent_thread.rsplit(":", 1)[1]
+    assert str(reminder["reply_broadcast"]).lower() == "true"  # shown in the channel too
+    assert "<!here>" in reminder["text"]
+    customer = [t.delivery.text for t in desk.queue.take("telegram", wait_s=0.2)]
+    assert any("nobody from our team has picked up your request yet" in t for t in customer)
