@@ -36,7 +36,6 @@ from core import logs
 from core.messages import Button, CollectingOutbox, Incoming, Outbox, Reply
 from core.settings import Settings
 from tests.bots.peers import (
-    TEAM,
     LoopThread,
     SlackWebApi,
     SocketModeServer,
