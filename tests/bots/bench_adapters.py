@@ -100,7 +100,8 @@ def measure(
     for i in range(count):
         sent = time.time()
         send(i)
-        at = wait_until(partial(replied_at, i), timeout=30, interval=0.002)
+        # The peer stamps the reply, so polling slowly loses no accuracy and steals less CPU.
+        at = wait_until(partial(replied_at, i), timeout=30, interval=0.02)
         assert at is not None  # wait_until returns only a truthy value
         samples.append((at - sent) * 1000)
         time.sleep(interval)
