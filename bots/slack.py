@@ -296,15 +296,27 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     conversation = build_conversation(settings)
     adapter = build_adapter(settings, conversation.handle, open_ledger(settings))
+    from bots.slack_agents import install_handover  # support desk and agents' replies
+
+    start_handover = install_handover(settings, conversation, adapter)
     if settings.slack_mode == "socket":
         logs.event(log, "slack.socket_mode")
+
+        async def serve() -> None:
+            start_handover()
+            await serve_socket_mode(adapter, settings)
+
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(serve_socket_mode(adapter, settings))
+            asyncio.run(serve())
         return 0
     logs.event(log, "slack.http", host=settings.slack_bind_host, port=settings.slack_port)
-    web.run_app(
-        http_app(adapter, settings), host=settings.slack_bind_host, port=settings.slack_port
-    )
+    application = http_app(adapter, settings)
+
+    async def on_startup(_: web.Application) -> None:
+        start_handover()
+
+    application.on_startup.append(on_startup)
+    web.run_app(application, host=settings.slack_bind_host, port=settings.slack_port)
     return 0
 
 

@@ -14,6 +14,7 @@ import hashlib
 import logging
 import sys
 from collections.abc import Sequence
+from functools import partial
 from urllib.parse import urlparse
 
 from telegram import (
@@ -325,7 +326,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bots.runtime import build_conversation  # the core's wiring, shared by every adapter
 
     conversation = build_conversation(settings)
-    adapter = build_adapter(settings, conversation.handle, open_ledger(settings))
+    ledger = open_ledger(settings)
+    adapter = build_adapter(settings, conversation.handle, ledger)
+
+    async def start_handover(application: Application) -> None:
+        # Support agents' replies (written by another process) reach customers from here.
+        from bots.handover import start_customer_deliveries
+
+        send = partial(send_reply, application.bot, ledger)
+        start_customer_deliveries(settings, conversation, PLATFORM, send)
+
+    adapter.application.post_init = start_handover
     url = settings.telegram_webhook_url
     if url:
         event(log, "telegram.webhook", url=url, host=settings.telegram_bind_host)
