@@ -24,7 +24,7 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.layout import rows, split_text
-from bots.ledger import Ledger, full_payload, open_ledger, short_payload
+from bots.ledger import Ledger, fits, full_payload, open_ledger, short_payloads
 from bots.turn import ConversationOrder, Handler, run_turn
 from core import logs
 from core.messages import Incoming, Reply
@@ -206,10 +206,9 @@ async def send_reply(
     Web API client and the shared ledger.
     """
     channel, thread_ts = thread_of(conversation)
-    values = [
-        await asyncio.to_thread(short_payload, ledger, b.payload, BUTTON_VALUE_CHARS)
-        for b in reply.buttons
-    ]
+    values = [b.payload for b in reply.buttons]
+    if not all(fits(value, BUTTON_VALUE_CHARS) for value in values):
+        values = await asyncio.to_thread(short_payloads, ledger, values, BUTTON_VALUE_CHARS)
     for blocks in render(reply, values):
         await client.chat_postMessage(
             channel=channel, thread_ts=thread_ts, text=_fallback(blocks), blocks=blocks

@@ -38,7 +38,7 @@ from telegram.ext import (
 )
 
 from bots.layout import rows, split_text, utf16_units
-from bots.ledger import Ledger, full_payload, open_ledger, short_payload
+from bots.ledger import Ledger, fits, full_payload, open_ledger, short_payloads
 from bots.turn import ConversationOrder, Handler, run_turn
 from core import logs
 from core.logs import event
@@ -282,10 +282,9 @@ async def send_reply(
 async def _keyboard(ledger: Ledger, buttons: Sequence[Button]) -> InlineKeyboardMarkup | None:
     if not buttons:
         return None
-    data = [
-        await asyncio.to_thread(short_payload, ledger, b.payload, MAX_CALLBACK_BYTES)
-        for b in buttons
-    ]
+    data = [b.payload for b in buttons]
+    if not all(fits(payload, MAX_CALLBACK_BYTES) for payload in data):
+        data = await asyncio.to_thread(short_payloads, ledger, data, MAX_CALLBACK_BYTES)
     keys = [
         InlineKeyboardButton(b.label, callback_data=d) for b, d in zip(buttons, data, strict=True)
     ]
