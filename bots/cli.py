@@ -23,6 +23,10 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("train", "recommender"): ("workers.recommender.cli:train_main", "train a recommender"),
     ("eval", "recommender"): ("workers.recommender.cli:eval_main", "evaluate a recommender"),
     ("bench", "chat"): ("bots.terminal:bench", "per-turn latency of the terminal chat"),
+    ("bench", "handover"): (
+        "bots.agent_console:bench",
+        "agent reply -> customer delivery across processes",
+    ),
     ("bench", "nlu"): ("workers.nlu.cli:bench_main", "train and test the local NLU method"),
     ("bench", "recommender"): ("workers.recommender.cli:bench_main", "scoring latency"),
     ("doctor",): ("bots.doctor:main", "check the configuration and the services it names"),

@@ -24,7 +24,7 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.layout import rows, split_text
-from bots.ledger import Ledger, full_payload, open_ledger, short_payload
+from bots.ledger import Ledger, fits, full_payload, open_ledger, short_payloads
 from bots.turn import ConversationOrder, Handler, run_turn
 from core import logs
 from core.health import serve as serve_health
@@ -207,10 +207,9 @@ async def send_reply(
     Web API client and the shared ledger.
     """
     channel, thread_ts = thread_of(conversation)
-    values = [
-        await asyncio.to_thread(short_payload, ledger, b.payload, BUTTON_VALUE_CHARS)
-        for b in reply.buttons
-    ]
+    values = [b.payload for b in reply.buttons]
+    if not all(fits(value, BUTTON_VALUE_CHARS) for value in values):
+        values = await asyncio.to_thread(short_payloads, ledger, values, BUTTON_VALUE_CHARS)
     for blocks in render(reply, values):
         await client.chat_postMessage(
             channel=channel, thread_ts=thread_ts, text=_fallback(blocks), blocks=blocks
@@ -298,16 +297,28 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     conversation = build_conversation(settings)
     adapter = build_adapter(settings, conversation.handle, open_ledger(settings))
+    from bots.slack_agents import install_handover  # support desk and agents' replies
+
+    start_handover = install_handover(settings, conversation, adapter)
     serve_health(settings, role="slack")  # /healthz and /metrics when metrics_port is set
     if settings.slack_mode == "socket":
         logs.event(log, "slack.socket_mode")
+
+        async def serve() -> None:
+            start_handover()
+            await serve_socket_mode(adapter, settings)
+
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(serve_socket_mode(adapter, settings))
+            asyncio.run(serve())
         return 0
     logs.event(log, "slack.http", host=settings.slack_bind_host, port=settings.slack_port)
-    web.run_app(
-        http_app(adapter, settings), host=settings.slack_bind_host, port=settings.slack_port
-    )
+    application = http_app(adapter, settings)
+
+    async def on_startup(_: web.Application) -> None:
+        start_handover()
+
+    application.on_startup.append(on_startup)
+    web.run_app(application, host=settings.slack_bind_host, port=settings.slack_port)
     return 0
 
 

@@ -14,6 +14,7 @@ import hashlib
 import logging
 import sys
 from collections.abc import Sequence
+from functools import partial
 from urllib.parse import urlparse
 
 from telegram import (
@@ -37,7 +38,7 @@ from telegram.ext import (
 )
 
 from bots.layout import rows, split_text, utf16_units
-from bots.ledger import Ledger, full_payload, open_ledger, short_payload
+from bots.ledger import Ledger, fits, full_payload, open_ledger, short_payloads
 from bots.turn import ConversationOrder, Handler, run_turn
 from core import logs
 from core.health import serve as serve_health
@@ -282,10 +283,9 @@ async def send_reply(
 async def _keyboard(ledger: Ledger, buttons: Sequence[Button]) -> InlineKeyboardMarkup | None:
     if not buttons:
         return None
-    data = [
-        await asyncio.to_thread(short_payload, ledger, b.payload, MAX_CALLBACK_BYTES)
-        for b in buttons
-    ]
+    data = [b.payload for b in buttons]
+    if not all(fits(payload, MAX_CALLBACK_BYTES) for payload in data):
+        data = await asyncio.to_thread(short_payloads, ledger, data, MAX_CALLBACK_BYTES)
     keys = [
         InlineKeyboardButton(b.label, callback_data=d) for b, d in zip(buttons, data, strict=True)
     ]
@@ -327,7 +327,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bots.runtime import build_conversation  # the core's wiring, shared by every adapter
 
     conversation = build_conversation(settings)
-    adapter = build_adapter(settings, conversation.handle, open_ledger(settings))
+    ledger = open_ledger(settings)
+    adapter = build_adapter(settings, conversation.handle, ledger)
+
+    async def start_handover(application: Application) -> None:
+        # Support agents' replies (written by another process) reach customers from here.
+        from bots.handover import start_customer_deliveries
+
+        send = partial(send_reply, application.bot, ledger)
+        start_customer_deliveries(settings, conversation, PLATFORM, send)
+
+    adapter.application.post_init = start_handover
     serve_health(settings, role="telegram")  # /healthz and /metrics when metrics_port is set
     url = settings.telegram_webhook_url
     if url:

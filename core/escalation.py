@@ -126,10 +126,13 @@ class SupportDesk:
         if ticket_id is None or not text:
             return
         self.tickets.append(ticket_id, TicketEntry(role="customer", text=text, at=self.clock()))
-        ticket = self.tickets.get(ticket_id)
-        if ticket is not None:
-            # The turn number makes the id unique per message and stable if the turn is retried.
-            self._to_agents(ticket, "customer_message", f"{ticket_id}:c{state.turns}", text)
+        # The turn number makes the id unique per message and stable if the turn is retried.
+        self._to_agents(
+            (ticket_id, state.conversation_id),
+            "customer_message",
+            f"{ticket_id}:c{state.turns}",
+            text,
+        )
 
     def rate(self, state: ConversationState, rating: int) -> None:
         ticket_id = state.escalation.ticket_id
@@ -370,7 +373,7 @@ class SupportDesk:
 
     def _to_agents(
         self,
-        ticket: Ticket,
+        ticket: Ticket | tuple[str, str],  # or (ticket id, conversation id)
         kind: DeliveryKind,
         delivery_id: str,
         text: str,
@@ -378,13 +381,16 @@ class SupportDesk:
     ) -> None:
         if not self.notify_agents:
             return
+        ticket_id, conversation_id = (
+            (ticket.id, ticket.conversation_id) if isinstance(ticket, Ticket) else ticket
+        )
         self.queue.put(
             Delivery(
                 id=delivery_id,
                 topic=AGENTS_TOPIC,
                 kind=kind,
-                conversation_id=ticket.conversation_id,
-                ticket_id=ticket.id,
+                conversation_id=conversation_id,
+                ticket_id=ticket_id,
                 text=text,
                 author=author,
                 created_at=self.clock(),

@@ -61,9 +61,10 @@ class LlmError(RuntimeError):
     timeout, connection, rate_limited, server_error, client_error, invalid_json, schema,
     circuit_open."""
 
-    def __init__(self, reason: str, detail: str = "") -> None:
+    def __init__(self, reason: str, detail: str = "", retry_after: float | None = None) -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
+        self.retry_after = retry_after  # seconds the server asked us to wait, if it said
 
 
 class BreakerState(StrEnum):
@@ -235,7 +236,7 @@ class LlmClient:
                 content = self._request(messages, schema, name)
                 return self._validate(content, model_type)
             except LlmError as exc:
-                wait = getattr(exc, "retry_after", None)
+                wait = exc.retry_after
                 retryable = exc.reason in {"timeout", "connection", "rate_limited",
                                            "server_error"}
                 if not retryable or attempt >= self.config.retries:
@@ -268,9 +269,8 @@ class LlmClient:
         except openai.APIConnectionError as exc:
             raise LlmError("connection", str(exc)) from exc
         except openai.RateLimitError as exc:
-            error = LlmError("rate_limited", str(exc)[:200])
-            error.retry_after = _retry_after(exc.response.headers.get("retry-after"))  # type: ignore[attr-defined]
-            raise error from exc
+            wait = _retry_after(exc.response.headers.get("retry-after"))
+            raise LlmError("rate_limited", str(exc)[:200], retry_after=wait) from exc
         except openai.BadRequestError as exc:
             if self.structured_output:
                 # Servers without schema support reject the response format: ask again for

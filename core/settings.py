@@ -44,13 +44,13 @@ class Settings(BaseSettings):
     cascade_threshold: float = 0.6  # local confidence below this asks the LLM
     # Any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp server).
     llm_base_url: str = "http://127.0.0.1:8080/v1"
-    llm_model: str = "gemma-3-270m"  # the model name the endpoint serves
-    llm_api_key: SecretStr | None = None  # sent as a Bearer token; local servers need none
-    llm_timeout_s: float = 10.0  # per request; then the local model answers
-    llm_retries: int = 2  # extra attempts after timeouts, 429 and 5xx
-    llm_backoff_s: float = 0.5  # first wait between attempts; doubles each time
-    llm_breaker_failures: int = 5  # failed calls in a row that stop calling the LLM
-    llm_breaker_reset_s: float = 30.0  # then one trial call after this long
+    llm_model: str = "gemma-3-270m"  # model name the endpoint serves
+    llm_api_key: SecretStr | None = None  # bearer key; local servers usually need none
+    llm_timeout_s: float = 10.0  # one request; then the local model answers
+    llm_retries: int = 2  # extra attempts after a timeout, 5xx or 429
+    llm_backoff_s: float = 0.5  # first pause between attempts, doubled each time
+    llm_breaker_failures: int = 5  # failures in a row that open the circuit breaker
+    llm_breaker_reset_s: float = 30.0  # an open breaker tries the LLM again after this
 
     # Recommender: the model scored in this process, or by Celery workers.
     recommender: Literal["inprocess", "celery"] = "inprocess"
@@ -61,12 +61,12 @@ class Settings(BaseSettings):
     # What the scoring service serves: the demo store, or the Amazon Beauty items (benchmarks).
     recommender_catalog: Literal["demo", "amazon-beauty"] = "demo"
     celery_broker_url: str = "redis://127.0.0.1:6379/1"  # where scoring jobs queue
-    celery_result_backend: str = "redis://127.0.0.1:6379/1"  # where their results wait
+    celery_result_backend: str = "redis://127.0.0.1:6379/1"  # where scores come back
     worker_threads: int = 1  # torch threads per worker process (and for training)
     worker_concurrency: int = 1  # worker processes per `concierge worker`
     score_timeout_s: float = 3.0  # a bot waits this long for a scoring job, then degrades
     task_time_limit_s: float = 30.0  # a job running longer is killed; the soft limit is 80%
-    result_expires_s: int = 600  # results nobody collected are deleted after this long
+    result_expires_s: int = 600  # uncollected results are dropped after this
     # An unacknowledged job whose worker vanished is redelivered after this long.
     broker_visibility_timeout_s: float = 60.0
 
@@ -90,8 +90,8 @@ class Settings(BaseSettings):
     telegram_token: SecretStr | None = None
     telegram_webhook_url: str | None = None  # public https URL Telegram posts updates to
     telegram_webhook_secret: SecretStr | None = None  # defaults to one derived from the token
-    telegram_bind_host: str = "127.0.0.1"  # webhook mode: address to listen on
-    telegram_port: int = 8443  # webhook mode: port to listen on
+    telegram_bind_host: str = "127.0.0.1"  # webhook listener address
+    telegram_port: int = 8443  # webhook listener port
     telegram_base_url: str = "https://api.telegram.org"  # a Bot API server or the test emulator
     telegram_poll_interval_s: float = 0.0  # pause between getUpdates calls (emulators need > 0)
 
@@ -100,10 +100,10 @@ class Settings(BaseSettings):
     slack_bot_token: SecretStr | None = None  # xoxb-...
     slack_signing_secret: SecretStr | None = None  # HTTP mode
     slack_app_token: SecretStr | None = None  # xapp-..., Socket Mode
-    slack_bind_host: str = "127.0.0.1"  # HTTP mode: address to listen on
-    slack_port: int = 3000  # HTTP mode: port to listen on
+    slack_bind_host: str = "127.0.0.1"  # HTTP mode listener address
+    slack_port: int = 3000  # HTTP mode listener port
     slack_path: str = "/slack/events"  # events and interactivity both post here
-    slack_api_url: str = "https://slack.com/api/"  # the Web API (a stand-in in tests)
+    slack_api_url: str = "https://slack.com/api/"  # Slack Web API base URL
 
     @property
     def nlu_path(self) -> Path:
@@ -121,14 +121,14 @@ class Settings(BaseSettings):
     delivery_poll_s: float = 0.05  # how often a SQLite delivery loop looks for new messages
 
     # Escalation thresholds (see core.policy.PolicyConfig).
-    policy_negative_window: int = 3  # recent customer turns looked at for sentiment
-    policy_negative_needed: int = 2  # negative turns within that window that escalate
-    policy_worsening_turns: int = 3  # turns of sentiment falling, ending negative
+    policy_negative_window: int = 3  # recent customer turns looked at for negative sentiment
+    policy_negative_needed: int = 2  # negative turns in that window that escalate
+    policy_worsening_turns: int = 3  # sentiment falling this many turns in a row (0: off)
     policy_low_confidence: float = 0.45  # understanding below this counts as not understood
-    policy_low_confidence_turns: int = 3  # not understood this many turns in a row
-    policy_not_for_me_turns: int = 3  # "not for me" pressed this many times in a row
-    policy_complaint_window: int = 4  # recent turns looked at for complaints
-    policy_complaints_needed: int = 2  # complaints within that window that escalate
+    policy_low_confidence_turns: int = 3  # not understood this many turns in a row escalates
+    policy_not_for_me_turns: int = 3  # "not for me" pressed this many times in a row escalates
+    policy_complaint_window: int = 4  # recent customer turns looked at for complaints
+    policy_complaints_needed: int = 2  # complaints in that window that escalate
 
     # The support team's side in a chat workspace: where tickets are posted, who may act.
     support_channel: str | None = None  # channel id tickets are posted to (a thread each)
@@ -136,4 +136,4 @@ class Settings(BaseSettings):
         default_factory=list, description="user ids allowed to claim, answer and close tickets"
     )
     support_agent_group: str | None = None  # a user group whose members may act, too
-    support_summary: Literal["template", "llm"] = "template"  # how tickets are summarized
+    support_summary: Literal["template", "llm"] = "template"  # llm: a briefing by the LLM_* model

@@ -44,7 +44,12 @@ class CeleryRecommender:
                 retry=True,
                 retry_policy={"max_retries": 1, "interval_start": 0.2, "interval_step": 0.2},
             )
-            payload = result.get(timeout=self._timeout, interval=0.01)
+            payload = result.get(timeout=self._timeout, interval=0.01, propagate=False)
+            if result.failed():
+                # The worker ran the job and it raised: a bug or a broken model, not the broker.
+                raise self._unavailable(f"scoring job failed: {payload!r:.300}", started)
+        except RecommenderUnavailable:
+            raise
         except ResultTimeout as error:
             raise self._unavailable("no scoring worker answered in time", started) from error
         except (OperationalError, KombuError, RedisError, OSError) as error:

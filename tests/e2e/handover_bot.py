@@ -62,5 +62,6 @@ def main(argv: Sequence[str]) -> int:
     adapter = importlib.import_module(f"bots.{kind}")
     return int(adapter.main(rest))
 
+
 if __name__ == "__main__":
     raise SystemExit(main(sys.argv[1:]))

@@ -1,8 +1,9 @@
 """A whole hand-over through two real processes on one SQLite file.
 
-The terminal chat (`bots.terminal.main`, through tests/e2e/handover_bot.py so that the meaning
-of each message is deterministic) is the customer; `python -m bots.agent_console` is the
-support agent. Both are driven through stdin like a person typing, and read back from stdout.
+The customer is the terminal chat: the real `python -m bots.terminal` with the trained local
+model, and the same chat through tests/e2e/handover_bot.py with deterministic understanding;
+`python -m bots.agent_console` is the support agent. Both are driven through stdin like a
+person typing, and read back from stdout.
 """
 
 from __future__ import annotations
@@ -118,23 +119,32 @@ def env(tmp_path: Path) -> dict[str, str]:
     }
 
 
+# The customer's process: the terminal chat with deterministic understanding, and the real
+# `python -m bots.terminal` with the trained local model (as `make test` builds it).
+CUSTOMERS = {
+    "scripted": ("tests.e2e.handover_bot", "terminal"),
+    "real": ("bots.terminal",),
+}
+
+
 @pytest.mark.slow
-def test_customer_in_terminal_agent_in_console(env: dict[str, str], tmp_path: Path) -> None:
-    customer = Process.start(
-        "customer", env, "tests.e2e.handover_bot", "terminal", "--user", "C0001"
-    )
+@pytest.mark.parametrize("kind", list(CUSTOMERS))
+def test_customer_in_terminal_agent_in_console(
+    env: dict[str, str], tmp_path: Path, kind: str
+) -> None:
+    customer = Process.start("customer", env, *CUSTOMERS[kind], "--user", "C0001")
     agent = Process.start("agent", env, "bots.agent_console", "--agent", "U_DANA", "--name", "Dana")
     try:
         customer.send("hi")
         customer.expect(r"^concierge> Hi!")
-        customer.send("I want to talk to a person, now")
+        customer.send("I want to talk to a human agent, now")
         customer.expect(re.escape(replies.ESCALATED))
 
         opened = agent.expect(
             r"^\[(T-\d{8}-[0-9a-f]+)\] (?:new ticket|open ticket \(open\)): C0001 on terminal"
         )
         ticket_id = opened.group(1)
-        agent.expect(r"Customer: I want to talk to a person, now")
+        agent.expect(r"Customer: I want to talk to a human agent, now")
 
         agent.send(f"claim {ticket_id}")
         agent.expect(f"{ticket_id}: claimed by you")

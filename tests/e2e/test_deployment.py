@@ -27,8 +27,14 @@ needs_compose = pytest.mark.skipif(
 def compose_config(**env: str) -> subprocess.CompletedProcess[str]:
     assert BINARY is not None
     merged = {**os.environ, "CONCIERGE_ENV_FILE": "../.env.example", **env}
-    return subprocess.run([BINARY, "-f", str(COMPOSE), "config"], env=merged, cwd=REPO,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [BINARY, "-f", str(COMPOSE), "config"],
+        env=merged,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +73,12 @@ def test_every_published_port_is_bound_to_loopback(config: dict[str, Any]) -> No
 
 
 # The module each service's code lives in: until it exists on a branch, its command cannot be.
-SERVICE_MODULES = {"worker": "workers.app", "telegram": "bots.telegram", "slack": "bots.slack",
-                   "flower": "workers.dashboard"}
+SERVICE_MODULES = {
+    "worker": "workers.app",
+    "telegram": "bots.telegram",
+    "slack": "bots.slack",
+    "flower": "workers.dashboard",
+}
 
 
 @needs_compose

@@ -182,6 +182,36 @@ def test_job_of_a_killed_worker_is_completed_by_a_restarted_worker(
     assert "workers.score_many" in (tmp_path / "second.log").read_text()
 
 
+def test_job_of_a_killed_pool_child_is_redelivered_at_once(
+    tiny_store: TinyStore, clean_redis: redis.Redis, workers: list[Worker], tmp_path: Path
+) -> None:
+    settings = _settings(tiny_store)
+    app = build_app(settings)
+    worker = Worker(tiny_store, tmp_path / "worker.log")
+    workers.append(worker)
+    worker.wait_ready(app)
+    requests = [
+        RecommendationRequest(user_id="C0002", text=f"warm present {n}", k=2) for n in range(300)
+    ]
+    result = app.send_task(SCORE_MANY_TASK, args=[[r.model_dump(mode="json") for r in requests]])
+    deadline = time.monotonic() + 60
+    child = None
+    while time.monotonic() < deadline and child is None:
+        active = app.control.inspect(destination=[worker.name], timeout=0.5).active() or {}
+        for jobs in active.values():
+            child = next((job["worker_pid"] for job in jobs if job["id"] == result.id), None)
+    assert child is not None, "the job never started"
+    time.sleep(0.5)
+    os.kill(child, signal.SIGKILL)
+    assert not result.ready()
+    # The main process sees its child die, rejects the job back to the queue
+    # (task_reject_on_worker_lost), forks a new child, and that child runs it again.
+    batches = result.get(timeout=240)
+    assert len(batches) == len(requests)
+    assert worker.process.poll() is None
+    assert "SIGKILL" in worker.log.read_text()  # the child really died mid-job
+
+
 def test_no_worker_means_unavailable_within_the_timeout(
     tiny_store: TinyStore, clean_redis: redis.Redis
 ) -> None:

@@ -236,10 +236,15 @@ def test_compact_encoder_matches_the_packaged_transformers_model() -> None:
     assert torch.equal(ids, batch["input_ids"]) and torch.equal(mask, batch["attention_mask"])
     with torch.inference_mode():
         expected = model(**batch, output_hidden_states=True).hidden_states
-        got = minilm.load()[1](ids, mask)
+        precise = minilm.load(precise=True)[1](ids, mask)
+        fast = minilm.load()[1](ids, mask)  # bfloat16 where the CPU is fast at it
     for layer in (0, 3, 6):
-        difference = mean_pool(expected[layer], mask) - minilm.mean_pool(got[layer], mask)
+        reference = mean_pool(expected[layer], mask)
+        difference = reference - minilm.mean_pool(precise[layer], mask)
         assert difference.abs().max() < 1e-4
+        similarity = torch.nn.functional.cosine_similarity(
+            reference, minilm.mean_pool(fast[layer], mask))
+        assert similarity.min() > 0.999
 
 
 def test_ngram_tables_match_scikit_learn() -> None:

