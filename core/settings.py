@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     # Understanding: the local model, an LLM (local model as fallback), or cascade (local
     # first, the LLM only when the local model is unsure).
     understander: Literal["local", "llm", "cascade"] = "local"
-    nlu_taxonomy: Path = REPO_ROOT / "data" / "nlu" / "intents.yaml"
+    nlu_taxonomy: Path = REPO_ROOT / "data" / "nlu" / "intents.yaml"  # intents and examples
     nlu_dir: Path | None = Field(
         default=None, description="the trained local model; None means models_dir / 'nlu'"
     )
@@ -44,13 +44,13 @@ class Settings(BaseSettings):
     cascade_threshold: float = 0.6  # local confidence below this asks the LLM
     # Any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp server).
     llm_base_url: str = "http://127.0.0.1:8080/v1"
-    llm_model: str = "gemma-3-270m"
-    llm_api_key: SecretStr | None = None
-    llm_timeout_s: float = 10.0
-    llm_retries: int = 2
-    llm_backoff_s: float = 0.5
-    llm_breaker_failures: int = 5
-    llm_breaker_reset_s: float = 30.0
+    llm_model: str = "gemma-3-270m"  # model name the endpoint serves
+    llm_api_key: SecretStr | None = None  # None for local servers that need no key
+    llm_timeout_s: float = 10.0  # one request; then it counts as failed
+    llm_retries: int = 2  # extra attempts after timeouts, connection errors, 429 and 5xx
+    llm_backoff_s: float = 0.5  # first wait between attempts; doubles each time
+    llm_breaker_failures: int = 5  # failed calls in a row that stop calls to the LLM
+    llm_breaker_reset_s: float = 30.0  # then one trial call after this long
 
     # Recommender: the model scored in this process, or by Celery workers.
     recommender: Literal["inprocess", "celery"] = "inprocess"
