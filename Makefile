@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-NLU_MODEL := models/nlu/model.pt
+NLU_MODEL := models/nlu/nlu.npz
 RECOMMENDER_MODEL := models/recommender-demo/model.pt
 EMULATOR := tests/bots/telegram_emulator
 
