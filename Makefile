@@ -6,7 +6,6 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-NLU_MODEL := models/nlu/model.pt
 RECOMMENDER_MODEL := models/recommender-demo/model.pt
 EMULATOR := tests/bots/telegram_emulator
 
@@ -33,10 +32,9 @@ $(VENV)/.test-deps: $(VENV)/.installed $(EMULATOR)/package-lock.json
 	cd $(EMULATOR) && npm ci --silent --no-audit --no-fund
 	touch $@
 
-models: $(NLU_MODEL) $(RECOMMENDER_MODEL)
-
-$(NLU_MODEL): | $(VENV)/.installed
-	$(BIN)/concierge train nlu
+# The NLU model is rebuilt when its code or taxonomy changed (a few seconds), else kept.
+models: $(RECOMMENDER_MODEL) | $(VENV)/.installed
+	$(BIN)/concierge train nlu --if-missing
 
 $(RECOMMENDER_MODEL): | $(VENV)/.installed
 	$(BIN)/concierge train recommender --dataset demo

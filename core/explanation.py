@@ -74,7 +74,7 @@ def template_explanation(suggestion: Suggestion) -> str:
     elif evidence.similar_history:
         parts.append(f"like your {evidence.similar_history[0]}")
     if evidence.budget_max is not None and evidence.price <= evidence.budget_max:
-        parts.append(f"within your {_money(evidence.budget_max)} budget")
+        parts.append(f"under {_money(evidence.budget_max)}")
     rating = _rating(evidence)
     if rating:
         parts.append(rating)

@@ -45,12 +45,12 @@ class Settings(BaseSettings):
     # Any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp server).
     llm_base_url: str = "http://127.0.0.1:8080/v1"
     llm_model: str = "gemma-3-270m"  # model name the endpoint serves
-    llm_api_key: SecretStr | None = None  # bearer key; local servers usually need none
-    llm_timeout_s: float = 10.0  # one request; then the local model answers
-    llm_retries: int = 2  # extra attempts after a timeout, 5xx or 429
-    llm_backoff_s: float = 0.5  # first pause between attempts, doubled each time
-    llm_breaker_failures: int = 5  # failures in a row that open the circuit breaker
-    llm_breaker_reset_s: float = 30.0  # an open breaker tries the LLM again after this
+    llm_api_key: SecretStr | None = None  # None for local servers that need no key
+    llm_timeout_s: float = 10.0  # one request; then it counts as failed
+    llm_retries: int = 2  # extra attempts after timeouts, connection errors, 429 and 5xx
+    llm_backoff_s: float = 0.5  # first wait between attempts; doubles each time
+    llm_breaker_failures: int = 5  # failed calls in a row that stop calls to the LLM
+    llm_breaker_reset_s: float = 30.0  # then one trial call after this long
 
     # Recommender: the model scored in this process, or by Celery workers.
     recommender: Literal["inprocess", "celery"] = "inprocess"

@@ -43,7 +43,7 @@ def test_template_states_each_evidence_field() -> None:
         budget_max=80.0,
     )
     assert template_explanation(suggestion) == (
-        "Waterproof and navy; like your Stormline Vista Rain Shell; within your $80 budget; "
+        "Waterproof and navy; like your Stormline Vista Rain Shell; under $80; "
         "rated 4.5/5 by 25 reviewers."
     )
 

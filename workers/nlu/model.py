@@ -1,7 +1,7 @@
 """The local intent/sentiment model at inference: MiniLM features, n-gram features, linear heads.
 
 Features of a message: the mean-pooled token vectors of a few MiniLM layers (each L2-normalised,
-computed by `workers.nlu.minilm`: the packaged all-MiniLM-L6-v2 weights, loaded without
+computed by `workers.minilm`: the packaged all-MiniLM-L6-v2 weights, loaded without
 `transformers`) next to word and character n-gram TF-IDF. The encoder knows meaning and
 paraphrase; the n-grams keep the exact words ("top up", "PIN", "refund") that one pooled vector
 blurs. One linear head per task reads them; a fitted temperature turns its scores into
@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from workers.nlu import minilm
+from workers import minilm
 
 FORMAT_VERSION = 2
 WEIGHTS = "nlu.npz"

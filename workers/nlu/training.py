@@ -226,7 +226,8 @@ def code_version(taxonomy_path: Path) -> str:
     equal fingerprints mean a saved model is current and can be reused."""
     digest = hashlib.sha256()
     here = Path(__file__).resolve().parent
-    for path in (here / "minilm.py", here / "model.py", here / "training.py", taxonomy_path):
+    encoder = here.parent / "minilm.py"
+    for path in (encoder, here / "model.py", here / "training.py", taxonomy_path):
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 

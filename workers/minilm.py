@@ -1,9 +1,9 @@
-"""A compact MiniLM (BERT) encoder for understanding: same weights, far less start-up.
+"""A compact MiniLM (BERT) encoder: same weights as the packaged model, far less start-up.
 
 The packaged all-MiniLM-L6-v2 loaded through `transformers` costs seconds of imports before
 the first message and a layer of wrappers on every call. This module reads the same files
 (tokenizer.json, config.json, model.safetensors) with `tokenizers` and `safetensors` and runs
-the same post-LayerNorm BERT in plain torch; a test checks it matches `workers.encoder`.
+the same post-LayerNorm BERT in plain torch; a test checks it matches `transformers`.
 """
 
 from __future__ import annotations
