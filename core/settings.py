@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     recommender_catalog: Literal["demo", "amazon-beauty"] = "demo"
     celery_broker_url: str = "redis://127.0.0.1:6379/1"  # where scoring jobs queue
     celery_result_backend: str = "redis://127.0.0.1:6379/1"  # where scores come back
+    celery_queue: str = "concierge.score"  # separate queues keep deployments (and test runs) apart
     worker_threads: int = 1  # torch threads per worker process (and for training)
     worker_concurrency: int = 1  # worker processes per `concierge worker`
     score_timeout_s: float = 3.0  # a bot waits this long for a scoring job, then degrades

@@ -14,7 +14,6 @@ from core.settings import Settings
 
 SCORE_TASK = "workers.score"
 SCORE_MANY_TASK = "workers.score_many"
-QUEUE = "concierge.score"
 
 
 def build_app(settings: Settings) -> Celery:
@@ -36,8 +35,8 @@ def build_app(settings: Settings) -> Celery:
         task_time_limit=settings.task_time_limit_s,
         task_soft_time_limit=settings.task_time_limit_s * 0.8,
         result_expires=settings.result_expires_s,
-        task_default_queue=QUEUE,
-        task_routes={"workers.*": {"queue": QUEUE}},
+        task_default_queue=settings.celery_queue,
+        task_routes={"workers.*": {"queue": settings.celery_queue}},
         broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout_s},
         result_backend_transport_options={"retry_policy": {"max_retries": 1}},
         broker_connection_retry_on_startup=True,

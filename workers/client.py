@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 from core.logs import event
 from core.recommendation import RecommendationRequest, RecommenderUnavailable, Suggestion
 from core.settings import Settings
-from workers.app import QUEUE, SCORE_TASK, build_app
+from workers.app import SCORE_TASK, build_app
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class CeleryRecommender:
             result = self._app.send_task(
                 SCORE_TASK,
                 args=[request.model_dump(mode="json")],
-                queue=QUEUE,
+                queue=self._settings.celery_queue,
                 # A job nobody picked up in time is dropped: the customer has been answered.
                 expires=self._timeout,
                 retry=True,

@@ -27,6 +27,8 @@ from workers.client import CeleryRecommender
 REDIS_URL = "redis://127.0.0.1:6379/11"
 REPO = Path(__file__).resolve().parents[2]
 VISIBILITY_S = 4.0
+# A queue of this test run's own: other runs sharing the Redis DB neither take nor give jobs.
+QUEUE = f"concierge.score.test-{uuid.uuid4().hex[:8]}"
 
 pytestmark = pytest.mark.slow
 
@@ -38,6 +40,7 @@ def _settings(store: TinyStore, **overrides: object) -> Settings:
         "demo_dir": store.folder,
         "recommender_dir": store.model_dir,
         "score_timeout_s": 20.0,
+        "celery_queue": QUEUE,
         "broker_visibility_timeout_s": VISIBILITY_S,
     }
     return Settings(**(values | overrides))  # type: ignore[arg-type]
@@ -45,10 +48,11 @@ def _settings(store: TinyStore, **overrides: object) -> Settings:
 
 @pytest.fixture()
 def clean_redis() -> Iterator[redis.Redis]:
+    """Removes this run's queue and results afterwards; other runs' keys are left alone."""
     client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
     yield client
-    client.flushdb()
+    for key in client.scan_iter(match=f"*{QUEUE}*"):
+        client.delete(key)
     client.close()
 
 
@@ -64,6 +68,7 @@ class Worker:
             "CONCIERGE_DEMO_DIR": str(store.folder),
             "CONCIERGE_RECOMMENDER_DIR": str(store.model_dir),
             "CONCIERGE_BROKER_VISIBILITY_TIMEOUT_S": str(VISIBILITY_S),
+            "CONCIERGE_CELERY_QUEUE": QUEUE,
             "CONCIERGE_TASK_TIME_LIMIT_S": "300",
             "HF_HUB_OFFLINE": "1",
         }
@@ -177,6 +182,7 @@ def test_job_of_a_killed_worker_is_completed_by_a_restarted_worker(
     workers.append(second)
     second.wait_ready(app)
     batches = result.get(timeout=240)
+    result.forget()
     assert len(batches) == len(requests)
     assert all(len(batch) == 3 for batch in batches)
     assert "workers.score_many" in (tmp_path / "second.log").read_text()
@@ -207,6 +213,7 @@ def test_job_of_a_killed_pool_child_is_redelivered_at_once(
     # The main process sees its child die, rejects the job back to the queue
     # (task_reject_on_worker_lost), forks a new child, and that child runs it again.
     batches = result.get(timeout=240)
+    result.forget()
     assert len(batches) == len(requests)
     assert worker.process.poll() is None
     assert "SIGKILL" in worker.log.read_text()  # the child really died mid-job

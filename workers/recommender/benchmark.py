@@ -129,6 +129,7 @@ def _celery(
         "CONCIERGE_RECOMMENDER_CATALOG": settings.recommender_catalog,
         "CONCIERGE_CELERY_BROKER_URL": settings.celery_broker_url,
         "CONCIERGE_CELERY_RESULT_BACKEND": settings.celery_result_backend,
+        "CONCIERGE_CELERY_QUEUE": settings.celery_queue,
         "CONCIERGE_WORKER_THREADS": str(settings.worker_threads),
     }
     worker = subprocess.Popen(

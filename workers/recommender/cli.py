@@ -57,9 +57,14 @@ def train_main(argv: Sequence[str] | None = None, settings: Settings | None = No
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--heads", type=int, default=2)
     parser.add_argument("--max-len", type=int, default=50)
-    parser.add_argument("--dropout", type=float, default=0.5)
-    parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument(
+        "--dropout",
+        type=float,
+        default=None,
+        help="default 0.3, or 0.5 for --id-only (SASRec's setting)",
+    )
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--request-prob", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--threads", type=int, default=None)
@@ -77,7 +82,7 @@ def train_main(argv: Sequence[str] | None = None, settings: Settings | None = No
         layers=args.layers,
         heads=args.heads,
         max_len=args.max_len,
-        dropout=args.dropout,
+        dropout=args.dropout if args.dropout is not None else (0.5 if args.id_only else 0.3),
         use_text=not args.id_only,
         use_request=not args.id_only,
         id_dropout=0.0 if args.id_only else 0.1,

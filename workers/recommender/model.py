@@ -57,6 +57,8 @@ class Recommender(nn.Module):
         self.item_norm = nn.LayerNorm(c.dim)
         self.start = nn.Parameter(torch.randn(c.dim) * 0.02)
         self.position = nn.Embedding(c.max_len + 1, c.dim)
+        # Small, like the items: unit-scale positions would drown the item signal at the start.
+        nn.init.normal_(self.position.weight, std=0.02)
         layer = nn.TransformerEncoderLayer(
             c.dim,
             c.heads,

@@ -154,7 +154,8 @@ def train(
                 model_module.save(model, out, _extra(result, config, data, split, elapsed))
         else:
             stale += 1
-        if stale >= config.patience or elapsed > config.time_budget_s:
+        # Stop before an epoch that would end past the budget (epochs take about as long).
+        if stale >= config.patience or elapsed * (epoch + 1) / epoch > config.time_budget_s:
             break
     model.load_state_dict(best_state)
     model.eval()
