@@ -14,7 +14,6 @@ never handed out again.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +27,7 @@ from pydantic import BaseModel, ConfigDict
 
 from core.logs import event
 from core.messages import Button, Reply
+from core.sqlite_file import SqliteFile
 from core.state import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -115,17 +115,11 @@ class SqliteDeliveryQueue:
         self.path = path
         self.lease_s = lease_s
         self.poll_s = poll_s
-        self.busy_timeout_s = busy_timeout_s
-        self._local = threading.local()
+        self.file = SqliteFile(path, SCHEMA, "delivery queue", busy_timeout_s)
         self._acks = 0
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._connection().executescript(SCHEMA)
-        except (sqlite3.DatabaseError, OSError) as exc:
-            raise StoreUnavailable(f"the delivery queue {path} cannot be used: {exc}") from exc
 
     def put(self, delivery: Delivery) -> bool:
-        with self._transaction() as db:
+        with self.file.transaction() as db:
             cursor = db.execute(
                 "INSERT INTO deliveries (id, topic, body) VALUES (?, ?, ?) "
                 "ON CONFLICT(id) DO NOTHING",
@@ -142,13 +136,13 @@ class SqliteDeliveryQueue:
             time.sleep(self.poll_s)
 
     def ack(self, topic: str, taken: Taken) -> None:
-        with self._transaction() as db:
+        with self.file.transaction() as db:
             db.execute(
                 "UPDATE deliveries SET done_at = ? WHERE id = ?", (time.time(), taken.receipt)
             )
         self._acks += 1
         if self._acks % PURGE_EVERY == 0:
-            with self._transaction() as db:
+            with self.file.transaction() as db:
                 db.execute(
                     "DELETE FROM deliveries WHERE done_at IS NOT NULL AND done_at < ?",
                     (time.time() - DEDUP_TTL_S,),
@@ -156,7 +150,7 @@ class SqliteDeliveryQueue:
 
     def _take_now(self, topic: str, limit: int) -> list[Taken]:
         now = time.time()
-        with self._transaction() as db:
+        with self.file.transaction() as db:
             rows = db.execute(
                 "SELECT id, body FROM deliveries WHERE topic = ? AND done_at IS NULL "
                 "AND lease_until < ? ORDER BY seq LIMIT ?",
@@ -168,29 +162,6 @@ class SqliteDeliveryQueue:
             )
         return [Taken(row[0], Delivery.model_validate_json(row[1])) for row in rows]
 
-    def _connection(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            self._local.db = db
-        return db
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        try:
-            db = self._connection()
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-        except sqlite3.DatabaseError as exc:
-            self._local.db = None
-            raise StoreUnavailable(f"the delivery queue {self.path} cannot be used: {exc}") from exc
 
 
 # -- Redis ------------------------------------------------------------------------------------

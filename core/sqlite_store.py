@@ -7,8 +7,6 @@ holds between processes sharing the file.
 from __future__ import annotations
 
 import logging
-import sqlite3
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,7 +16,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from core.logs import event
-from core.state import ConversationState, LockTimeout, StoreUnavailable
+from core.sqlite_file import SqliteFile
+from core.state import ConversationState, LockTimeout
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +37,7 @@ POLL_S = 0.01
 class SqliteStateStore:
     def __init__(self, path: Path, busy_timeout_s: float = 5.0) -> None:
         self.path = path
-        self.busy_timeout_s = busy_timeout_s
-        self._local = threading.local()
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._connection().executescript(SCHEMA)
-        except (sqlite3.DatabaseError, OSError) as exc:
-            raise StoreUnavailable(self._explain(exc)) from exc
+        self.file = SqliteFile(path, SCHEMA, "state file", busy_timeout_s)
 
     def load(self, conversation_id: str) -> ConversationState:
         row = self._query("SELECT state FROM conversations WHERE id = ?", (conversation_id,))
@@ -54,7 +47,7 @@ class SqliteStateStore:
             return ConversationState.model_validate_json(row[0])
         except ValidationError as exc:
             # Keep the unreadable state for inspection, then start the conversation afresh.
-            with self._guard(), self._transaction() as db:
+            with self.file.guard(), self.file.transaction() as db:
                 db.execute(
                     "INSERT INTO quarantine VALUES (?, ?, ?, ?)",
                     (conversation_id, row[0], str(exc)[:500], time.time()),
@@ -64,7 +57,7 @@ class SqliteStateStore:
             return ConversationState(conversation_id=conversation_id)
 
     def save(self, state: ConversationState) -> None:
-        with self._guard(), self._transaction() as db:
+        with self.file.guard(), self.file.transaction() as db:
             db.execute(
                 "INSERT INTO conversations VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE "
                 "SET state = excluded.state, updated = excluded.updated",
@@ -82,12 +75,12 @@ class SqliteStateStore:
         try:
             yield
         finally:
-            with self._guard(), self._transaction() as db:
+            with self.file.guard(), self.file.transaction() as db:
                 db.execute("DELETE FROM locks WHERE id = ? AND token = ?", (conversation_id, token))
 
     def _try_lock(self, conversation_id: str, token: str) -> bool:
         now = time.time()
-        with self._guard(), self._transaction() as db:
+        with self.file.guard(), self.file.transaction() as db:
             cursor = db.execute(
                 "INSERT INTO locks VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE "
                 "SET token = excluded.token, expires = excluded.expires WHERE locks.expires < ?",
@@ -96,46 +89,6 @@ class SqliteStateStore:
             return cursor.rowcount == 1
 
     def _query(self, sql: str, args: tuple[object, ...]) -> tuple[str, ...] | None:
-        with self._guard():
-            row: tuple[str, ...] | None = self._connection().execute(sql, args).fetchone()
+        with self.file.guard():
+            row: tuple[str, ...] | None = self.file.connection().execute(sql, args).fetchone()
             return row
-
-    def _connection(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            self._local.db = db
-        return db
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        db = self._connection()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
-
-    @contextmanager
-    def _guard(self) -> Iterator[None]:
-        """Turn SQLite failures into StoreUnavailable with a message a person can act on."""
-        try:
-            yield
-        except sqlite3.DatabaseError as exc:
-            self._local.db = None  # reconnect next time
-            raise StoreUnavailable(self._explain(exc)) from exc
-
-    def _explain(self, exc: BaseException) -> str:
-        text = str(exc)
-        if "locked" in text:
-            return f"the state file {self.path} is locked by another program ({text})"
-        if "not a database" in text or "malformed" in text:
-            return (
-                f"the state file {self.path} is damaged ({text}); move it aside to start "
-                "afresh, or restore it from a backup"
-            )
-        return f"the state file {self.path} cannot be used: {text}"

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,6 +20,7 @@ from typing import Literal, Protocol
 import redis
 from pydantic import BaseModel, ConfigDict
 
+from core.sqlite_file import SqliteFile
 from core.state import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -127,16 +126,10 @@ class SqliteTicketStore:
 
     def __init__(self, path: Path, busy_timeout_s: float = 5.0) -> None:
         self.path = path
-        self.busy_timeout_s = busy_timeout_s
-        self._local = threading.local()
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._connection().executescript(SCHEMA)
-        except (sqlite3.DatabaseError, OSError) as exc:
-            raise StoreUnavailable(f"the ticket store {path} cannot be used: {exc}") from exc
+        self.file = SqliteFile(path, SCHEMA, "ticket store", busy_timeout_s)
 
     def create(self, ticket: Ticket) -> None:
-        with self._transaction() as db:
+        with self.file.transaction() as db:
             db.execute(
                 "INSERT INTO tickets VALUES (?, ?, ?, ?, ?, ?)",
                 (
@@ -154,23 +147,23 @@ class SqliteTicketStore:
             )
 
     def get(self, ticket_id: str) -> Ticket | None:
-        with self._guard():
+        with self.file.guard():
             row = (
-                self._connection()
+                self.file.connection()
                 .execute("SELECT fields FROM tickets WHERE id = ?", (ticket_id,))
                 .fetchone()
             )
         return None if row is None else self._assemble(row[0])
 
     def append(self, ticket_id: str, entry: TicketEntry) -> None:
-        with self._transaction() as db:
+        with self.file.transaction() as db:
             db.execute(
                 "INSERT INTO ticket_entries (ticket_id, entry) VALUES (?, ?)",
                 (ticket_id, entry.model_dump_json()),
             )
 
     def update(self, ticket_id: str, change: Change) -> Ticket | None:
-        with self._transaction() as db:
+        with self.file.transaction() as db:
             row = db.execute("SELECT fields FROM tickets WHERE id = ?", (ticket_id,)).fetchone()
             if row is None:
                 return None
@@ -186,9 +179,9 @@ class SqliteTicketStore:
         return self.get(ticket_id)
 
     def active_for(self, conversation_id: str) -> Ticket | None:
-        with self._guard():
+        with self.file.guard():
             row = (
-                self._connection()
+                self.file.connection()
                 .execute(
                     "SELECT fields FROM tickets WHERE conversation_id = ? AND status IN (?, ?) "
                     "ORDER BY created DESC LIMIT 1",
@@ -199,9 +192,9 @@ class SqliteTicketStore:
         return None if row is None else self._assemble(row[0])
 
     def by_agent_thread(self, agent_thread: str) -> Ticket | None:
-        with self._guard():
+        with self.file.guard():
             row = (
-                self._connection()
+                self.file.connection()
                 .execute("SELECT fields FROM tickets WHERE agent_thread = ?", (agent_thread,))
                 .fetchone()
             )
@@ -209,9 +202,9 @@ class SqliteTicketStore:
 
     def list(self, statuses: tuple[TicketStatus, ...] = ACTIVE, limit: int = 100) -> list[Ticket]:
         marks = ", ".join("?" for _ in statuses)
-        with self._guard():
+        with self.file.guard():
             rows = (
-                self._connection()
+                self.file.connection()
                 .execute(
                     f"SELECT fields FROM tickets WHERE status IN ({marks}) "
                     "ORDER BY created LIMIT ?",
@@ -223,9 +216,9 @@ class SqliteTicketStore:
 
     def _assemble(self, fields: str) -> Ticket:
         ticket = Ticket.model_validate_json(fields)
-        with self._guard():
+        with self.file.guard():
             rows = (
-                self._connection()
+                self.file.connection()
                 .execute(
                     "SELECT entry FROM ticket_entries WHERE ticket_id = ? ORDER BY seq",
                     (ticket.id,),
@@ -235,34 +228,6 @@ class SqliteTicketStore:
         entries = tuple(TicketEntry.model_validate_json(row[0]) for row in rows)
         return ticket.model_copy(update={"transcript": entries})
 
-    def _connection(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            self._local.db = db
-        return db
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._guard():
-            db = self._connection()
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-
-    @contextmanager
-    def _guard(self) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.DatabaseError as exc:
-            self._local.db = None  # reconnect next time
-            raise StoreUnavailable(f"the ticket store {self.path} cannot be used: {exc}") from exc
 
 
 # -- Redis ------------------------------------------------------------------------------------
