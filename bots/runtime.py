@@ -13,6 +13,7 @@ from core.conversation import Conversation, Services
 from core.deliveries import Deliveries, DeliveryQueue
 from core.demo_store import load_store
 from core.escalation import SupportDesk
+from core.explanation import Phraser
 from core.messages import Reply
 from core.policy import PolicyConfig
 from core.recommendation import Recommender
@@ -135,6 +136,16 @@ def start_customer_deliveries(
     return loop.start()
 
 
+def build_phraser(settings: Settings) -> Phraser | None:
+    """An LLM phrasing explanations when configured; its sentences are checked, not trusted."""
+    if settings.explanations != "llm":
+        return None
+    from core.explanation import LlmPhraser
+    from core.llm import LlmClient, LlmConfig
+
+    return LlmPhraser(LlmClient(LlmConfig.from_settings(settings)))
+
+
 def build_conversation(settings: Settings) -> Conversation:
     store = load_store(settings.demo_dir)
     states = build_store(settings)
@@ -146,5 +157,6 @@ def build_conversation(settings: Settings) -> Conversation:
         orders=store.orders,
         knowledge=store.knowledge,
         escalations=build_desk(settings, states) if settings.escalation == "on" else None,
+        phraser=build_phraser(settings),
     )
     return Conversation(services, build_policy(settings), lock_timeout_s=settings.lock_timeout_s)

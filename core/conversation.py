@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from core import metrics, replies
 from core.catalog import Catalog
 from core.escalation import Escalations
+from core.explanation import Phraser, Vocabulary, explain
 from core.knowledge import KnowledgeBase
 from core.logs import event
 from core.messages import MAX_TEXT_CHARS, Incoming, Outbox, Reply
@@ -60,6 +61,7 @@ class Services:
     orders: Orders
     knowledge: KnowledgeBase
     escalations: Escalations | None = None
+    phraser: Phraser | None = None  # an LLM phrasing explanations; checked against evidence
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,7 @@ class Conversation:
     lock_timeout_s: float = 30.0
     clock: Callable[[], float] = time.time
     last_turn: TurnSummary | None = field(default=None, init=False)
+    _vocabulary: Vocabulary | None = field(default=None, init=False, repr=False)
 
     def handle(self, incoming: Incoming, outbox: Outbox) -> None:
         started = time.perf_counter()
@@ -241,6 +244,17 @@ class Conversation:
             case _:
                 return _say(replies.OUT_OF_SCOPE, thread)
 
+    def _explain(self, suggestion: Suggestion) -> str:
+        phraser = self.services.phraser
+        if phraser is None:
+            return explain(suggestion)
+        if self._vocabulary is None:  # catalog words a phrasing could wrongly name
+            catalog = self.services.catalog
+            self._vocabulary = Vocabulary.of(
+                (*catalog.attributes(), *catalog.colors()), (p.title for p in catalog.all())
+            )
+        return explain(suggestion, phraser, self._vocabulary)
+
     def _recommend(
         self,
         state: ConversationState,
@@ -285,7 +299,7 @@ class Conversation:
             ShownItem(item_id=s.item_id, title=s.title, price=s.price, position=i)
             for i, s in enumerate(suggestions, start=1)
         )
-        reply = replies.suggestions_reply(suggestions, heading, thread)
+        reply = replies.suggestions_reply(suggestions, heading, thread, self._explain)
         return Outcome((reply,), request=request, shown=shown)
 
     def _in_colour(
@@ -310,7 +324,7 @@ class Conversation:
                 ),
             )
             heading = f"Yes, {product.title} comes in {' and '.join(colours)}:"
-            reply = replies.suggestions_reply([suggestion], heading, thread)
+            reply = replies.suggestions_reply([suggestion], heading, thread, self._explain)
             shown = (ShownItem(item_id=product.id, title=product.title, price=product.price,
                                position=1),)
             return Outcome((reply,), request=request, shown=shown)

@@ -15,7 +15,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+from pydantic import BaseModel, Field
+
+from core.llm import LlmClient
 from core.logs import event
+from core.prompts import render
 from core.recommendation import Evidence, Suggestion
 
 log = logging.getLogger(__name__)
@@ -29,6 +33,23 @@ class Phraser(Protocol):
     """Writes one or two short sentences from the evidence (an LLM behind it)."""
 
     def phrase(self, evidence: Evidence) -> str: ...
+
+
+class Phrasing(BaseModel):
+    sentence: str = Field(max_length=600)
+
+
+class LlmPhraser:
+    """An OpenAI-compatible LLM phrases the evidence; `explain` checks every sentence it writes."""
+
+    def __init__(self, client: LlmClient) -> None:
+        self.client = client
+
+    def phrase(self, evidence: Evidence) -> str:
+        facts = evidence.model_dump_json(exclude_none=True, exclude_defaults=True)
+        prompt = render("explain_suggestion_v1", evidence_json=facts)
+        messages = [{"role": "user", "content": prompt}]
+        return self.client.complete_json(messages, Phrasing, name="phrasing").sentence
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 
 from core.catalog import Product
@@ -66,13 +66,16 @@ def describe_request(request: ProductRequest) -> str:
 
 
 def suggestions_reply(
-    suggestions: Sequence[Suggestion], heading: str, thread_id: str | None
+    suggestions: Sequence[Suggestion],
+    heading: str,
+    thread_id: str | None,
+    explainer: Callable[[Suggestion], str] = explain,
 ) -> Reply:
     lines = [heading]
     buttons: list[Button] = []
     for position, suggestion in enumerate(suggestions, start=1):
         lines.append(f"{position}. {suggestion.title} — ${suggestion.price:,.2f}")
-        lines.append(f"   {explain(suggestion)}")
+        lines.append(f"   {explainer(suggestion)}")
         key = f"{suggestion.item_id}:{position}"
         buttons += [
             Button(f"More like {position}", f"more:{key}"),

@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     llm_breaker_failures: int = 5  # failed calls in a row that stop calls to the LLM
     llm_breaker_reset_s: float = 30.0  # then one trial call after this long
 
+    # Explanations of suggestions: the template, or an LLM phrasing the same evidence (any
+    # sentence naming a fact not in the evidence is replaced by the template).
+    explanations: Literal["template", "llm"] = "template"
+
     # Recommender: the model scored in this process, or by Celery workers.
     recommender: Literal["inprocess", "celery"] = "inprocess"
     # The trained model folder; filled in from models_dir when not set.

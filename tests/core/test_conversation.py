@@ -323,3 +323,20 @@ def test_pointed_item_in_a_colour(conversation: Conversation, understander: Scri
                                                          colors=("neon",))
     reply = turn(conversation, "the first one in neon?").pop()
     assert reply.text.startswith(f"{product.title} doesn't come in neon")
+
+
+def test_phrased_explanations_are_checked_against_the_catalog(
+    tmp_path: Path, demo: Store, understander: ScriptedUnderstander,
+    recommender: FilteringRecommender,
+) -> None:
+    class Boastful:
+        """Names an attribute no suggestion matched: every phrasing must be rejected."""
+
+        def phrase(self, evidence: Evidence) -> str:
+            return "Waterproof and vegan, a favourite."
+
+    services = Services(store=SqliteStateStore(tmp_path / "s.sqlite3"), understander=understander,
+                        recommender=recommender, catalog=demo.catalog, orders=demo.orders,
+                        knowledge=demo.knowledge, phraser=Boastful())
+    text = turn(Conversation(services), "I need a waterproof jacket").pop().text
+    assert "vegan" not in text and "Waterproof; " in text

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from core.explanation import Vocabulary, explain, template_explanation, unsupported
+from core.explanation import LlmPhraser, Vocabulary, explain, template_explanation, unsupported
+from core.llm import LlmClient, LlmConfig
 from core.recommendation import Evidence, Suggestion
+from tests.core.conftest import StandIn
 
 
 def _suggestion(**evidence: object) -> Suggestion:
@@ -87,3 +89,23 @@ def test_own_title_and_cited_history_titles_are_allowed() -> None:
     suggestion = _suggestion(similar_history=("Stormline Vista Rain Shell",))
     text = "The Alpenglow Echo Rain Jacket is like your Stormline Vista Rain Shell."
     assert unsupported(text, suggestion, VOCABULARY) is None
+
+
+def test_llm_phrasing_is_used_when_faithful_and_replaced_when_not(stand_in: StandIn) -> None:
+    suggestion = Suggestion(
+        item_id="P0001", title="Stormline Vista Rain Shell", price=79.0, score=1.0,
+        evidence=Evidence(price=79.0, matched_attributes=("waterproof",), rating=4.6,
+                          review_count=812, budget_max=80.0),
+    )
+    vocabulary = Vocabulary.of(("waterproof", "insulated"), ("Stormline Vista Rain Shell",))
+    stand_in.script = [
+        'ok:{"sentence": "Waterproof, under your $80 limit, and rated 4.6/5 by 812 shoppers."}',
+        'ok:{"sentence": "Waterproof and insulated, now only $59!"}',
+    ]
+    phraser = LlmPhraser(LlmClient(LlmConfig(base_url=stand_in.base_url, model="stand-in",
+                                             retries=0)))
+    faithful = explain(suggestion, phraser, vocabulary)
+    assert faithful == "Waterproof, under your $80 limit, and rated 4.6/5 by 812 shoppers."
+    assert explain(suggestion, phraser, vocabulary) == template_explanation(suggestion)
+    prompt = stand_in.requests[0]["messages"][0]["content"]
+    assert '"review_count":812' in prompt and "Stormline" not in prompt
