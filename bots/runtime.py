@@ -58,10 +58,9 @@ def build_understander(settings: Settings) -> Understander:
 def build_recommender(settings: Settings) -> Recommender:
     """Celery workers (scaled: no torch in this process) or the same scoring in-process."""
     if settings.recommender == "celery":
-        from workers.app import QUEUE
         from workers.client import CeleryRecommender
 
-        metrics.watch_queues(settings.celery_broker_url, [QUEUE])
+        metrics.watch_queues(settings.celery_broker_url, [settings.celery_queue])
         return metrics.MeasuredRecommender(CeleryRecommender(settings), "celery")
     from workers.recommender.service import ScoringService
 

@@ -24,10 +24,12 @@ from core.settings import Settings
 from tests.workers.slow_job import SLOW_TASK
 
 celery_app = pytest.importorskip("workers.app", reason="workers/app.py has not landed yet")
-QUEUE, build_app = celery_app.QUEUE, celery_app.build_app
+build_app = celery_app.build_app
+QUEUE = f"concierge.score.ops-test-{uuid.uuid4().hex[:8]}"  # this run's own queue
 
 REPO = Path(__file__).resolve().parents[2]
 BROKER = "redis://127.0.0.1:6379/15"
+SETTINGS = Settings(celery_broker_url=BROKER, celery_result_backend=BROKER, celery_queue=QUEUE)
 
 
 def free_port() -> int:
@@ -43,6 +45,7 @@ def environment(tmp_path: Path, **extra: str) -> dict[str, str]:
         "HF_HUB_OFFLINE": "1",
         "CONCIERGE_CELERY_BROKER_URL": BROKER,
         "CONCIERGE_CELERY_RESULT_BACKEND": BROKER,
+        "CONCIERGE_CELERY_QUEUE": QUEUE,
         "CONCIERGE_RECOMMENDER": "celery",
         "CONCIERGE_RECOMMENDER_DIR": str(tmp_path / "model"),
         "CONCIERGE_SQLITE_PATH": str(tmp_path / "state.sqlite3"),
@@ -60,7 +63,7 @@ def start_worker(tmp_path: Path, name: str, **extra: str) -> subprocess.Popen[st
         cwd=tmp_path, env=environment(tmp_path, **extra), text=True,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
     )
-    app = build_app(Settings(celery_broker_url=BROKER, celery_result_backend=BROKER))
+    app = build_app(SETTINGS)
     try:
         wait_for(lambda: worker.poll() is not None
                  or app.control.ping(destination=[hostname], timeout=0.5), 90)
@@ -105,7 +108,7 @@ def broker(tmp_path: Path) -> Iterator[redis.Redis]:
 def test_sigterm_mid_job_finishes_it_and_keeps_the_queued_one(
     tmp_path: Path, broker: redis.Redis
 ) -> None:
-    app = build_app(Settings(celery_broker_url=BROKER, celery_result_backend=BROKER))
+    app = build_app(SETTINGS)
     worker = start_worker(tmp_path, "first")
     try:
         running = app.send_task(SLOW_TASK, args=[str(tmp_path / "one"), 3.0])
