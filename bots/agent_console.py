@@ -36,12 +36,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from core.deliveries import Deliveries, customer_topic
-from core.escalation import Refused, SupportDesk, last_turns, summarize, trend
-from core.messages import Reply
-from core.settings import Settings
-from core.state import ConversationState, EscalationState, StoreUnavailable
-from core.tickets import ACTIVE, Ticket
+from core.handover.deliveries.store import Deliveries, customer_topic
+from core.handover.escalation import Refused, SupportDesk, last_turns, summarize, trend
+from core.turn.messages import Reply
+from core.infra.settings import Settings
+from core.state.store import ConversationState, EscalationState, StoreUnavailable
+from core.handover.tickets.store import ACTIVE, Ticket
 
 PROMPT = "agent> "
 WATCH_S = 0.3  # how often the console looks for news
@@ -224,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--agent", default=None, help="your agent id (default: your login name)")
     parser.add_argument("--name", default=None, help="the name customers see (default: none)")
     args = parser.parse_args(argv)
-    from bots.runtime import build_desk, configure_logging
+    from bots.wiring import build_desk, configure_logging
 
     settings = Settings()
     configure_logging(settings, default_level="WARNING")
@@ -252,7 +252,7 @@ if __name__ == "__main__":
 
 def _receive(settings: Settings, topic: str, results: Any, ready: Any) -> None:
     """The customer's side of the benchmark, in its own process: a delivery loop."""
-    from bots.runtime import build_deliveries_queue
+    from bots.wiring import build_deliveries_queue
 
     def send_reply(conversation_id: str, reply: Reply) -> None:
         results.put((reply.text, time.time()))
@@ -270,7 +270,7 @@ def bench(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--replies", type=int, default=100)
     parser.add_argument("--backend", choices=("sqlite", "redis", "both"), default="both")
     args = parser.parse_args(argv)
-    from bots.runtime import build_desk, configure_logging
+    from bots.wiring import build_desk, configure_logging
 
     base = Settings()
     configure_logging(base, default_level="WARNING")

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("chat",): ("bots.terminal:main", "chat with the demo store in the terminal"),
     ("telegram",): ("bots.telegram:main", "serve customers in Telegram (polling or webhook)"),
-    ("slack",): ("bots.slack:main", "serve customers and agents in Slack (HTTP or Socket Mode)"),
+    ("slack",): ("bots.slack.customers:main", "serve customers and agents in Slack (HTTP or Socket Mode)"),
     ("agent",): ("bots.agent_console:main", "agent console: answer escalated conversations"),
     ("worker",): ("workers.recommender.cli:worker_main", "a Celery worker that scores products"),
     ("understand",): ("workers.nlu.cli:understand_main", "JSON lines in, understanding out"),

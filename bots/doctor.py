@@ -25,9 +25,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import SecretStr, ValidationError
 
-from core.health import model_version
-from core.logs import configure
-from core.settings import Settings
+from core.infra.health import model_version
+from core.infra.logs import configure
+from core.infra.settings import Settings
 
 Status = Literal["ok", "fail", "skip"]
 ROLES = ("chat", "telegram", "slack", "worker", "flower")
@@ -162,8 +162,8 @@ def check_redis(check: str, url: str, env: str) -> Finding:
 
 
 def check_demo_store(settings: Settings) -> Finding:
-    from core.demo_store import load_store
-    from core.jsonl import StoreDataError
+    from core.shop.demo.generator import load_store
+    from core.shop.jsonl import StoreDataError
 
     try:
         store = load_store(settings.demo_dir)
@@ -176,8 +176,8 @@ def check_demo_store(settings: Settings) -> Finding:
 
 
 def check_sqlite(path: Path) -> Finding:
-    from core.sqlite_store import SqliteStateStore
-    from core.state import StoreUnavailable
+    from core.state.sqlite import SqliteStateStore
+    from core.state.store import StoreUnavailable
 
     try:
         SqliteStateStore(path)
@@ -241,10 +241,10 @@ def check_llm(settings: Settings) -> Finding:
     """The endpoint answers an understanding request with output that fits the schema."""
     from dataclasses import replace
 
-    from core.llm import LlmClient, LlmConfig, LlmError
-    from core.state import ConversationState
-    from core.taxonomy import TaxonomyError, load_taxonomy
-    from core.understanders import Verdict, render_prompt, verdict_schema
+    from core.llm.client import LlmClient, LlmConfig, LlmError
+    from core.state.store import ConversationState
+    from core.turn.taxonomy import TaxonomyError, load_taxonomy
+    from core.llm.understanders import Verdict, render_prompt, verdict_schema
 
     base = settings.llm_base_url
     try:

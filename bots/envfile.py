@@ -23,8 +23,8 @@ from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from core import settings as settings_module
-from core.settings import REPO_ROOT, Settings
+from core.infra import settings as settings_module
+from core.infra.settings import REPO_ROOT, Settings
 
 ENV_EXAMPLE = REPO_ROOT / ".env.example"
 HEADER = """\

@@ -12,10 +12,10 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from core.conversation import Conversation
-from core.deliveries import Deliveries, customer_topic
-from core.messages import Reply
-from core.settings import Settings
+from core.turn.conversation import Conversation
+from core.handover.deliveries.store import Deliveries, customer_topic
+from core.turn.messages import Reply
+from core.infra.settings import Settings
 
 SEND_TIMEOUT_S = 60.0  # a send slower than this counts as failed; the delivery is retried
 
@@ -43,7 +43,7 @@ def start_customer_deliveries(
 
     Call it from the adapter's running event loop (e.g. a startup hook), or pass the loop.
     """
-    from bots.runtime import start_customer_deliveries as start
+    from bots.wiring import start_customer_deliveries as start
 
     loop = loop or asyncio.get_running_loop()
     topic = customer_topic(platform, f"{platform}:*")

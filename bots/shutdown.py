@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from types import FrameType, TracebackType
 
-from core.logs import event
+from core.infra.logs import event
 
 log = logging.getLogger(__name__)
 

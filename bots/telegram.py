@@ -38,13 +38,13 @@ from telegram.ext import (
 )
 
 from bots.layout import rows, split_text, utf16_units
-from bots.ledger import Ledger, fits, full_payload, open_ledger, short_payloads
-from bots.turn import ConversationOrder, Handler, run_turn
-from core import logs
-from core.health import serve as serve_health
-from core.logs import event
-from core.messages import Button, Incoming, Reply
-from core.settings import Settings
+from bots.ledger.store import Ledger, fits, full_payload, open_ledger, short_payloads
+from bots.channel import ConversationOrder, Handler, run_turn
+from core.infra import logs
+from core.infra.health import serve as serve_health
+from core.infra.logs import event
+from core.turn.messages import Button, Incoming, Reply
+from core.infra.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -324,7 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if settings.telegram_token is None:
         print("Set CONCIERGE_TELEGRAM_TOKEN to the token @BotFather gave you.", file=sys.stderr)
         return 2
-    from bots.runtime import build_conversation  # the core's wiring, shared by every adapter
+    from bots.wiring import build_conversation  # the core's wiring, shared by every adapter
 
     conversation = build_conversation(settings)
     ledger = open_ledger(settings)

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import TextIO
 
 from bots.shutdown import Shutdown, TurnAbandoned
-from core.conversation import Conversation
-from core.deliveries import customer_topic
-from core.health import serve
-from core.messages import Button, Incoming, Reply
-from core.settings import Settings
+from core.turn.conversation import Conversation
+from core.handover.deliveries.store import customer_topic
+from core.infra.health import serve
+from core.turn.messages import Button, Incoming, Reply
+from core.infra.settings import Settings
 
 PROMPT = "you> "
 BUTTONS_PER_LINE = 3
@@ -117,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="chat as this demo customer (e.g. C0001); default: a new customer",
     )
     args = parser.parse_args(argv)
-    from bots.runtime import build_conversation, configure_logging
+    from bots.wiring import build_conversation, configure_logging
 
     settings = Settings()
     configure_logging(settings, default_level="WARNING")
@@ -127,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def serve_chat(settings: Settings, conversation: Conversation, user_id: str) -> int:
     """Chat on stdin/stdout until the input ends or SIGTERM; the turn in flight finishes."""
-    from bots.runtime import start_customer_deliveries
+    from bots.wiring import start_customer_deliveries
 
     conversation_id = new_conversation_id(user_id)
     outbox = TerminalOutbox(sys.stdout)
@@ -177,7 +177,7 @@ def bench(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--turns", type=int, default=200)
     parser.add_argument("--user", default="C0001")
     args = parser.parse_args(argv)
-    from bots.runtime import build_conversation, configure_logging
+    from bots.wiring import build_conversation, configure_logging
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(sqlite_path=Path(tmp) / "bench.sqlite3", state_backend="sqlite")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-from core.settings import Settings
+from core.infra.settings import Settings
 
 SCORE_TASK = "workers.score"
 SCORE_MANY_TASK = "workers.score_many"

@@ -17,9 +17,9 @@ from celery.exceptions import TimeoutError as ResultTimeout
 from kombu.exceptions import KombuError, OperationalError
 from redis.exceptions import RedisError
 
-from core.logs import event
-from core.recommendation import RecommendationRequest, RecommenderUnavailable, Suggestion
-from core.settings import Settings
+from core.infra.logs import event
+from core.turn.recommendation import RecommendationRequest, RecommenderUnavailable, Suggestion
+from core.infra.settings import Settings
 from workers.app import SCORE_TASK, build_app
 
 log = logging.getLogger(__name__)

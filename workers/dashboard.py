@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from core.logs import configure
-from core.settings import Settings
+from core.infra.logs import configure
+from core.infra.settings import Settings
 
 DEFAULT_PORT = 5555
 

@@ -16,10 +16,10 @@ from celery import Celery
 from celery.signals import worker_ready, worker_shutting_down
 from celery.worker.control import inspect_command
 
-from core import metrics
-from core.health import HealthServer, model_version, serve
-from core.logs import event
-from core.settings import Settings
+from core.infra import metrics
+from core.infra.health import HealthServer, model_version, serve
+from core.infra.logs import event
+from core.infra.settings import Settings
 
 log = logging.getLogger(__name__)
 

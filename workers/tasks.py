@@ -10,9 +10,9 @@ from typing import Any
 from celery import Task, shared_task
 from celery.signals import worker_process_init
 
-from core.logs import event
-from core.recommendation import RecommendationRequest
-from core.settings import Settings
+from core.infra.logs import event
+from core.turn.recommendation import RecommendationRequest
+from core.infra.settings import Settings
 from workers.app import SCORE_MANY_TASK, SCORE_TASK
 from workers.encoder import configure_torch
 from workers.recommender.service import ScoringService

@@ -8,7 +8,7 @@ stand-in Web API. The clock starts when the platform side sends the message and 
 peer receives the reply's sendMessage / chat.postMessage call (both on this machine's clock).
 
 `--core echo` answers at once with three buttons, so the figures are the adapters' own cost;
-`--core conversation` runs the real core from `bots.runtime.build_conversation(settings)`.
+`--core conversation` runs the real core from `bots.wiring.build_conversation(settings)`.
 Prints one line per path (with the median time spent inside the core's turn, so the adapter's
 own share is the difference) and a final JSON line.
 """
@@ -30,12 +30,13 @@ from typing import Any
 from aiohttp import web
 from pydantic import SecretStr
 
-from bots import slack, telegram
-from bots.ledger import SqliteLedger
-from bots.turn import Handler
-from core import logs
-from core.messages import Button, CollectingOutbox, Incoming, Outbox, Reply
-from core.settings import Settings
+from bots.slack.customers import customers as slack
+from bots import telegram
+from bots.ledger.store import SqliteLedger
+from bots.channel import Handler
+from core.infra import logs
+from core.turn.messages import Button, CollectingOutbox, Incoming, Outbox, Reply
+from core.infra.settings import Settings
 from tests.bots.peers import (
     LoopThread,
     SlackWebApi,
@@ -280,7 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         workdir = Path(directory)
         core: Handler = echo
         if args.core == "conversation":
-            from bots.runtime import build_conversation
+            from bots.wiring import build_conversation
 
             # The configured core, with its state and tickets in a scratch file.
             settings = Settings(sqlite_path=workdir / "concierge.sqlite3")

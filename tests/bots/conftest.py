@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bots.ledger import SqliteLedger
-from core.messages import Button, Incoming, Outbox, Reply
+from bots.ledger.store import SqliteLedger
+from core.turn.messages import Button, Incoming, Outbox, Reply
 
 LONG_PAYLOAD = "details:" + "P" * 80  # longer than Telegram's 64-byte callback data
 BUTTONS = (

@@ -10,15 +10,15 @@ from __future__ import annotations
 import sys
 import time
 
-from bots.runtime import configure_logging
+from bots.wiring import configure_logging
 from bots.terminal import serve_chat
-from core.conversation import Conversation, Services
-from core.demo_store import load_store
-from core.recommendation import RecommendationRequest, RecommenderUnavailable, Suggestion
-from core.settings import Settings
-from core.sqlite_store import SqliteStateStore
-from core.state import ConversationState
-from core.understanding import Intent, Understanding
+from core.turn.conversation import Conversation, Services
+from core.shop.demo.generator import load_store
+from core.turn.recommendation import RecommendationRequest, RecommenderUnavailable, Suggestion
+from core.infra.settings import Settings
+from core.state.sqlite import SqliteStateStore
+from core.state.store import ConversationState
+from core.turn.understanding import Intent, Understanding
 
 
 class SlowUnderstander:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from bots import envfile
-from core.settings import Settings
+from core.infra.settings import Settings
 
 
 def test_env_example_lists_every_setting() -> None:

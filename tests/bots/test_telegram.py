@@ -21,9 +21,9 @@ from bots.telegram import (
     send_reply,
     webhook_secret,
 )
-from bots.turn import SORRY
-from core.messages import Reply
-from core.settings import Settings
+from bots.channel import SORRY
+from core.turn.messages import Reply
+from core.infra.settings import Settings
 from tests.bots.conftest import BUTTONS, LONG_PAYLOAD, LONG_TEXT, Clerk, make_ledger
 from tests.bots.peers import (
     BOT_USERNAME,

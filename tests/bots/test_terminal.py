@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from bots.terminal import TerminalOutbox, render, to_incoming
-from core.demo_store import DEFAULT_DEMO_DIR, load_store
-from core.messages import Button, Incoming, Reply
+from core.shop.demo.generator import DEFAULT_DEMO_DIR, load_store
+from core.turn.messages import Button, Incoming, Reply
 
 REPO = Path(__file__).resolve().parents[2]
 

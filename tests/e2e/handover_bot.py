@@ -13,11 +13,11 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from bots import runtime
-from core.recommendation import RecommendationRequest, Suggestion
-from core.settings import Settings
-from core.state import ConversationState
-from core.understanding import Intent, Sentiment, Understanding
+from bots import wiring as runtime
+from core.turn.recommendation import RecommendationRequest, Suggestion
+from core.infra.settings import Settings
+from core.state.store import ConversationState
+from core.turn.understanding import Intent, Sentiment, Understanding
 
 ANGRY_WORDS = ("!", "ridiculous", "never", "late", "terrible")
 

@@ -24,7 +24,7 @@ from urllib.parse import urlencode
 
 import redis
 
-from core.tickets import RedisTicketStore, SqliteTicketStore, Ticket, TicketStore
+from core.handover.tickets.store import RedisTicketStore, SqliteTicketStore, Ticket, TicketStore
 from tests.bots.peers import (
     SlackWebApi,
     TelegramEmulator,

@@ -1,6 +1,6 @@
-"""`python -m bots.telegram` and `python -m bots.slack` as real processes, wired by main().
+"""`python -m bots.telegram` and `python -m bots.slack.customers` as real processes, wired by main().
 
-They build the core with `bots.runtime.build_conversation` from environment settings, exactly
+They build the core with `bots.wiring.build_conversation` from environment settings, exactly
 as in production, and talk to the local platform peers. Skipped only while the runtime cannot
 build a core from the lightest settings (keyword understanding, popularity recommender).
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from core.settings import REPO_ROOT
+from core.infra.settings import REPO_ROOT
 from tests.bots.peers import (
     LoopThread,
     SlackWebApi,
@@ -126,7 +126,7 @@ def test_slack_process_answers_a_customer(environment, logs_dir):
         "CONCIERGE_SLACK_PORT": str(port),
     }
     log = logs_dir / "slack.log"
-    process = spawn("bots.slack", env, log)
+    process = spawn("bots.slack.customers", env, log)
     try:
         listening(port, process, log)
         ts = "1700008000.000100"
@@ -164,7 +164,7 @@ def test_slack_socket_mode_process_answers_a_customer(environment, logs_dir):
         "CONCIERGE_SLACK_API_URL": api.base_url,
     }
     log = logs_dir / "slack-socket.log"
-    process = spawn("bots.slack", env, log)
+    process = spawn("bots.slack.customers", env, log)
     try:
         assert server.connected.wait(60), log.read_text(errors="replace")
         ts = "1700008100.000100"

@@ -19,16 +19,17 @@ import pytest
 from aiohttp import web
 from pydantic import SecretStr
 
-from bots import slack, telegram
-from bots.ledger import SqliteLedger
-from core.catalog import Catalog
-from core.conversation import Conversation, Services
-from core.demo_store import DEFAULT_DEMO_DIR, load_store
-from core.recommendation import Evidence, RecommendationRequest, Suggestion
-from core.settings import Settings
-from core.sqlite_store import SqliteStateStore
-from core.state import ConversationState
-from core.understanding import Intent, Slots, Understanding
+from bots.slack.customers import customers as slack
+from bots import telegram
+from bots.ledger.store import SqliteLedger
+from core.shop.catalog import Catalog
+from core.turn.conversation import Conversation, Services
+from core.shop.demo.generator import DEFAULT_DEMO_DIR, load_store
+from core.turn.recommendation import Evidence, RecommendationRequest, Suggestion
+from core.infra.settings import Settings
+from core.state.sqlite import SqliteStateStore
+from core.state.store import ConversationState
+from core.turn.understanding import Intent, Slots, Understanding
 from tests.bots.peers import (
     BOT_USER,
     TEAM,

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from bots.slack_agents import NOT_AN_AGENT
-from core import replies
+from bots.slack.desk import NOT_AN_AGENT
+from core.turn import replies
 from tests.bots.peers import SlackWebApi, TelegramEmulator, wait_until
 from tests.e2e.handover_world import (
     DANA,

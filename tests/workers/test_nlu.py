@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.llm import LlmClient, LlmConfig
-from core.settings import Settings
-from core.state import ConversationState
-from core.taxonomy import DEFAULT_PATH, load_labelled, load_taxonomy
-from core.understanders import CascadeUnderstander, LlmUnderstander
-from core.understanding import Intent, Sentiment
-from tests.core.conftest import StandIn, stand_in  # noqa: F401  (fixture)
+from core.llm.client import LlmClient, LlmConfig
+from core.infra.settings import Settings
+from core.state.store import ConversationState
+from core.turn.taxonomy import DEFAULT_PATH, load_labelled, load_taxonomy
+from core.llm.understanders import CascadeUnderstander, LlmUnderstander
+from core.turn.understanding import Intent, Sentiment
+from tests.conftest import StandIn, stand_in  # noqa: F401  (fixture)
 from workers.encoder import configure_torch
 from workers.nlu.bench import read_labelled, split
 from workers.nlu.cli import bench_main, train_main, understand_lines

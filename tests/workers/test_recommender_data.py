@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core.settings import Settings
+from core.infra.settings import Settings
 from workers.recommender.data import load_beauty, load_demo, load_files
 from workers.recommender.split import leave_one_out
 

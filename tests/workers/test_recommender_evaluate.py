@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core.settings import Settings
+from core.infra.settings import Settings
 from tests.workers.conftest import TinyStore
 from workers.recommender.cli import eval_main, train_main
 

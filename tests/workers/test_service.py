@@ -6,9 +6,9 @@ import random
 
 import pytest
 
-from core.catalog import Product
-from core.evidence import has_tag, product_stems, stem
-from core.recommendation import RecommendationRequest
+from core.shop.catalog import Product
+from core.turn.evidence import has_tag, product_stems, stem
+from core.turn.recommendation import RecommendationRequest
 from tests.workers.conftest import TinyStore
 from workers.encoder import encode
 from workers.recommender import model as model_module

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from core.health import model_version
-from core.settings import Settings
+from core.infra.health import model_version
+from core.infra.settings import Settings
 from tests.workers.slow_job import SLOW_TASK
 
 celery_app = pytest.importorskip("workers.app", reason="workers/app.py has not landed yet")

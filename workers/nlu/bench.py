@@ -20,8 +20,8 @@ from pathlib import Path
 
 from sklearn.metrics import accuracy_score, f1_score
 
-from core.state import ConversationState
-from core.taxonomy import load_labelled, load_taxonomy
+from core.state.store import ConversationState
+from core.turn.taxonomy import load_labelled, load_taxonomy
 from workers.nlu.model import WEIGHTS, NluConfig
 from workers.nlu.training import train_model, training_sets
 from workers.nlu.understander import LocalUnderstander

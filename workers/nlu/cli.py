@@ -21,15 +21,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from core.llm import LlmClient, LlmConfig
-from core.logs import configure
-from core.settings import Settings
-from core.slots import Vocabulary
-from core.state import ConversationState, Turn
-from core.taxonomy import DEFAULT_PATH as DEFAULT_TAXONOMY
-from core.taxonomy import TaxonomyError, load_taxonomy
-from core.understanders import CascadeUnderstander, LlmUnderstander
-from core.understanding import Understander
+from core.llm.client import LlmClient, LlmConfig
+from core.infra.logs import configure
+from core.infra.settings import Settings
+from core.turn.slots import Vocabulary
+from core.state.store import ConversationState, Turn
+from core.turn.taxonomy import DEFAULT_PATH as DEFAULT_TAXONOMY
+from core.turn.taxonomy import TaxonomyError, load_taxonomy
+from core.llm.understanders import CascadeUnderstander, LlmUnderstander
+from core.turn.understanding import Understander
 from workers.encoder import configure_torch
 from workers.nlu.bench import bench_classifier, bench_dataset, bench_heldout, read_labelled
 from workers.nlu.model import NluConfig
@@ -122,7 +122,7 @@ def load_vocabulary(settings: Settings) -> Vocabulary:
     if not path.exists():
         log.warning("no catalog at %s: slots without categories, attributes or products", path)
         return Vocabulary()
-    from core.catalog import JsonlCatalog
+    from core.shop.catalog import JsonlCatalog
 
     return Vocabulary.from_catalog(JsonlCatalog.load(path))
 

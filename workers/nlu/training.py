@@ -20,8 +20,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
-from core.logs import event
-from core.taxonomy import Taxonomy, load_taxonomy
+from core.infra.logs import event
+from core.turn.taxonomy import Taxonomy, load_taxonomy
 from workers.nlu.model import (
     SUMMARY,
     WEIGHTS,

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import torch
 
-from core.logs import event
-from core.slots import Vocabulary, extract_slots
-from core.state import ConversationState
-from core.understanders import to_intent
-from core.understanding import Intent, Sentiment, Understanding
+from core.infra.logs import event
+from core.turn.slots import Vocabulary, extract_slots
+from core.state.store import ConversationState
+from core.llm.understanders import to_intent
+from core.turn.understanding import Intent, Sentiment, Understanding
 from workers.nlu.model import NluModel
 
 log = logging.getLogger(__name__)

@@ -13,8 +13,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from core.logs import configure
-from core.settings import Settings
+from core.infra.logs import configure
+from core.infra.settings import Settings
 from workers.recommender.data import InteractionData, load_beauty, load_demo, load_files
 
 

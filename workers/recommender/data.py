@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from core.logs import event
+from core.infra.logs import event
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from core.logs import event
+from core.infra.logs import event
 from workers.recommender import model as model_module
 from workers.recommender.data import InteractionData
 from workers.recommender.model import Recommender, pad_histories

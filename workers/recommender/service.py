@@ -24,11 +24,11 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from core.catalog import Product
-from core.evidence import gather, has_tag, in_category
-from core.logs import event
-from core.recommendation import RecommendationRequest, Suggestion
-from core.settings import Settings
+from core.shop.catalog import Product
+from core.turn.evidence import gather, has_tag, in_category
+from core.infra.logs import event
+from core.turn.recommendation import RecommendationRequest, Suggestion
+from core.infra.settings import Settings
 from workers.recommender import model as model_module
 from workers.recommender.data import ItemRecord, item_record, load_beauty
 from workers.recommender.model import Recommender, pad_histories
@@ -103,7 +103,7 @@ class ScoringService:
     def from_settings(
         cls, settings: Settings, config: ServiceConfig = ServiceConfig()
     ) -> ScoringService:
-        from core.catalog import JsonlCatalog
+        from core.shop.catalog import JsonlCatalog
         from workers.encoder import encode
 
         model, _ = model_module.load(settings.recommender_dir)

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from core.logs import event
+from core.infra.logs import event
 from workers.recommender import model as model_module
 from workers.recommender.data import InteractionData, text_embeddings
 from workers.recommender.model import Recommender, RecommenderConfig, pad_histories

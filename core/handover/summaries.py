@@ -1,0 +1,68 @@
+"""Ticket summaries for support agents: an LLM's briefing when one is configured.
+
+The model only fills a schema (one field of text, shown to agents, never acted upon); personal
+data is masked before the transcript leaves the process; on any failure the template summary
+from `core.handover.escalation.summarize` is used and the reason logged.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from pydantic import BaseModel, Field
+
+from core.handover.escalation import summarize, trend
+from core.llm.client import LlmClient, LlmError
+from core.infra.logs import event
+from core.llm.pii import mask_pii
+from core.llm.prompts import render
+from core.handover.tickets.store import Ticket
+
+log = logging.getLogger(__name__)
+
+PROMPT = "summarize_ticket_v1"
+TRANSCRIPT_LINES = 12
+LINE_CHARS = 300
+SUMMARY_CHARS = 400
+
+
+class Briefing(BaseModel):
+    summary: str = Field(min_length=1, max_length=2000)
+
+
+class LlmSummarizer:
+    """`summarizer(ticket)` -> a short briefing; the template's when the LLM gives none."""
+
+    def __init__(self, client: LlmClient) -> None:
+        self.client = client
+
+    def __call__(self, ticket: Ticket) -> str:
+        prompt = render(
+            PROMPT,
+            reason=ticket.reason,
+            trend=trend(ticket.sentiment_trend),
+            transcript=transcript(ticket),
+        )
+        try:
+            briefing = self.client.complete_json(
+                [{"role": "user", "content": prompt}], Briefing, name="ticket_summary"
+            )
+        except LlmError as exc:
+            event(log, "summary.fallback", logging.WARNING, ticket=ticket.id, reason=exc.reason)
+            return summarize(ticket)
+        text = " ".join(briefing.summary.split())
+        if not text:
+            return summarize(ticket)
+        clipped = text if len(text) <= SUMMARY_CHARS else text[: SUMMARY_CHARS - 1] + "…"
+        return f"{clipped} (AI summary; reason: {ticket.reason})"
+
+
+def transcript(ticket: Ticket) -> str:
+    """The last lines of the conversation with personal data masked, one 'role: text' a line."""
+    lines = []
+    for entry in ticket.transcript[-TRANSCRIPT_LINES:]:
+        if entry.role == "note":
+            continue  # agents' internal notes are not the customer's story
+        text = mask_pii(entry.text).text[:LINE_CHARS].replace("\n", " ")
+        lines.append(f"{entry.role}: {text}")
+    return "\n".join(lines) or "(empty)"

@@ -1,0 +1,144 @@
+"""All configuration, read once from the environment (prefix CONCIERGE_) and `.env`.
+
+Build one `Settings` in `main()` and pass it down; nothing else reads the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CONCIERGE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # Where things live.
+    demo_dir: Path = REPO_ROOT / "data" / "demo"  # catalog, orders, customers and FAQ files
+    models_dir: Path = REPO_ROOT / "models"  # trained models: nlu/, recommender-demo/
+    data_dir: Path = Field(
+        default=REPO_ROOT.parent / "shared" / "data",
+        description="public datasets for training and benchmarks",
+    )
+
+    # Conversation state: SQLite file (embedded default) or Redis (several bot processes).
+    state_backend: Literal["sqlite", "redis"] = "sqlite"
+    sqlite_path: Path = REPO_ROOT / "var" / "concierge.sqlite3"  # state file (sqlite backend)
+    redis_url: str = "redis://127.0.0.1:6379/0"  # state, locks and tickets (redis backend)
+    redis_prefix: str = "concierge"  # key prefix, so several deployments can share a Redis
+
+    # Understanding: the local model, an LLM (local model as fallback), or cascade (local
+    # first, the LLM only when the local model is unsure).
+    understander: Literal["local", "llm", "cascade"] = "local"
+    nlu_taxonomy: Path = REPO_ROOT / "data" / "nlu" / "intents.yaml"  # intents and examples
+    nlu_dir: Path | None = Field(
+        default=None, description="the trained local model; None means models_dir / 'nlu'"
+    )
+    nlu_threads: int = 1  # torch threads for the local model in this process
+    cascade_threshold: float = 0.6  # local confidence below this asks the LLM
+    # Any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp server).
+    llm_base_url: str = "http://127.0.0.1:8080/v1"
+    llm_model: str = "gemma-3-270m"  # model name the endpoint serves
+    llm_api_key: SecretStr | None = None  # None for local servers that need no key
+    llm_timeout_s: float = 10.0  # one request; then it counts as failed
+    llm_retries: int = 2  # extra attempts after timeouts, connection errors, 429 and 5xx
+    llm_backoff_s: float = 0.5  # first wait between attempts; doubles each time
+    llm_breaker_failures: int = 5  # failed calls in a row that stop calls to the LLM
+    llm_breaker_reset_s: float = 30.0  # then one trial call after this long
+
+    # Explanations of suggestions: the template, or an LLM phrasing the same evidence (any
+    # sentence naming a fact not in the evidence is replaced by the template).
+    explanations: Literal["template", "llm"] = "template"
+
+    # Recommender: the model scored in this process, or by Celery workers.
+    recommender: Literal["inprocess", "celery"] = "inprocess"
+    # The trained model folder; filled in from models_dir when not set.
+    recommender_dir: Path = Field(
+        default_factory=lambda data: data["models_dir"] / "recommender-demo"
+    )
+    # What the scoring service serves: the demo store, or the Amazon Beauty items (benchmarks).
+    recommender_catalog: Literal["demo", "amazon-beauty"] = "demo"
+    celery_broker_url: str = "redis://127.0.0.1:6379/1"  # where scoring jobs queue
+    celery_result_backend: str = "redis://127.0.0.1:6379/1"  # where scores come back
+    celery_queue: str = "concierge.score"  # separate queues keep deployments (and test runs) apart
+    worker_threads: int = 1  # torch threads per worker process (and for training)
+    worker_concurrency: int = 1  # worker processes per `concierge worker`
+    score_timeout_s: float = 3.0  # a bot waits this long for a scoring job, then degrades
+    task_time_limit_s: float = 30.0  # a job running longer is killed; the soft limit is 80%
+    result_expires_s: int = 600  # uncollected results are dropped after this
+    # An unacknowledged job whose worker vanished is redelivered after this long.
+    broker_visibility_timeout_s: float = 60.0
+
+    # Logging.
+    log_level: str = "INFO"  # DEBUG, INFO, WARNING or ERROR
+    log_format: Literal["text", "json"] = "text"  # json for log collectors
+
+    # Health and Prometheus metrics over HTTP (/healthz, /metrics); port 0 serves none.
+    metrics_host: str = "127.0.0.1"  # 0.0.0.0 only inside a container network
+    metrics_port: int = 0  # e.g. 9100; every process needs its own port on one host
+    # SIGTERM: the turn in flight may finish within this many seconds, then the process exits.
+    shutdown_grace_s: float = 20.0
+
+    # Turn handling.
+    lock_timeout_s: float = 30.0  # wait this long for a conversation busy in another turn
+
+    # Chat adapters: records they keep (delivery ids seen, long button payloads, threads joined).
+    adapter_ledger_ttl_s: int = 30 * 24 * 3600
+
+    # Telegram. Long polling unless a public webhook URL is set.
+    telegram_token: SecretStr | None = None
+    telegram_webhook_url: str | None = None  # public https URL Telegram posts updates to
+    telegram_webhook_secret: SecretStr | None = None  # defaults to one derived from the token
+    telegram_bind_host: str = "127.0.0.1"  # webhook listener address
+    telegram_port: int = 8443  # webhook listener port
+    telegram_base_url: str = "https://api.telegram.org"  # a Bot API server or the test emulator
+    telegram_poll_interval_s: float = 0.0  # pause between getUpdates calls (emulators need > 0)
+
+    # Slack. HTTP Events API (signing secret) or Socket Mode (app-level token).
+    slack_mode: Literal["http", "socket"] = "http"
+    slack_bot_token: SecretStr | None = None  # xoxb-...
+    slack_signing_secret: SecretStr | None = None  # HTTP mode
+    slack_app_token: SecretStr | None = None  # xapp-..., Socket Mode
+    slack_bind_host: str = "127.0.0.1"  # HTTP mode listener address
+    slack_port: int = 3000  # HTTP mode listener port
+    slack_path: str = "/slack/events"  # events and interactivity both post here
+    slack_api_url: str = "https://slack.com/api/"  # Slack Web API base URL
+
+    @property
+    def nlu_path(self) -> Path:
+        return self.nlu_dir if self.nlu_dir is not None else self.models_dir / "nlu"
+
+    # Hand-over to people: tickets live with the state (same SQLite file, or the same Redis).
+    escalation: Literal["on", "off"] = "on"
+    escalation_sla_s: float = Field(
+        default=300.0, description="an unclaimed ticket this old gets an update and a reminder"
+    )
+    delivery_lease_s: float = Field(
+        default=30.0, description="a taken delivery not acknowledged this long is taken again"
+    )
+    delivery_wait_s: float = 1.0  # longest wait of a delivery loop for the next message
+    delivery_poll_s: float = 0.05  # how often a SQLite delivery loop looks for new messages
+
+    # Escalation thresholds (see core.turn.policy.PolicyConfig).
+    policy_negative_window: int = 3  # recent customer turns looked at for negative sentiment
+    policy_negative_needed: int = 2  # negative turns in that window that escalate
+    policy_worsening_turns: int = 3  # sentiment falling this many turns in a row (0: off)
+    policy_low_confidence: float = 0.45  # understanding below this counts as not understood
+    policy_low_confidence_turns: int = 3  # not understood this many turns in a row escalates
+    policy_not_for_me_turns: int = 3  # "not for me" pressed this many times in a row escalates
+    policy_complaint_window: int = 4  # recent customer turns looked at for complaints
+    policy_complaints_needed: int = 2  # complaints in that window that escalate
+
+    # The support team's side in a chat workspace: where tickets are posted, who may act.
+    support_channel: str | None = None  # channel id tickets are posted to (a thread each)
+    support_agents: list[str] = Field(
+        default_factory=list, description="user ids allowed to claim, answer and close tickets"
+    )
+    support_agent_group: str | None = None  # a user group whose members may act, too
+    support_summary: Literal["template", "llm"] = "template"  # llm: a briefing by the LLM_* model

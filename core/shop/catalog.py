@@ -1,0 +1,139 @@
+"""The product catalog: `Product`, the `Catalog` protocol and a JSON-lines implementation."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.shop.jsonl import StoreDataError, read_jsonl
+
+_WORD = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
+
+
+class Product(BaseModel):
+    """One sellable item of the store."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(pattern=r"^P\d{4}$")
+    title: str = Field(min_length=1)
+    brand: str
+    category: str
+    subcategory: str
+    price: float = Field(gt=0)
+    currency: str = "USD"
+    colors: tuple[str, ...] = ()
+    sizes: tuple[str, ...] = ()
+    description: str
+    attributes: tuple[str, ...] = ()
+    rating: float = Field(ge=1, le=5)
+    review_count: int = Field(ge=0)
+    stock: int = Field(ge=0)
+    materials: str = ""
+    warranty_months: int = Field(ge=0)
+
+    @property
+    def in_stock(self) -> bool:
+        return self.stock > 0
+
+
+class Catalog(Protocol):
+    """Read access to the store's products."""
+
+    def get(self, item_id: str) -> Product | None: ...
+
+    def all(self) -> Sequence[Product]: ...
+
+    def categories(self) -> tuple[str, ...]: ...
+
+    def attributes(self) -> tuple[str, ...]: ...
+
+    def colors(self) -> tuple[str, ...]: ...
+
+    def find_by_title(self, text: str) -> Product | None: ...
+
+
+def title_tokens(text: str) -> list[str]:
+    """Lower-case word tokens of a title or message, possessive endings dropped."""
+    return [re.sub(r"['’]s$", "", token) for token in _WORD.findall(text.lower())]
+
+
+class JsonlCatalog:
+    """A `Catalog` held in memory, loaded from a catalog.jsonl file."""
+
+    # Share of a title's weight a message must mention before the title counts as named.
+    MIN_TITLE_COVERAGE = 0.5
+
+    def __init__(self, products: Sequence[Product]) -> None:
+        self._products = tuple(sorted(products, key=lambda product: product.id))
+        self._by_id = {product.id: product for product in self._products}
+        if len(self._by_id) != len(self._products):
+            raise ValueError("duplicate product ids")
+        self._title_tokens = {
+            product.id: frozenset(title_tokens(product.title)) for product in self._products
+        }
+        document_frequency: Counter[str] = Counter()
+        for tokens in self._title_tokens.values():
+            document_frequency.update(tokens)
+        count = len(self._products)
+        self._idf = {
+            token: math.log(1 + count / frequency)
+            for token, frequency in document_frequency.items()
+        }
+
+    @classmethod
+    def load(cls, path: Path) -> JsonlCatalog:
+        products = read_jsonl(path, Product)
+        seen: set[str] = set()
+        for number, product in enumerate(products, start=1):
+            if product.id in seen:
+                raise StoreDataError(path, f"duplicate product id {product.id}", number)
+            seen.add(product.id)
+        return cls(products)
+
+    def get(self, item_id: str) -> Product | None:
+        return self._by_id.get(item_id.strip().upper())
+
+    def all(self) -> Sequence[Product]:
+        return self._products
+
+    def categories(self) -> tuple[str, ...]:
+        return tuple(sorted({product.category for product in self._products}))
+
+    def attributes(self) -> tuple[str, ...]:
+        return tuple(sorted({tag for product in self._products for tag in product.attributes}))
+
+    def colors(self) -> tuple[str, ...]:
+        return tuple(sorted({color for product in self._products for color in product.colors}))
+
+    def find_by_title(self, text: str) -> Product | None:
+        """The product whose title the text names best, by IDF-weighted token overlap.
+
+        A title counts as named when the matched tokens carry at least half of the title's
+        weight and at least two title words appear; otherwise None.
+        """
+        words = set(title_tokens(text))
+        if not words:
+            return None
+        best: tuple[float, float, str] | None = None
+        for product in self._products:
+            tokens = self._title_tokens[product.id]
+            matched = tokens & words
+            if len(matched) < min(2, len(tokens)):
+                continue
+            total = sum(self._idf[token] for token in tokens)
+            weight = sum(self._idf[token] for token in matched)
+            coverage = weight / total
+            if coverage < self.MIN_TITLE_COVERAGE:
+                continue
+            key = (coverage, weight, product.id)
+            # Highest coverage wins, then most matched weight; ties go to the lower id.
+            if best is None or (key[0], key[1]) > (best[0], best[1]):
+                best = key
+        return self._by_id[best[2]] if best is not None else None

@@ -1,0 +1,169 @@
+"""Orders and customers: frozen models, the `Orders` / `Customers` protocols, JSON-lines loaders."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import date, datetime
+from pathlib import Path
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from core.shop.jsonl import StoreDataError, read_jsonl
+
+OrderStatus = Literal[
+    "processing",
+    "shipped",
+    "in_transit",
+    "out_for_delivery",
+    "delivered",
+    "cancelled",
+    "returned",
+    "refunded",
+]
+ShippingMethod = Literal["standard", "express"]
+NOT_SHIPPED: frozenset[str] = frozenset({"processing", "cancelled"})
+ON_THE_WAY: frozenset[str] = frozenset({"shipped", "in_transit", "out_for_delivery"})
+DELIVERED: frozenset[str] = frozenset({"delivered", "returned", "refunded"})
+
+
+class OrderItem(BaseModel):
+    """One line of an order."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    item_id: str
+    title: str
+    quantity: int = Field(ge=1)
+    unit_price: float = Field(gt=0)
+
+
+class Order(BaseModel):
+    """A customer's order, with dates that agree with its status."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(pattern=r"^\d{5}$")
+    customer_id: str
+    items: tuple[OrderItem, ...] = Field(min_length=1)
+    total: float = Field(ge=0)
+    status: OrderStatus
+    placed_at: datetime
+    shipped_at: datetime | None = None
+    delivered_at: datetime | None = None
+    estimated_delivery: date | None = None
+    carrier: str
+    tracking_number: str | None = None
+    shipping_address_city: str
+    shipping_method: ShippingMethod
+
+    @model_validator(mode="after")
+    def _dates_agree_with_status(self) -> Order:
+        subtotal = sum(item.quantity * item.unit_price for item in self.items)
+        if not math.isclose(subtotal, self.total, abs_tol=0.005):
+            raise ValueError(f"total {self.total} is not the sum of the items ({subtotal:.2f})")
+        shipped = self.shipped_at is not None
+        if self.status in NOT_SHIPPED and (shipped or self.tracking_number is not None):
+            raise ValueError(f"a {self.status} order has no shipping date or tracking number")
+        if self.status not in NOT_SHIPPED and not (shipped and self.tracking_number):
+            raise ValueError(f"a {self.status} order needs shipped_at and a tracking number")
+        if (self.delivered_at is not None) != (self.status in DELIVERED):
+            raise ValueError(f"delivered_at must be set exactly when delivered ({self.status})")
+        if self.shipped_at is not None and self.shipped_at < self.placed_at:
+            raise ValueError("shipped before it was placed")
+        if (
+            self.delivered_at is not None
+            and self.shipped_at is not None
+            and self.delivered_at < self.shipped_at
+        ):
+            raise ValueError("delivered before it was shipped")
+        if (self.status == "cancelled") == (self.estimated_delivery is not None):
+            raise ValueError("estimated_delivery is set for every order that was not cancelled")
+        return self
+
+
+class Customer(BaseModel):
+    """A registered customer of the store."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(pattern=r"^C\d{4}$")
+    name: str
+    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[a-z]+$")
+    city: str
+    joined: date
+
+
+def normalize_order_id(order_id: str) -> str:
+    """'#48213', ' 48213 ' and 'order 48213' all become '48213'."""
+    text = order_id.strip().lower()
+    text = text.removeprefix("order").strip().removeprefix("no.").strip()
+    return text.lstrip("#").strip()
+
+
+class Orders(Protocol):
+    """Read access to orders."""
+
+    def get(self, order_id: str) -> Order | None: ...
+
+    def for_customer(self, customer_id: str) -> Sequence[Order]: ...
+
+
+class Customers(Protocol):
+    """Read access to customers."""
+
+    def get(self, customer_id: str) -> Customer | None: ...
+
+
+class JsonlOrders:
+    """`Orders` held in memory, loaded from an orders.jsonl file."""
+
+    def __init__(self, orders: Sequence[Order]) -> None:
+        self._by_id = {order.id: order for order in orders}
+        if len(self._by_id) != len(orders):
+            raise ValueError("duplicate order ids")
+        by_customer: dict[str, list[Order]] = {}
+        for order in orders:
+            by_customer.setdefault(order.customer_id, []).append(order)
+        self._by_customer = {
+            customer: tuple(sorted(found, key=lambda order: (order.placed_at, order.id))[::-1])
+            for customer, found in by_customer.items()
+        }
+
+    @classmethod
+    def load(cls, path: Path) -> JsonlOrders:
+        orders = read_jsonl(path, Order)
+        seen: set[str] = set()
+        for number, order in enumerate(orders, start=1):
+            if order.id in seen:
+                raise StoreDataError(path, f"duplicate order id {order.id}", number)
+            seen.add(order.id)
+        return cls(orders)
+
+    def get(self, order_id: str) -> Order | None:
+        return self._by_id.get(normalize_order_id(order_id))
+
+    def for_customer(self, customer_id: str) -> Sequence[Order]:
+        """The customer's orders, newest first."""
+        return self._by_customer.get(customer_id.strip().upper(), ())
+
+    def all(self) -> Sequence[Order]:
+        return tuple(self._by_id.values())
+
+
+class JsonlCustomers:
+    """`Customers` held in memory, loaded from a customers.jsonl file."""
+
+    def __init__(self, customers: Sequence[Customer]) -> None:
+        self._by_id = {customer.id: customer for customer in customers}
+
+    @classmethod
+    def load(cls, path: Path) -> JsonlCustomers:
+        return cls(read_jsonl(path, Customer))
+
+    def get(self, customer_id: str) -> Customer | None:
+        return self._by_id.get(customer_id.strip().upper())
+
+    def all(self) -> Sequence[Customer]:
+        return tuple(self._by_id.values())

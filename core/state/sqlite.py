@@ -1,0 +1,94 @@
+"""Conversation state in one SQLite file (WAL): the embedded default, survives restarts.
+
+Each thread gets its own connection. The per-conversation lock is a lease row, so it also
+holds between processes sharing the file.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from core.infra.logs import event
+from core.infra.sqlite_file import SqliteFile
+from core.state.store import ConversationState, LockTimeout
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS conversations (
+    id TEXT PRIMARY KEY, state TEXT NOT NULL, updated REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS locks (
+    id TEXT PRIMARY KEY, token TEXT NOT NULL, expires REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS quarantine (
+    id TEXT NOT NULL, state TEXT NOT NULL, error TEXT NOT NULL, at REAL NOT NULL);
+"""
+
+LEASE_S = 60.0  # a crashed turn's lock frees itself after this long
+POLL_S = 0.01
+
+
+class SqliteStateStore:
+    def __init__(self, path: Path, busy_timeout_s: float = 5.0) -> None:
+        self.path = path
+        self.file = SqliteFile(path, SCHEMA, "state file", busy_timeout_s)
+
+    def load(self, conversation_id: str) -> ConversationState:
+        row = self._query("SELECT state FROM conversations WHERE id = ?", (conversation_id,))
+        if row is None:
+            return ConversationState(conversation_id=conversation_id)
+        try:
+            return ConversationState.model_validate_json(row[0])
+        except ValidationError as exc:
+            # Keep the unreadable state for inspection, then start the conversation afresh.
+            with self.file.guard(), self.file.transaction() as db:
+                db.execute(
+                    "INSERT INTO quarantine VALUES (?, ?, ?, ?)",
+                    (conversation_id, row[0], str(exc)[:500], time.time()),
+                )
+                db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+            event(log, "store.state_quarantined", logging.WARNING, conversation=conversation_id)
+            return ConversationState(conversation_id=conversation_id)
+
+    def save(self, state: ConversationState) -> None:
+        with self.file.guard(), self.file.transaction() as db:
+            db.execute(
+                "INSERT INTO conversations VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE "
+                "SET state = excluded.state, updated = excluded.updated",
+                (state.conversation_id, state.model_dump_json(), time.time()),
+            )
+
+    @contextmanager
+    def lock(self, conversation_id: str, timeout: float = 30.0) -> Iterator[None]:
+        token = uuid.uuid4().hex
+        deadline = time.monotonic() + timeout
+        while not self._try_lock(conversation_id, token):
+            if time.monotonic() > deadline:
+                raise LockTimeout(f"conversation {conversation_id} is busy")
+            time.sleep(POLL_S)
+        try:
+            yield
+        finally:
+            with self.file.guard(), self.file.transaction() as db:
+                db.execute("DELETE FROM locks WHERE id = ? AND token = ?", (conversation_id, token))
+
+    def _try_lock(self, conversation_id: str, token: str) -> bool:
+        now = time.time()
+        with self.file.guard(), self.file.transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO locks VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE "
+                "SET token = excluded.token, expires = excluded.expires WHERE locks.expires < ?",
+                (conversation_id, token, now + LEASE_S, now),
+            )
+            return cursor.rowcount == 1
+
+    def _query(self, sql: str, args: tuple[object, ...]) -> tuple[str, ...] | None:
+        with self.file.guard():
+            row: tuple[str, ...] | None = self.file.connection().execute(sql, args).fetchone()
+            return row

@@ -1,0 +1,454 @@
+"""One turn of a conversation: load state, understand, decide, act, save, reply.
+
+`Conversation.handle` is the single entry point for every platform. Turns of one conversation
+run one at a time (the store's lock); different conversations run concurrently.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from core.infra import metrics
+from core.turn import replies
+from core.shop.catalog import Catalog
+from core.handover.escalation import Escalations
+from core.turn.explanation import Phraser, Vocabulary, explain
+from core.shop.knowledge import KnowledgeBase
+from core.infra.logs import event
+from core.turn.messages import MAX_TEXT_CHARS, Incoming, Outbox, Reply
+from core.shop.orders import Orders
+from core.turn.policy import Action, Decision, PolicyConfig, decide
+from core.turn.recommendation import (
+    Evidence,
+    RecommendationRequest,
+    Recommender,
+    RecommenderUnavailable,
+    Suggestion,
+)
+from core.state.store import (
+    SEEN_MESSAGES_LIMIT,
+    SENTIMENT_LIMIT,
+    ConversationState,
+    EscalationState,
+    FeedbackEvent,
+    LockTimeout,
+    ProductRequest,
+    ShownItem,
+    StateStore,
+    StoreUnavailable,
+    Turn,
+)
+from core.turn.understanding import Intent, Understander, Understanding
+
+log = logging.getLogger(__name__)
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e]")
+_SPACES = re.compile(r"[ \t]+")
+SUGGESTIONS_SHOWN = 3
+
+
+@dataclass(frozen=True)
+class Services:
+    """Everything a turn may call, each behind its protocol."""
+
+    store: StateStore
+    understander: Understander
+    recommender: Recommender
+    catalog: Catalog
+    orders: Orders
+    knowledge: KnowledgeBase
+    escalations: Escalations | None = None
+    phraser: Phraser | None = None  # an LLM phrasing explanations; checked against evidence
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What acting on a decision produced: replies plus the state changes to apply."""
+
+    replies: tuple[Reply, ...]
+    request: ProductRequest | None = None
+    shown: tuple[ShownItem, ...] | None = None
+    feedback: FeedbackEvent | None = None
+    escalation: EscalationState | None = None
+
+
+@dataclass(frozen=True)
+class TurnSummary:
+    conversation_id: str
+    intent: str
+    decision: str
+    source: str
+    ms: float
+
+
+def clean_text(text: str) -> tuple[str, bool]:
+    """Text without control characters and runs of spaces, and whether it was truncated."""
+    cleaned = _SPACES.sub(" ", _CONTROL.sub(" ", text)).strip()
+    if len(cleaned) > MAX_TEXT_CHARS:
+        return cleaned[:MAX_TEXT_CHARS], True
+    return cleaned, False
+
+
+@dataclass
+class Conversation:
+    services: Services
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    lock_timeout_s: float = 30.0
+    clock: Callable[[], float] = time.time
+    last_turn: TurnSummary | None = field(default=None, init=False)
+    _vocabulary: Vocabulary | None = field(default=None, init=False, repr=False)
+
+    def handle(self, incoming: Incoming, outbox: Outbox) -> None:
+        started = time.perf_counter()
+        text, truncated = clean_text(incoming.text)
+        if not text and incoming.button is None:
+            outbox.send(Reply(replies.EMPTY_MESSAGE, thread_id=incoming.thread_id))
+            return
+        intent, action, source = "-", "-", "-"
+        try:
+            with self.services.store.lock(incoming.conversation_id, self.lock_timeout_s):
+                state = self.services.store.load(incoming.conversation_id)
+                if incoming.message_id and incoming.message_id in state.seen_message_ids:
+                    event(
+                        log,
+                        "turn.duplicate",
+                        conversation=incoming.conversation_id,
+                        message_id=incoming.message_id,
+                    )
+                    return
+                understanding = self._understand(text, state, incoming)
+                decision = decide(state, understanding, incoming.button, self.policy)
+                intent, action, source = understanding.intent, decision.action, understanding.source
+                outcome = self._act(decision, state, incoming, text, understanding)
+                new_state = advance(
+                    state,
+                    incoming,
+                    text,
+                    understanding,
+                    outcome,
+                    self.clock(),
+                    self.policy.low_confidence,
+                )
+                self.services.store.save(new_state)
+            out = list(outcome.replies)
+        except StoreUnavailable as exc:
+            event(
+                log,
+                "turn.store_unavailable",
+                logging.ERROR,
+                conversation=incoming.conversation_id,
+                error=str(exc),
+            )
+            out, action = [Reply(replies.STORE_DOWN)], "store_unavailable"
+        except LockTimeout:
+            event(log, "turn.busy", logging.WARNING, conversation=incoming.conversation_id)
+            out, action = [Reply(replies.BUSY)], "busy"
+        except Exception:
+            # Nothing was saved: the state stays as it was before this turn.
+            log.exception(
+                "turn.failed", extra={"fields": {"conversation": incoming.conversation_id}}
+            )
+            out, action = [Reply(replies.INTERNAL_ERROR)], "error"
+        if truncated and out:
+            notice = replies.TRUNCATED.format(limit=MAX_TEXT_CHARS)
+            out[0] = Reply(f"{notice}\n{out[0].text}", out[0].buttons, out[0].thread_id)
+        for reply in out:
+            outbox.send(_addressed(reply, incoming))
+        ms = round((time.perf_counter() - started) * 1000, 1)
+        self.last_turn = TurnSummary(incoming.conversation_id, str(intent), str(action), source, ms)
+        event(
+            log,
+            "turn.done",
+            conversation=incoming.conversation_id,
+            platform=incoming.platform,
+            intent=intent,
+            decision=action,
+            source=source,
+            ms=ms,
+        )
+        metrics.record_turn(incoming.platform, str(intent), str(action), ms / 1000)
+
+    def _understand(self, text: str, state: ConversationState, incoming: Incoming) -> Understanding:
+        if incoming.button is not None:
+            return Understanding(intent=Intent.OTHER, source="button")
+        return self.services.understander.understand(text, state)
+
+    # -- acting on decisions ----------------------------------------------------------------
+
+    def _act(
+        self,
+        decision: Decision,
+        state: ConversationState,
+        incoming: Incoming,
+        text: str,
+        understanding: Understanding,
+    ) -> Outcome:
+        s = self.services
+        thread = incoming.thread_id
+        match decision.action:
+            case Action.REFINE if decision.item_id and decision.request and (
+                decision.request.colors
+            ):
+                return self._in_colour(state, decision.item_id, decision.request, thread)
+            case Action.RECOMMEND | Action.REFINE:
+                assert decision.request is not None
+                return self._recommend(
+                    state, decision.request, thread, refine=decision.action is Action.REFINE
+                )
+            case Action.FEEDBACK:
+                return self._feedback(state, decision, thread)
+            case Action.PRODUCT_QUESTION:
+                product = s.catalog.get(decision.item_id or "")
+                if product is None:
+                    return _say(replies.UNKNOWN_BUTTON, thread)
+                return _say(replies.product_answer(product, text), thread)
+            case Action.ORDER_STATUS:
+                return _say(self._order_status(state, decision.order_id, incoming), thread)
+            case Action.POLICY_ANSWER:
+                answer = s.knowledge.answer(text, decision.topic)
+                return _say(
+                    replies.policy_answer(answer) if answer else replies.NO_POLICY_ANSWER, thread
+                )
+            case Action.ESCALATE:
+                if s.escalations is None:
+                    return _say(replies.NO_AGENTS, thread)
+                ticket = s.escalations.open(state, decision.reason, text, understanding)
+                return Outcome(
+                    (Reply(replies.ESCALATED, thread_id=thread),),
+                    escalation=EscalationState(
+                        status="open", ticket_id=ticket, reason=decision.reason
+                    ),
+                )
+            case Action.RELAY:
+                if s.escalations is None:  # hand-over switched off meanwhile: never go silent
+                    return Outcome(
+                        (Reply(replies.NO_AGENTS, thread_id=thread),), escalation=EscalationState()
+                    )
+                s.escalations.relay(state, _said(incoming, text))
+                return Outcome(())
+            case Action.RATE:
+                if s.escalations is not None and decision.rating is not None:
+                    s.escalations.rate(state, decision.rating)
+                return Outcome(
+                    (Reply(replies.RATED, thread_id=thread),), escalation=EscalationState()
+                )
+            case Action.CLARIFY:
+                return _say(decision.question or replies.HELP, thread)
+            case Action.SMALL_TALK:
+                return _say(_small_talk(decision.topic, text), thread)
+            case Action.UNKNOWN_BUTTON:
+                return _say(replies.UNKNOWN_BUTTON, thread)
+            case _:
+                return _say(replies.OUT_OF_SCOPE, thread)
+
+    def _explain(self, suggestion: Suggestion) -> str:
+        phraser = self.services.phraser
+        if phraser is None:
+            return explain(suggestion)
+        if self._vocabulary is None:  # catalog words a phrasing could wrongly name
+            catalog = self.services.catalog
+            self._vocabulary = Vocabulary.of(
+                (*catalog.attributes(), *catalog.colors()), (p.title for p in catalog.all())
+            )
+        return explain(suggestion, phraser, self._vocabulary)
+
+    def _recommend(
+        self,
+        state: ConversationState,
+        request: ProductRequest,
+        thread: str | None,
+        refine: bool = False,
+        heading: str | None = None,
+    ) -> Outcome:
+        rejected = tuple(f.item_id for f in state.feedback if f.kind == "not_for_me")
+        shown_now = tuple(item.item_id for item in state.last_shown)
+        exclude = (*rejected, *shown_now) if refine or request.like_item_id else rejected
+        ask = RecommendationRequest(
+            user_id=state.user_id,
+            text=request.text,
+            category=request.category,
+            budget_min=request.budget_min,
+            budget_max=request.budget_max,
+            attributes=request.attributes,
+            colors=request.colors,
+            exclude=tuple(dict.fromkeys(exclude)),
+            like_item_id=request.like_item_id,
+            k=SUGGESTIONS_SHOWN,
+        )
+        try:
+            suggestions: Sequence[Suggestion] = self.services.recommender.recommend(ask)
+        except RecommenderUnavailable as exc:
+            event(
+                log,
+                "recommend.unavailable",
+                logging.ERROR,
+                conversation=state.conversation_id,
+                error=str(exc),
+            )
+            return Outcome((Reply(replies.RECOMMENDER_DOWN, thread_id=thread),), request=request)
+        if not suggestions:
+            return Outcome(
+                (Reply(replies.nothing_found(request), thread_id=thread),), request=request
+            )
+        suggestions = list(suggestions)[:SUGGESTIONS_SHOWN]
+        heading = heading or f"Here are some ideas for {replies.describe_request(request)}:"
+        shown = tuple(
+            ShownItem(item_id=s.item_id, title=s.title, price=s.price, position=i)
+            for i, s in enumerate(suggestions, start=1)
+        )
+        reply = replies.suggestions_reply(suggestions, heading, thread, self._explain)
+        return Outcome((reply,), request=request, shown=shown)
+
+    def _in_colour(
+        self, state: ConversationState, item_id: str, request: ProductRequest, thread: str | None
+    ) -> Outcome:
+        """ "The second one in black?": yes with that item, or similar items in that colour."""
+        product = self.services.catalog.get(item_id)
+        if product is None:
+            return self._recommend(state, request, thread, refine=True)
+        colours = [c for c in request.colors if c in product.colors]
+        if colours:
+            suggestion = Suggestion(
+                item_id=product.id,
+                title=product.title,
+                price=product.price,
+                score=1.0,
+                evidence=Evidence(
+                    price=product.price,
+                    rating=product.rating,
+                    review_count=product.review_count,
+                    in_stock=product.in_stock,
+                ),
+            )
+            heading = f"Yes, {product.title} comes in {' and '.join(colours)}:"
+            reply = replies.suggestions_reply([suggestion], heading, thread, self._explain)
+            shown = (ShownItem(item_id=product.id, title=product.title, price=product.price,
+                               position=1),)
+            return Outcome((reply,), request=request, shown=shown)
+        wanted = " or ".join(request.colors)
+        has = f" (it comes in {', '.join(product.colors)})" if product.colors else ""
+        heading = f"{product.title} doesn't come in {wanted}{has}. Similar options in {wanted}:"
+        outcome = self._recommend(state, request, thread, refine=True, heading=heading)
+        if outcome.shown is None:  # nothing similar either: say both things
+            text = f"{product.title} doesn't come in {wanted}{has}. {outcome.replies[0].text}"
+            return Outcome((Reply(text, thread_id=thread),), request=request)
+        return outcome
+
+    def _feedback(
+        self, state: ConversationState, decision: Decision, thread: str | None
+    ) -> Outcome:
+        assert decision.item_id is not None and decision.feedback is not None
+        product = self.services.catalog.get(decision.item_id)
+        title = product.title if product else "that item"
+        record = FeedbackEvent(
+            item_id=decision.item_id,
+            kind=decision.feedback,  # type: ignore[arg-type]
+            position=decision.position or 0,
+            at=self.clock(),
+        )
+        metrics.record_feedback(decision.feedback)
+        if decision.feedback == "details":
+            text = replies.product_details(product) if product else replies.UNKNOWN_BUTTON
+            return Outcome((Reply(text, thread_id=thread),), feedback=record)
+        if decision.feedback == "more_like_this":
+            request = state.request.model_copy(update={"like_item_id": decision.item_id})
+            outcome = self._recommend(state, request, thread, heading=f"More like {title}:")
+        else:
+            rejected = state.model_copy(update={"feedback": (*state.feedback, record)})
+            outcome = self._recommend(
+                rejected,
+                state.request,
+                thread,
+                refine=True,
+                heading=f"Got it, no more {title}. Other options:",
+            )
+        return Outcome(outcome.replies, outcome.request, outcome.shown, feedback=record)
+
+    def _order_status(
+        self, state: ConversationState, order_id: str | None, incoming: Incoming
+    ) -> str:
+        orders = self.services.orders
+        if order_id is not None:
+            order = orders.get(order_id)
+            return (
+                replies.order_status(order)
+                if order
+                else replies.ORDER_NOT_FOUND.format(order_id=order_id.lstrip("#"))
+            )
+        recent = orders.for_customer(state.user_id or incoming.user_id)
+        return replies.orders_overview(recent) if recent else replies.ASK_ORDER_NUMBER
+
+
+def advance(
+    state: ConversationState,
+    incoming: Incoming,
+    text: str,
+    understanding: Understanding,
+    outcome: Outcome,
+    now: float,
+    low_confidence: float = PolicyConfig().low_confidence,
+) -> ConversationState:
+    """The state after one turn: every change of a turn is applied here, in one value."""
+    changes: dict[str, object] = {
+        "user_id": state.user_id or incoming.user_id,
+        "platform": incoming.platform,
+        "turns": state.turns + 1,
+    }
+    if incoming.message_id:
+        changes["seen_message_ids"] = (*state.seen_message_ids, incoming.message_id)[
+            -SEEN_MESSAGES_LIMIT:
+        ]
+    if incoming.button is None:
+        changes["sentiments"] = (*state.sentiments, understanding.sentiment.value)[
+            -SENTIMENT_LIMIT:
+        ]
+        changes["intents"] = (*state.intents, understanding.intent.value)[-SENTIMENT_LIMIT:]
+        low = understanding.confidence < low_confidence
+        changes["low_confidence_streak"] = state.low_confidence_streak + 1 if low else 0
+    if outcome.request is not None:
+        changes["request"] = outcome.request
+    if outcome.shown is not None:
+        changes["last_shown"] = outcome.shown
+        changes["shown"] = tuple(dict.fromkeys((*state.shown, *(i.item_id for i in outcome.shown))))
+    if outcome.feedback is not None:
+        changes["feedback"] = (*state.feedback, outcome.feedback)[-50:]
+        rejected = outcome.feedback.kind == "not_for_me"
+        changes["not_for_me_streak"] = state.not_for_me_streak + 1 if rejected else 0
+    if outcome.escalation is not None:
+        changes["escalation"] = outcome.escalation
+    new = state.model_copy(update=changes)
+    said = _said(incoming, text)
+    new = new.with_turn(Turn(role="customer", text=said, at=now, intent=understanding.intent.value))
+    for reply in outcome.replies:
+        new = new.with_turn(Turn(role="assistant", text=reply.text, at=now))
+    return new
+
+
+def _said(incoming: Incoming, text: str) -> str:
+    """What the customer did this turn, as a transcript line."""
+    return text if incoming.button is None else f"[pressed {incoming.button}]"
+
+
+def _say(text: str, thread: str | None) -> Outcome:
+    return Outcome((Reply(text, thread_id=thread),))
+
+
+def _addressed(reply: Reply, incoming: Incoming) -> Reply:
+    return Reply(
+        reply.text, reply.buttons, reply.thread_id or incoming.thread_id, incoming.conversation_id
+    )
+
+
+def _small_talk(topic: str | None, text: str) -> str:
+    lowered = text.lower()
+    if topic == "complaint":
+        return replies.COMPLAINT
+    if any(word in lowered for word in ("thank", "thx", "cheers", "appreciate")):
+        return replies.THANKS
+    if any(word in lowered for word in ("bye", "goodbye", "see you", "good night")):
+        return replies.GOODBYE
+    return replies.GREETING

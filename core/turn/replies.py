@@ -1,0 +1,266 @@
+"""What the assistant says: every customer-facing sentence is written here, from data."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import date
+
+from core.shop.catalog import Product
+from core.turn.explanation import explain
+from core.shop.knowledge import Answer
+from core.turn.messages import Button, Reply
+from core.shop.orders import Order
+from core.turn.recommendation import Suggestion
+from core.state.store import ProductRequest
+
+HELP = (
+    "I can suggest products, check an order (send its number), and answer questions about "
+    "shipping, returns, payment and your account. Ask for a person at any time."
+)
+
+STATUS_WORDS = {
+    "processing": "is being prepared in our warehouse",
+    "shipped": "has shipped",
+    "in_transit": "is on its way",
+    "out_for_delivery": "is out for delivery today",
+    "delivered": "was delivered",
+    "cancelled": "was cancelled",
+    "returned": "was returned to us",
+    "refunded": "was returned and refunded",
+}
+
+
+# How category slugs read in a sentence.
+CATEGORY_NAMES = {
+    "headphones-audio": "headphones & audio",
+    "hiking-camping": "hiking & camping gear",
+    "running-fitness": "running & fitness gear",
+    "phones-accessories": "phone accessories",
+    "smart-home": "smart-home devices",
+    "coffee-tea": "coffee & tea",
+    "home-decor": "home decor",
+    "bags-travel": "bags & travel gear",
+    "toys-games": "toys & games",
+}
+
+
+def category_name(slug: str) -> str:
+    return CATEGORY_NAMES.get(slug, slug.replace("-", " "))
+
+
+def describe_request(request: ProductRequest) -> str:
+    """A short phrase for what the customer asked: "waterproof outerwear under $100"."""
+    words = [*request.attributes, *request.colors]
+    if request.category:
+        words.append(category_name(request.category))
+    elif request.text:
+        words.append(f"“{request.text[:60]}”")
+    phrase = " ".join(words) or "your request"
+    if request.budget_max is not None and request.budget_min is not None:
+        phrase += f" between ${request.budget_min:,.0f} and ${request.budget_max:,.0f}"
+    elif request.budget_max is not None:
+        phrase += f" under ${request.budget_max:,.2f}".replace(".00", "")
+    elif request.budget_min is not None:
+        phrase += f" over ${request.budget_min:,.0f}"
+    return phrase
+
+
+def suggestions_reply(
+    suggestions: Sequence[Suggestion],
+    heading: str,
+    thread_id: str | None,
+    explainer: Callable[[Suggestion], str] = explain,
+) -> Reply:
+    lines = [heading]
+    buttons: list[Button] = []
+    for position, suggestion in enumerate(suggestions, start=1):
+        lines.append(f"{position}. {suggestion.title} — ${suggestion.price:,.2f}")
+        lines.append(f"   {explainer(suggestion)}")
+        key = f"{suggestion.item_id}:{position}"
+        buttons += [
+            Button(f"More like {position}", f"more:{key}"),
+            Button(f"Not for me {position}", f"skip:{key}"),
+            Button(f"Details {position}", f"details:{key}"),
+        ]
+    return Reply("\n".join(lines), tuple(buttons), thread_id)
+
+
+def nothing_found(request: ProductRequest) -> str:
+    hint = "a higher budget" if request.budget_max is not None else "fewer details"
+    return (
+        f"I couldn't find anything in stock for {describe_request(request)}. "
+        f"Try {hint}, or tell me more about what it's for."
+    )
+
+
+def product_details(product: Product) -> str:
+    lines = [
+        f"{product.title} by {product.brand} — ${product.price:,.2f}",
+        product.description,
+        f"Rated {product.rating:.1f}/5 from {product.review_count:,} reviews. {_stock(product)}",
+    ]
+    if product.colors:
+        lines.append("Colours: " + ", ".join(product.colors) + ".")
+    if product.sizes:
+        lines.append("Sizes: " + ", ".join(product.sizes) + ".")
+    if product.attributes:
+        lines.append("Features: " + ", ".join(product.attributes) + ".")
+    return "\n".join(lines)
+
+
+# Words in a question that point at one field of a product.
+_FIELD_WORDS: dict[str, tuple[str, ...]] = {
+    "warranty": ("warranty", "guarantee", "broken", "repair"),
+    "materials": ("material", "made of", "fabric", "ingredient", "leather", "cotton"),
+    "sizes": ("size", "fit", "large", "small", "medium"),
+    "colors": ("colour", "color", "black", "white", "blue", "red", "green"),
+    "stock": ("stock", "available", "availability", "sold out", "when can"),
+    "price": ("price", "cost", "how much", "expensive", "discount"),
+}
+
+
+def product_answer(product: Product, question: str) -> str:
+    """Answer from the product's own fields only; fall back to its full details."""
+    lowered = question.lower()
+    for field, words in _FIELD_WORDS.items():
+        if any(word in lowered for word in words):
+            return f"{product.title}: {_field_fact(product, field)}"
+    return product_details(product)
+
+
+def _field_fact(product: Product, field: str) -> str:
+    if field == "warranty":
+        if product.warranty_months:
+            return f"it comes with a {product.warranty_months}-month warranty."
+        return "it has no manufacturer warranty beyond our 30-day return window."
+    if field == "materials":
+        return f"made of {product.materials}." if product.materials else product.description
+    if field == "sizes":
+        if product.sizes:
+            return "available in sizes " + ", ".join(product.sizes) + "."
+        return "it comes in one size."
+    if field == "colors":
+        if product.colors:
+            return "available in " + ", ".join(product.colors) + "."
+        return "it comes in one colour."
+    if field == "stock":
+        return _stock(product)
+    return f"${product.price:,.2f}."
+
+
+def _stock(product: Product) -> str:
+    if product.stock <= 0:
+        return "Currently out of stock."
+    if product.stock < 5:
+        return f"Only {product.stock} left in stock."
+    return "In stock."
+
+
+def order_status(order: Order) -> str:
+    items = sum(item.quantity for item in order.items)
+    head = f"Order #{order.id} ({items} item{'s' if items != 1 else ''}, ${order.total:,.2f})"
+    text = f"{head} {STATUS_WORDS.get(order.status, 'has status ' + order.status)}"
+    if order.status == "delivered" and order.delivered_at:
+        text += f" on {_day(order.delivered_at)}"
+    elif order.shipped_at and order.status in ("shipped", "in_transit", "out_for_delivery"):
+        text += f"; it left our warehouse on {_day(order.shipped_at)}"
+    text += "."
+    if order.tracking_number and order.status not in ("cancelled", "refunded"):
+        text += f" Carrier: {order.carrier}, tracking number {order.tracking_number}."
+    if order.estimated_delivery and order.status in (
+        "processing",
+        "shipped",
+        "in_transit",
+        "out_for_delivery",
+    ):
+        text += f" Estimated delivery: {_day(order.estimated_delivery)}."
+    return text
+
+
+def orders_overview(orders: Sequence[Order]) -> str:
+    lines = ["Your most recent orders:"]
+    lines += [f"• {order_status(order)}" for order in orders[:3]]
+    lines.append("Send an order number for more about one of them.")
+    return "\n".join(lines)
+
+
+def policy_answer(answer: Answer) -> str:
+    return f"{answer.text}\n(From our help article “{answer.article.title}”.)"
+
+
+NO_POLICY_ANSWER = (
+    "I don't have a help article that answers that. I can connect you with a person: "
+    'just say "talk to an agent".'
+)
+ORDER_NOT_FOUND = "I couldn't find order #{order_id}. Please check the number (it has 5 digits)."
+ASK_ORDER_NUMBER = "Which order is it? Please send the order number (5 digits, in your email)."
+GREETING = "Hi! " + HELP
+THANKS = "You're welcome! Anything else I can help with?"
+GOODBYE = "Thanks for stopping by. Bye!"
+COMPLAINT = (
+    "I'm sorry about that. Tell me what went wrong (and the order number if it's about an "
+    'order) and I\'ll help, or say "agent" to reach a person.'
+)
+OUT_OF_SCOPE = "I can only help with our store here. " + HELP
+UNKNOWN_BUTTON = "That button is no longer active. Tell me what you'd like instead."
+EMPTY_MESSAGE = "I didn't get any text. " + HELP
+TRUNCATED = "(Your message was very long, so I read only the first {limit:,} characters.)"
+STORE_DOWN = (
+    "Sorry, I can't reach my conversation memory right now, so I couldn't act on that. "
+    "Please send it again in a minute."
+)
+BUSY = "I'm still working on your previous message; one moment please."
+INTERNAL_ERROR = "Sorry, something went wrong on my side. Please try again."
+RECOMMENDER_DOWN = (
+    "Sorry, my product suggestions are unavailable for a moment. You can still ask about "
+    "orders, shipping or returns, or try again shortly."
+)
+NO_AGENTS = (
+    "I'd like to pass you to a person, but the support team can't be reached from this chat "
+    "right now. You can email support@concierge-demo.example and we'll answer within a day."
+)
+ESCALATED = (
+    "I've passed this to a person on our team; they'll reply right here. "
+    "Your messages until then go straight to them."
+)
+RATED = "Thank you for the rating! I'm back to help whenever you need me."
+
+
+def _day(value: date) -> str:
+    return f"{value:%b} {value.day}, {value.year}"
+
+
+# -- hand-over to a person --------------------------------------------------------------------
+
+RESOLVED = (
+    "Our support team has marked your request as resolved, and I'm back to help here. "
+    "How would you rate the help you got?"
+)
+HANDED_BACK = (
+    "Our support team has handed the conversation back to me, the store assistant. "
+    "How would you rate the help you got from them?"
+)
+CSAT_LABELS = ("1 ☹", "2", "3", "4", "5 ☺")
+
+
+def csat_buttons() -> tuple[tuple[str, str], ...]:
+    """Rating buttons as (label, payload) pairs; the policy reads `csat:N`."""
+    return tuple((label, f"csat:{n}") for n, label in enumerate(CSAT_LABELS, start=1))
+
+
+def agent_joined(name: str | None) -> str:
+    who = name or "A member of our support team"
+    return f"{who} has picked up your request and will reply here."
+
+
+def agent_message(name: str | None, text: str) -> str:
+    """An agent's words as the customer sees them: clearly from a person, not the assistant."""
+    return f"{name or 'Support'} (support team): {text}"
+
+
+def still_waiting(minutes: int) -> str:
+    return (
+        f"An update: nobody from our team has picked up your request yet ({minutes} min so far), "
+        "sorry about the wait. You're still in the queue and everything you write here reaches "
+        "them. If it can wait, you can also email support@concierge-demo.example."
+    )

@@ -1,0 +1,342 @@
+"""Whole turns through Conversation.handle: real SQLite store, the demo store's data.
+
+The understander and recommender here are small scripted implementations of core's protocols,
+so each test states exactly what the message meant and checks what the core did with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from core.turn import replies
+from core.shop.catalog import Catalog
+from core.turn.conversation import Conversation, Services, clean_text
+from core.shop.demo.generator import DEFAULT_DEMO_DIR, Store, load_store
+from core.turn.messages import CollectingOutbox, Incoming
+from core.turn.recommendation import (
+    Evidence,
+    RecommendationRequest,
+    RecommenderUnavailable,
+    Suggestion,
+)
+from core.state.redis import RedisStateStore
+from core.state.sqlite import SqliteStateStore
+from core.state.store import ConversationState
+from core.turn.understanding import Intent, Sentiment, Slots, Understanding
+
+
+@pytest.fixture(scope="module")
+def demo() -> Store:
+    return load_store(DEFAULT_DEMO_DIR)
+
+
+@dataclass
+class ScriptedUnderstander:
+    """Understands exactly the messages a test scripted; anything else is out of scope."""
+
+    script: dict[str, Understanding] = field(default_factory=dict)
+    fail: bool = False
+
+    def understand(self, text: str, state: ConversationState) -> Understanding:
+        if self.fail:
+            raise RuntimeError("model crashed")
+        return self.script.get(text, Understanding(intent=Intent.OTHER, source="script"))
+
+
+@dataclass
+class FilteringRecommender:
+    """Catalog filter + rating order: enough to exercise the turn logic around suggestions."""
+
+    catalog: Catalog
+    down: bool = False
+    requests: list[RecommendationRequest] = field(default_factory=list)
+
+    def recommend(self, request: RecommendationRequest) -> Sequence[Suggestion]:
+        self.requests.append(request)
+        if self.down:
+            raise RecommenderUnavailable("no workers answered")
+        items = [
+            p
+            for p in self.catalog.all()
+            if p.in_stock
+            and p.id not in request.exclude
+            and (request.category is None or p.category == request.category)
+            and (request.budget_max is None or p.price <= request.budget_max)
+            and all(a in p.attributes for a in request.attributes)
+        ]
+        items.sort(key=lambda p: (-p.rating, p.id))
+        return [
+            Suggestion(
+                item_id=p.id,
+                title=p.title,
+                price=p.price,
+                score=p.rating,
+                evidence=Evidence(
+                    price=p.price,
+                    rating=p.rating,
+                    review_count=p.review_count,
+                    matched_attributes=request.attributes,
+                    budget_max=request.budget_max,
+                ),
+            )
+            for p in items[: request.k]
+        ]
+
+
+def says(
+    intent: Intent, sentiment: Sentiment = Sentiment.NEUTRAL, **slots: object
+) -> Understanding:
+    return Understanding(
+        intent=intent,
+        sentiment=sentiment,
+        slots=Slots(**slots),  # type: ignore[arg-type]
+        confidence=0.9,
+        source="script",
+    )
+
+
+SCRIPT = {
+    "hi": says(Intent.GREETING),
+    "I need a waterproof jacket": says(
+        Intent.RECOMMEND, category="outerwear", attributes=("waterproof",), terms=("jacket",)
+    ),
+    "something cheaper": says(Intent.REFINE, cheaper=True),
+    "what is your return policy?": says(Intent.RETURN_REFUND),
+    "is the first one in stock?": says(Intent.PRODUCT_QUESTION, ordinal=1),
+    "I want a person": says(Intent.HUMAN_AGENT),
+}
+
+
+@pytest.fixture
+def recommender(demo: Store) -> FilteringRecommender:
+    return FilteringRecommender(demo.catalog)
+
+
+@pytest.fixture
+def understander() -> ScriptedUnderstander:
+    return ScriptedUnderstander(dict(SCRIPT))
+
+
+@pytest.fixture
+def conversation(
+    tmp_path: Path,
+    demo: Store,
+    understander: ScriptedUnderstander,
+    recommender: FilteringRecommender,
+) -> Conversation:
+    services = Services(
+        store=SqliteStateStore(tmp_path / "state.sqlite3"),
+        understander=understander,
+        recommender=recommender,
+        catalog=demo.catalog,
+        orders=demo.orders,
+        knowledge=demo.knowledge,
+    )
+    return Conversation(services)
+
+
+def turn(
+    conversation: Conversation,
+    text: str = "",
+    button: str | None = None,
+    message_id: str | None = None,
+    conversation_id: str = "t:1",
+) -> CollectingOutbox:
+    outbox = CollectingOutbox()
+    conversation.handle(
+        Incoming(
+            conversation_id,
+            "C0001",
+            text=text,
+            button=button,
+            message_id=message_id,
+            thread_id="th",
+        ),
+        outbox,
+    )
+    return outbox
+
+
+def test_greeting(conversation: Conversation) -> None:
+    reply = turn(conversation, "hi").pop()
+    assert reply.text == replies.GREETING
+    assert reply.thread_id == "th" and reply.conversation_id == "t:1"
+
+
+def test_recommend_then_cheaper(conversation: Conversation, demo: Store) -> None:
+    first = turn(conversation, "I need a waterproof jacket").pop()
+    assert len(first.buttons) == 9
+    shown = conversation.services.store.load("t:1").last_shown
+    assert len(shown) == 3
+    for item in shown:
+        product = demo.catalog.get(item.item_id)
+        assert product is not None and "waterproof" in product.attributes
+        assert product.title in first.text
+    cheapest = min(item.price for item in shown)
+
+    second = turn(conversation, "something cheaper").pop()
+    newer = conversation.services.store.load("t:1").last_shown
+    assert newer and all(item.price < cheapest for item in newer)
+    assert all(item.item_id not in {s.item_id for s in shown} for item in newer)
+    assert "under $" in second.text
+
+
+def test_buttons_record_feedback(conversation: Conversation) -> None:
+    reply = turn(conversation, "I need a waterproof jacket").pop()
+    skip = next(b for b in reply.buttons if b.payload.startswith("skip:"))
+    item_id = skip.payload.split(":")[1]
+    after = turn(conversation, button=skip.payload).pop()
+    state = conversation.services.store.load("t:1")
+    assert state.feedback[-1].item_id == item_id and state.feedback[-1].kind == "not_for_me"
+    assert state.feedback[-1].position == 1
+    assert item_id not in {item.item_id for item in state.last_shown}
+    assert after.text.startswith("Got it")
+
+    details = next(b for b in after.buttons if b.payload.startswith("details:"))
+    detail_reply = turn(conversation, button=details.payload).pop()
+    assert "Rated" in detail_reply.text
+
+
+def test_unknown_button_gets_a_clear_answer(conversation: Conversation) -> None:
+    assert turn(conversation, button="more:P9999:1").pop().text == replies.UNKNOWN_BUTTON
+
+
+def test_product_question_by_ordinal(conversation: Conversation, demo: Store) -> None:
+    turn(conversation, "I need a waterproof jacket")
+    first = conversation.services.store.load("t:1").last_shown[0]
+    answer = turn(conversation, "is the first one in stock?").pop().text
+    assert answer.startswith(first.title) and "stock" in answer.lower()
+
+
+def test_order_status(
+    conversation: Conversation, understander: ScriptedUnderstander, demo: Store
+) -> None:
+    order = demo.orders.for_customer("C0009")[0]
+    understander.script["where is it"] = says(Intent.ORDER_STATUS, order_id=order.id)
+    text = turn(conversation, "where is it").pop().text
+    assert f"#{order.id}" in text
+    if order.tracking_number:
+        assert order.tracking_number in text
+
+
+def test_unknown_order(conversation: Conversation, understander: ScriptedUnderstander) -> None:
+    understander.script["order 11111"] = says(Intent.ORDER_STATUS, order_id="11111")
+    assert "couldn't find order #11111" in turn(conversation, "order 11111").pop().text
+
+
+def test_order_status_without_number_lists_recent_orders(
+    conversation: Conversation, understander: ScriptedUnderstander
+) -> None:
+    understander.script["where are my orders"] = says(Intent.ORDER_STATUS)
+    assert turn(conversation, "where are my orders").pop().text.startswith("Your most recent")
+
+
+def test_policy_answer_cites_its_article(conversation: Conversation) -> None:
+    text = turn(conversation, "what is your return policy?").pop().text
+    assert "From our help article" in text and "30" in text
+
+
+def test_empty_and_whitespace(conversation: Conversation) -> None:
+    for text in ("", "   \n\t "):
+        assert turn(conversation, text).pop().text == replies.EMPTY_MESSAGE
+    assert conversation.services.store.load("t:1").turns == 0
+
+
+def test_huge_message_is_truncated_with_notice(conversation: Conversation) -> None:
+    reply = turn(conversation, "hi" + " x" * 50_000).pop()
+    assert reply.text.startswith("(Your message was very long")
+    transcript = conversation.services.store.load("t:1").transcript
+    assert len(transcript[0].text) <= 4000
+
+
+def test_control_characters_are_removed() -> None:
+    assert clean_text("hi\x00\x1b[31m there\u202e") == ("hi [31m there", False)
+
+
+def test_duplicate_delivery_answered_once(conversation: Conversation) -> None:
+    assert len(turn(conversation, "hi", message_id="m1").replies) == 1
+    assert len(turn(conversation, "hi", message_id="m1").replies) == 0
+    assert conversation.services.store.load("t:1").turns == 1
+
+
+def test_recommender_down_gives_degraded_answer(
+    conversation: Conversation, recommender: FilteringRecommender
+) -> None:
+    recommender.down = True
+    assert turn(conversation, "I need a waterproof jacket").pop().text == replies.RECOMMENDER_DOWN
+
+
+def test_crash_leaves_state_untouched(
+    conversation: Conversation, understander: ScriptedUnderstander
+) -> None:
+    turn(conversation, "hi")
+    before = conversation.services.store.load("t:1")
+    understander.fail = True
+    assert turn(conversation, "hi").pop().text == replies.INTERNAL_ERROR
+    assert conversation.services.store.load("t:1") == before
+
+
+def test_store_down_gives_clear_message(
+    demo: Store, understander: ScriptedUnderstander, recommender: FilteringRecommender
+) -> None:
+    services = Services(
+        store=RedisStateStore("redis://127.0.0.1:1/0", socket_timeout_s=0.2),
+        understander=understander,
+        recommender=recommender,
+        catalog=demo.catalog,
+        orders=demo.orders,
+        knowledge=demo.knowledge,
+    )
+    assert turn(Conversation(services), "hi").pop().text == replies.STORE_DOWN
+
+
+def test_escalation_without_agents_is_honest(conversation: Conversation) -> None:
+    assert turn(conversation, "I want a person").pop().text == replies.NO_AGENTS
+    assert conversation.services.store.load("t:1").escalation.status == "none"
+
+
+def test_state_keeps_transcript_and_sentiment(conversation: Conversation) -> None:
+    turn(conversation, "hi")
+    turn(conversation, "I need a waterproof jacket")
+    state = conversation.services.store.load("t:1")
+    assert [t.role for t in state.transcript] == ["customer", "assistant"] * 2
+    assert state.intents == ("greeting", "recommend")
+    assert state.sentiments == ("neutral", "neutral")
+    assert state.user_id == "C0001"
+
+
+def test_pointed_item_in_a_colour(conversation: Conversation, understander: ScriptedUnderstander,
+                                  demo: Store) -> None:
+    turn(conversation, "I need a waterproof jacket")
+    first = conversation.services.store.load("t:1").last_shown[0]
+    product = demo.catalog.get(first.item_id)
+    assert product is not None and product.colors
+    understander.script["the first one in that colour?"] = says(
+        Intent.REFINE, ordinal=1, colors=(product.colors[-1],))
+    reply = turn(conversation, "the first one in that colour?").pop()
+    assert reply.text.startswith(f"Yes, {product.title} comes in {product.colors[-1]}")
+    understander.script["the first one in neon?"] = says(Intent.REFINE, ordinal=1,
+                                                         colors=("neon",))
+    reply = turn(conversation, "the first one in neon?").pop()
+    assert reply.text.startswith(f"{product.title} doesn't come in neon")
+
+
+def test_phrased_explanations_are_checked_against_the_catalog(
+    tmp_path: Path, demo: Store, understander: ScriptedUnderstander,
+    recommender: FilteringRecommender,
+) -> None:
+    class Boastful:
+        """Names an attribute no suggestion matched: every phrasing must be rejected."""
+
+        def phrase(self, evidence: Evidence) -> str:
+            return "Waterproof and vegan, a favourite."
+
+    services = Services(store=SqliteStateStore(tmp_path / "s.sqlite3"), understander=understander,
+                        recommender=recommender, catalog=demo.catalog, orders=demo.orders,
+                        knowledge=demo.knowledge, phraser=Boastful())
+    text = turn(Conversation(services), "I need a waterproof jacket").pop().text
+    assert "vegan" not in text and "Waterproof; " in text

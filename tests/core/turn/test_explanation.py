@@ -1,0 +1,111 @@
+"""Explanations state evidence only; an LLM's phrasing survives only if every claim is backed."""
+
+from __future__ import annotations
+
+from core.turn.explanation import LlmPhraser, Vocabulary, explain, template_explanation, unsupported
+from core.llm.client import LlmClient, LlmConfig
+from core.turn.recommendation import Evidence, Suggestion
+from tests.conftest import StandIn
+
+
+def _suggestion(**evidence: object) -> Suggestion:
+    values: dict[str, object] = {"price": 66.99, "rating": 4.5, "review_count": 25}
+    return Suggestion(
+        item_id="P0001",
+        title="Alpenglow Echo Rain Jacket",
+        price=66.99,
+        score=1.0,
+        evidence=Evidence(**(values | evidence)),  # type: ignore[arg-type]
+    )
+
+
+VOCABULARY = Vocabulary.of(
+    tags=["waterproof", "packable", "vegan", "navy", "insulated"],
+    titles=["Alpenglow Echo Rain Jacket", "Stormline Vista Rain Shell", "Cast Iron Skillet"],
+)
+
+
+class Fixed:
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def phrase(self, evidence: Evidence) -> str:
+        return self.text
+
+
+class Broken:
+    def phrase(self, evidence: Evidence) -> str:
+        raise TimeoutError("llm timed out")
+
+
+def test_template_states_each_evidence_field() -> None:
+    suggestion = _suggestion(
+        matched_attributes=("waterproof", "navy"),
+        similar_history=("Stormline Vista Rain Shell",),
+        budget_max=80.0,
+    )
+    assert template_explanation(suggestion) == (
+        "Waterproof and navy; like your Stormline Vista Rain Shell; under $80; "
+        "rated 4.5/5 by 25 reviewers."
+    )
+
+
+def test_template_never_claims_what_is_not_there() -> None:
+    over_budget = _suggestion(budget_max=50.0, review_count=0)
+    text = template_explanation(over_budget)
+    assert "budget" not in text and "rated" not in text
+    assert template_explanation(_suggestion(matched_terms=("jacket", "trails"))).startswith(
+        "Matches jacket and trails"
+    )
+    assert "$99.99" in template_explanation(_suggestion(budget_max=99.99))
+
+
+def test_faithful_phrasing_is_kept() -> None:
+    suggestion = _suggestion(matched_attributes=("waterproof",), budget_max=80.0)
+    text = "A waterproof pick at $66.99, well inside your $80 budget. Rated 4.5/5 by 25 reviewers."
+    assert explain(suggestion, Fixed(text), VOCABULARY) == text
+
+
+def test_phrasing_with_an_unbacked_number_attribute_or_title_falls_back() -> None:
+    suggestion = _suggestion(matched_attributes=("waterproof",), budget_max=80.0)
+    template = template_explanation(suggestion)
+    for text in (
+        "Waterproof and only $59.",  # wrong price
+        "Waterproof, rated 4.9/5.",  # wrong rating
+        "Waterproof and insulated for cold days.",  # attribute not in the evidence
+        "Waterproof, like the Stormline Vista Rain Shell you bought.",  # title not cited
+        "Waterproof. Loved by 3,000 hikers.",  # a second sentence with a made-up number
+    ):
+        assert unsupported(text, suggestion, VOCABULARY) is not None, text
+        assert explain(suggestion, Fixed(text), VOCABULARY) == template
+
+
+def test_failing_phraser_falls_back_to_the_template() -> None:
+    suggestion = _suggestion(matched_attributes=("waterproof",))
+    assert explain(suggestion, Broken(), VOCABULARY) == template_explanation(suggestion)
+
+
+def test_own_title_and_cited_history_titles_are_allowed() -> None:
+    suggestion = _suggestion(similar_history=("Stormline Vista Rain Shell",))
+    text = "The Alpenglow Echo Rain Jacket is like your Stormline Vista Rain Shell."
+    assert unsupported(text, suggestion, VOCABULARY) is None
+
+
+def test_llm_phrasing_is_used_when_faithful_and_replaced_when_not(stand_in: StandIn) -> None:
+    suggestion = Suggestion(
+        item_id="P0001", title="Stormline Vista Rain Shell", price=79.0, score=1.0,
+        evidence=Evidence(price=79.0, matched_attributes=("waterproof",), rating=4.6,
+                          review_count=812, budget_max=80.0),
+    )
+    vocabulary = Vocabulary.of(("waterproof", "insulated"), ("Stormline Vista Rain Shell",))
+    stand_in.script = [
+        'ok:{"sentence": "Waterproof, under your $80 limit, and rated 4.6/5 by 812 shoppers."}',
+        'ok:{"sentence": "Waterproof and insulated, now only $59!"}',
+    ]
+    phraser = LlmPhraser(LlmClient(LlmConfig(base_url=stand_in.base_url, model="stand-in",
+                                             retries=0)))
+    faithful = explain(suggestion, phraser, vocabulary)
+    assert faithful == "Waterproof, under your $80 limit, and rated 4.6/5 by 812 shoppers."
+    assert explain(suggestion, phraser, vocabulary) == template_explanation(suggestion)
+    prompt = stand_in.requests[0]["messages"][0]["content"]
+    assert '"review_count":812' in prompt and "Stormline" not in prompt
