@@ -36,12 +36,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from core.handover.deliveries.store import Deliveries, customer_topic
+from core.handover.deliveries.loop import Deliveries
+from core.handover.deliveries.store import customer_topic
 from core.handover.escalation import Refused, SupportDesk, last_turns, summarize, trend
-from core.turn.messages import Reply
-from core.infra.settings import Settings
-from core.state.store import ConversationState, EscalationState, StoreUnavailable
 from core.handover.tickets.store import ACTIVE, Ticket
+from core.infra.errors import StoreUnavailable
+from core.infra.settings import Settings
+from core.state.store import ConversationState, EscalationState
+from core.turn.messages import Reply
 
 PROMPT = "agent> "
 WATCH_S = 0.3  # how often the console looks for news
@@ -224,11 +226,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--agent", default=None, help="your agent id (default: your login name)")
     parser.add_argument("--name", default=None, help="the name customers see (default: none)")
     args = parser.parse_args(argv)
-    from bots.wiring import build_desk, configure_logging
+    from bots.wiring import build_support_desk, configure_logging
 
     settings = Settings()
     configure_logging(settings, default_level="WARNING")
-    desk = build_desk(settings)
+    desk = build_support_desk(settings)
     console = Console(desk, args.agent or getpass.getuser(), args.name, sys.stdout)
     interactive = sys.stdin.isatty()
     if interactive:
@@ -246,31 +248,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
-
 
 def _receive(settings: Settings, topic: str, results: Any, ready: Any) -> None:
     """The customer's side of the benchmark, in its own process: a delivery loop."""
-    from bots.wiring import build_deliveries_queue
+    from core.handover.deliveries.factory import open_delivery_queue
 
     def send_reply(conversation_id: str, reply: Reply) -> None:
         results.put((reply.text, time.time()))
 
     loop = Deliveries.to_customers(
-        build_deliveries_queue(settings), topic, send_reply, wait_s=settings.delivery_wait_s
+        open_delivery_queue(settings), topic, send_reply, wait_s=settings.delivery_wait_s
     )
     ready.set()
     loop.run()
 
 
-def bench(argv: Sequence[str] | None = None) -> int:
+def bench_handover(argv: Sequence[str] | None = None) -> int:
     """Delay from an agent's reply to its delivery in the customer's process, per backend."""
     parser = argparse.ArgumentParser(prog="concierge bench handover")
     parser.add_argument("--replies", type=int, default=100)
     parser.add_argument("--backend", choices=("sqlite", "redis", "both"), default="both")
     args = parser.parse_args(argv)
-    from bots.wiring import build_desk, configure_logging
+    from bots.wiring import build_support_desk, configure_logging
 
     base = Settings()
     configure_logging(base, default_level="WARNING")
@@ -286,7 +285,7 @@ def bench(argv: Sequence[str] | None = None) -> int:
                 }
             )
             try:
-                delays = _measure(settings, build_desk(settings), args.replies)
+                delays = _measure(settings, build_support_desk(settings), args.replies)
             finally:
                 if backend == "redis":
                     _forget(settings)
@@ -342,3 +341,7 @@ def _forget(settings: Settings) -> None:
     client = redis.Redis.from_url(settings.redis_url)
     for key in client.scan_iter(f"{settings.redis_prefix}:*"):
         client.delete(key)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,7 +1,9 @@
-"""One customer turn, run for an async chat adapter without blocking its event loop.
+"""What every chat adapter shares: run one turn off the event loop, keep each conversation's
+turns in order, keep only the replies this platform delivers, and hand agents' replies (taken
+from the store on a background thread) back to the adapter's event loop.
 
-The core's `handle` is synchronous and may be slow (a model, a Celery job, a lock), so it runs
-in a worker thread with an outbox that collects the replies; the adapter renders them after.
+An adapter parses a platform event into an `Incoming`, calls `run_turn`, and renders the replies
+`own_replies` gives it; nothing else about a turn is its business.
 """
 
 from __future__ import annotations
@@ -10,21 +12,25 @@ import asyncio
 import logging
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 from core.infra.logs import event
+from core.turn import replies
 from core.turn.messages import CollectingOutbox, Incoming, Outbox, Reply
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Incoming, Outbox], None]
+AsyncSend = Callable[[str, Reply], Coroutine[Any, Any, None]]
 
-SORRY = "Sorry, something went wrong on our side. Please try again in a moment."
+SEND_TIMEOUT_S = 60.0  # an agent's reply not sent within this counts as failed, and is retried
 
 
 async def run_turn(handler: Handler, incoming: Incoming) -> tuple[Reply, ...]:
-    """The replies of one turn; a failed turn still answers the customer honestly."""
+    """The replies of one turn, computed in a worker thread (the core is synchronous and may be
+    slow: a model, a Celery job, a lock). A failed turn still answers the customer honestly."""
     outbox = CollectingOutbox()
     started = time.perf_counter()
     failed = False
@@ -33,7 +39,7 @@ async def run_turn(handler: Handler, incoming: Incoming) -> tuple[Reply, ...]:
     except Exception:  # the core failed: log the cause, tell the customer, keep serving others
         failed = True
         log.exception("adapter.turn_failed")
-        outbox.send(Reply(text=SORRY, conversation_id=incoming.conversation_id))
+        outbox.send(Reply(text=replies.INTERNAL_ERROR, conversation_id=incoming.conversation_id))
     event(
         log,
         "adapter.turn",
@@ -45,6 +51,20 @@ async def run_turn(handler: Handler, incoming: Incoming) -> tuple[Reply, ...]:
         ms=round((time.perf_counter() - started) * 1000, 1),
     )
     return tuple(outbox.replies)
+
+
+def own_replies(
+    platform: str, incoming: Incoming, turn_replies: Sequence[Reply]
+) -> Iterator[tuple[str, Reply]]:
+    """(conversation id, reply) for each reply this platform's adapter sends. A reply addressed
+    to another platform's conversation is left to that platform's process (and logged)."""
+    for reply in turn_replies:
+        target = reply.conversation_id or incoming.conversation_id
+        if not target.startswith(f"{platform}:"):
+            event(log, "adapter.foreign_reply", level=logging.WARNING, platform=platform,
+                  target=target)
+            continue
+        yield target, reply
 
 
 class ConversationOrder:
@@ -64,3 +84,14 @@ class ConversationOrder:
             lock = self._locks[conversation_id] = asyncio.Lock()
         async with lock:  # asyncio.Lock wakes waiters first come, first served
             yield
+
+
+def threadsafe(send: AsyncSend, loop: asyncio.AbstractEventLoop) -> Callable[[str, Reply], None]:
+    """A blocking `send_reply` for a delivery thread: runs `send` on the adapter's `loop` and
+    waits for it; an exception means "not delivered", and the delivery is retried later."""
+
+    def send_reply(conversation_id: str, reply: Reply) -> None:
+        future = asyncio.run_coroutine_threadsafe(send(conversation_id, reply), loop)
+        future.result(SEND_TIMEOUT_S)
+
+    return send_reply

@@ -21,12 +21,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import SecretStr, ValidationError
 
 from core.infra.health import model_version
 from core.infra.logs import configure
+from core.infra.redis_client import redacted, redis_client
 from core.infra.settings import Settings
 
 Status = Literal["ok", "fail", "skip"]
@@ -129,22 +129,11 @@ def check_token(
 # -- services --------------------------------------------------------------------------------
 
 
-def redacted(url: str) -> str:
-    """A URL fit for output: the password replaced."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 def check_redis(check: str, url: str, env: str) -> Finding:
     import redis
 
     try:
-        client = redis.Redis.from_url(
-            url, socket_connect_timeout=TIMEOUT_S, socket_timeout=TIMEOUT_S
-        )
+        client = redis_client(url, TIMEOUT_S)
         started = time.perf_counter()
         client.ping()
         ms = (time.perf_counter() - started) * 1000
@@ -162,11 +151,11 @@ def check_redis(check: str, url: str, env: str) -> Finding:
 
 
 def check_demo_store(settings: Settings) -> Finding:
-    from core.shop.demo.generator import load_store
+    from core.shop.files import load_shop
     from core.shop.jsonl import StoreDataError
 
     try:
-        store = load_store(settings.demo_dir)
+        store = load_shop(settings.demo_dir)
     except (StoreDataError, OSError) as exc:
         return fail("data", f"the demo store in {settings.demo_dir} cannot be read: {exc}",
                     "set CONCIERGE_DEMO_DIR to a folder with catalog.jsonl, orders.jsonl and "
@@ -176,8 +165,8 @@ def check_demo_store(settings: Settings) -> Finding:
 
 
 def check_sqlite(path: Path) -> Finding:
+    from core.infra.errors import StoreUnavailable
     from core.state.sqlite import SqliteStateStore
-    from core.state.store import StoreUnavailable
 
     try:
         SqliteStateStore(path)
@@ -242,9 +231,9 @@ def check_llm(settings: Settings) -> Finding:
     from dataclasses import replace
 
     from core.llm.client import LlmClient, LlmConfig, LlmError
+    from core.llm.understanders import Verdict, understanding_prompt, verdict_schema
     from core.state.store import ConversationState
     from core.turn.taxonomy import TaxonomyError, load_taxonomy
-    from core.llm.understanders import Verdict, render_prompt, verdict_schema
 
     base = settings.llm_base_url
     try:
@@ -254,7 +243,7 @@ def check_llm(settings: Settings) -> Finding:
                     "set CONCIERGE_NLU_TAXONOMY to the intents file (data/nlu/intents.yaml)")
     config = replace(LlmConfig.from_settings(settings), retries=0)
     client = LlmClient(config)
-    prompt = render_prompt(taxonomy, "where is my order 48213?",
+    prompt = understanding_prompt(taxonomy, "where is my order 48213?",
                            ConversationState(conversation_id="doctor"))
     started = time.perf_counter()
     try:
@@ -344,7 +333,7 @@ def check_models(settings: Settings, wanted: frozenset[str]) -> list[Finding]:
     return findings
 
 
-def render(findings: Sequence[Finding]) -> str:
+def report_text(findings: Sequence[Finding]) -> str:
     failed = sum(f.status == "fail" for f in findings)
     width = max((len(f.check) for f in findings), default=0)
     lines = []
@@ -382,14 +371,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings()
     except ValidationError as exc:
         findings = explain_settings_error(exc)
-        print(render(findings))
+        print(report_text(findings))
         return 2
     findings = examine(settings, args.roles)
     if args.json:
         for finding in findings:
             print(json.dumps(asdict(finding)))
     else:
-        print(render(findings))
+        print(report_text(findings))
     return 1 if any(f.status == "fail" for f in findings) else 0
 
 

@@ -1,4 +1,4 @@
-"""`.env.example`, generated from `core/settings.py` so it lists every setting and never goes
+"""`.env.example`, generated from `core/infra/settings.py` so it lists every setting and never goes
 stale: `concierge env-example --write` rewrites it, `--check` fails when it differs.
 
 A field's comment is its `Field(description=...)`, else the comment on its line, else the
@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import ast
 import io
-import os
 import sys
 import tokenize
 import typing
@@ -24,13 +23,14 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from core.infra import settings as settings_module
-from core.infra.settings import REPO_ROOT, Settings
+from core.infra.settings import Settings, packaged_data
 
-ENV_EXAMPLE = REPO_ROOT / ".env.example"
+ENV_EXAMPLE = Path(".env.example")  # in the project folder the command runs in
+PACKAGED = packaged_data()
 HEADER = """\
 # Concierge settings. Copy this file to .env and uncomment what you change; a commented line
 # keeps its default. Every variable can also be set in the environment.
-# Generated from core/settings.py by `concierge env-example --write`: edit that file, not this.
+# Generated from core/infra/settings.py by `concierge env-example --write`: edit that, not this.
 """
 
 
@@ -52,17 +52,16 @@ def _field_lines(source: str) -> dict[str, tuple[int, int]]:
                 for item in node.body
                 if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name)
             }
-    raise ValueError("no Settings class in core/settings.py")
+    raise ValueError(f"no Settings class in {settings_module.__file__}")
 
 
 def _display(value: Any) -> str:
     if value is None or value is PydanticUndefined or isinstance(value, SecretStr):
         return ""
     if isinstance(value, Path):
-        # Relative to the checkout, so the file is the same wherever the repository lives.
-        if value.is_relative_to(REPO_ROOT.parent):
-            return os.path.relpath(value, REPO_ROOT)
-        return str(value)
+        # Files shipped with Concierge have no path worth writing down: empty means "the copy
+        # that came with it", the same wherever it is installed.
+        return "" if value.is_relative_to(PACKAGED) else str(value)
     if isinstance(value, bool):
         return str(value).lower()
     return str(value)
@@ -119,7 +118,7 @@ def entries() -> list[Entry]:
     return found
 
 
-def render() -> str:
+def env_example_text() -> str:
     out = [HEADER]
     for entry in entries():
         if entry.section:
@@ -137,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     action.add_argument("--check", action="store_true",
                         help=f"exit 1 when {ENV_EXAMPLE.name} is not what the settings say")
     args = parser.parse_args(argv)
-    text = render()
+    text = env_example_text()
     if args.write:
         ENV_EXAMPLE.write_text(text)
         print(f"wrote {ENV_EXAMPLE}")

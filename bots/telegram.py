@@ -37,14 +37,18 @@ from telegram.ext import (
     filters,
 )
 
+from bots.channel import ConversationOrder, Handler, own_replies, run_turn, threadsafe
 from bots.layout import rows, split_text, utf16_units
-from bots.ledger.store import Ledger, fits, full_payload, open_ledger, short_payloads
-from bots.channel import ConversationOrder, Handler, run_turn
+from bots.ledger.factory import open_ledger
+from bots.ledger.payloads import fits, full_payload, short_payloads
+from bots.ledger.store import Ledger
+from core.handover.deliveries.store import customer_topic
 from core.infra import logs
 from core.infra.health import serve as serve_health
 from core.infra.logs import event
-from core.turn.messages import Button, Incoming, Reply
 from core.infra.settings import Settings
+from core.turn import replies
+from core.turn.messages import Button, Incoming, Reply
 
 log = logging.getLogger(__name__)
 
@@ -57,15 +61,9 @@ TYPING_EVERY_S = 4.5  # the typing indicator lasts about 5 s
 RATE_LIMIT_RETRIES = 3
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 
-HELP_TEXT = (
-    "Hi! I'm the store's assistant. Tell me what you're looking for (\"a waterproof jacket "
-    'under $100"), ask about an order ("where is order 48213?") or about shipping and '
-    "returns. In groups, mention me or reply to my message."
-)
-TEXT_ONLY = "Sorry, I can only read text for now. Please type your question."
 
 
-def conversation_id(chat_id: int, topic_id: int | None = None) -> str:
+def telegram_conversation_id(chat_id: int, topic_id: int | None = None) -> str:
     """`telegram:<chat>` or, in a forum topic, `telegram:<chat>:<topic>`."""
     return f"{PLATFORM}:{chat_id}" + (f":{topic_id}" if topic_id is not None else "")
 
@@ -122,7 +120,8 @@ class TelegramAdapter:
         message = update.message
         if message is None or not await self._first_delivery(message):
             return
-        await self.send_reply(self._conversation(message), Reply(HELP_TEXT), message.message_id)
+        conversation = self._conversation(message)
+        await self.send_reply(conversation, Reply(replies.CHAT_HELP), message.message_id)
 
     async def on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.message
@@ -177,7 +176,8 @@ class TelegramAdapter:
         if album and not await asyncio.to_thread(self.ledger.claim, f"{PLATFORM}:album:{album}"):
             return  # an album arrives as one message per photo: answer it once
         event(log, "telegram.not_text", chat=message.chat.id)
-        await self.send_reply(self._conversation(message), Reply(TEXT_ONLY), message.message_id)
+        conversation = self._conversation(message)
+        await self.send_reply(conversation, Reply(replies.TEXT_ONLY), message.message_id)
 
     def _addressed(self, message: Message) -> bool:
         """Private chats always; groups only when the bot is mentioned or replied to."""
@@ -201,7 +201,7 @@ class TelegramAdapter:
         return text.replace(f"@{self.bot.username}", "").strip()
 
     def _conversation(self, message: Message) -> str:
-        return conversation_id(message.chat.id, _topic(message))
+        return telegram_conversation_id(message.chat.id, _topic(message))
 
     async def _first_delivery(self, message: Message) -> bool:
         key = f"{PLATFORM}:message:{message.chat.id}:{message.message_id}"
@@ -221,12 +221,10 @@ class TelegramAdapter:
                 typing.cancel()
             await self._render(incoming, message, replies)
 
-    async def _render(self, incoming: Incoming, message: Message, replies: Sequence[Reply]) -> None:
-        for reply in replies:
-            target = reply.conversation_id or incoming.conversation_id
-            if not target.startswith(f"{PLATFORM}:"):  # another platform's adapter delivers it
-                event(log, "telegram.foreign_reply", level=logging.WARNING, target=target)
-                continue
+    async def _render(
+        self, incoming: Incoming, message: Message, turn_replies: Sequence[Reply]
+    ) -> None:
+        for target, reply in own_replies(PLATFORM, incoming, turn_replies):
             reply_to = message.message_id if target == incoming.conversation_id else None
             await self.send_reply(target, reply, reply_to)
 
@@ -245,14 +243,14 @@ class TelegramAdapter:
     async def send_reply(
         self, conversation: str, reply: Reply, reply_to: int | None = None
     ) -> None:
-        await send_reply(self.bot, self.ledger, conversation, reply, reply_to)
+        await post_to_chat(self.bot, self.ledger, conversation, reply, reply_to)
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Telegram refused or could not be reached after the rate limiter's retries."""
         event(log, "telegram.error", level=logging.ERROR, error=repr(context.error))
 
 
-async def send_reply(
+async def post_to_chat(
     bot: Bot, ledger: Ledger, conversation: str, reply: Reply, reply_to: int | None = None
 ) -> None:
     """Post `reply` to a Telegram conversation, split to fit, buttons under the last piece.
@@ -292,7 +290,7 @@ async def _keyboard(ledger: Ledger, buttons: Sequence[Button]) -> InlineKeyboard
     return InlineKeyboardMarkup(rows(keys, BUTTONS_PER_ROW))
 
 
-def build_adapter(settings: Settings, handler: Handler, ledger: Ledger) -> TelegramAdapter:
+def telegram_adapter(settings: Settings, handler: Handler, ledger: Ledger) -> TelegramAdapter:
     """The Application with its handlers installed; `main()` or a test runs it."""
     if settings.telegram_token is None:
         raise ValueError("CONCIERGE_TELEGRAM_TOKEN is not set (the token @BotFather gave you)")
@@ -324,18 +322,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if settings.telegram_token is None:
         print("Set CONCIERGE_TELEGRAM_TOKEN to the token @BotFather gave you.", file=sys.stderr)
         return 2
-    from bots.wiring import build_conversation  # the core's wiring, shared by every adapter
+    from bots.wiring import build_conversation, start_customer_deliveries
 
     conversation = build_conversation(settings)
     ledger = open_ledger(settings)
-    adapter = build_adapter(settings, conversation.handle, ledger)
+    adapter = telegram_adapter(settings, conversation.handle, ledger)
 
     async def start_handover(application: Application) -> None:
         # Support agents' replies (written by another process) reach customers from here.
-        from bots.handover import start_customer_deliveries
-
-        send = partial(send_reply, application.bot, ledger)
-        start_customer_deliveries(settings, conversation, PLATFORM, send)
+        send = partial(post_to_chat, application.bot, ledger)
+        start_customer_deliveries(
+            settings,
+            conversation,
+            customer_topic(PLATFORM, f"{PLATFORM}:*"),
+            threadsafe(send, asyncio.get_running_loop()),
+        )
 
     adapter.application.post_init = start_handover
     serve_health(settings, role="telegram")  # /healthz and /metrics when metrics_port is set

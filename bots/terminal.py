@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import TextIO
 
 from bots.shutdown import Shutdown, TurnAbandoned
-from core.turn.conversation import Conversation
 from core.handover.deliveries.store import customer_topic
 from core.infra.health import serve
-from core.turn.messages import Button, Incoming, Reply
 from core.infra.settings import Settings
+from core.turn import replies
+from core.turn.conversation import Conversation
+from core.turn.messages import Button, Incoming, Reply
 
 PROMPT = "you> "
 BUTTONS_PER_LINE = 3
@@ -42,11 +43,11 @@ class TerminalOutbox:
         with self._lock:
             # Buttons first: a reader may answer as soon as the text is out.
             self.buttons = reply.buttons
-            self.out.write(render(reply) + "\n")
+            self.out.write(reply_text(reply) + "\n")
             self.out.flush()
 
 
-def render(reply: Reply) -> str:
+def reply_text(reply: Reply) -> str:
     """A reply as plain text: its text, then its buttons as a numbered list."""
     lines = [f"concierge> {reply.text}"]
     labels = [f"[{n}] {button.label}" for n, button in enumerate(reply.buttons, start=1)]
@@ -63,9 +64,9 @@ def to_incoming(
     if stripped.isdigit() and len(stripped) <= 3:
         index = int(stripped)
         if not outbox.buttons:
-            return f"There are no buttons to press right now (you typed {index})."
+            return replies.NO_BUTTONS.format(number=index)
         if not 1 <= index <= len(outbox.buttons):
-            return f"There is no button {index}; choose 1-{len(outbox.buttons)}."
+            return replies.NO_SUCH_BUTTON.format(number=index, count=len(outbox.buttons))
         payload = outbox.buttons[index - 1].payload
         return Incoming(conversation_id, user_id, button=payload, message_id=f"t{number}")
     return Incoming(conversation_id, user_id, text=line, message_id=f"t{number}")
@@ -171,7 +172,7 @@ SCRIPT = (
 )
 
 
-def bench(argv: Sequence[str] | None = None) -> int:
+def bench_chat(argv: Sequence[str] | None = None) -> int:
     """Per-turn latency of the terminal chat over scripted turns: median and p99."""
     parser = argparse.ArgumentParser(prog="concierge bench chat")
     parser.add_argument("--turns", type=int, default=200)

@@ -1,26 +1,37 @@
-"""Wiring: build the conversation core from settings. Every adapter's main() calls this.
+"""The composition root: settings in, the services of a turn out.
 
-Implementations are imported only when configured, so a bot process that scores through
-Celery workers never imports torch.
+Every process that runs turns (the terminal chat, the Telegram and Slack bots, the benchmarks)
+builds them here, and this is the only module that chooses implementations, so it is the only
+one in `bots/` that imports `workers/`. Each implementation is imported only when configured:
+with `CONCIERGE_UNDERSTANDER=llm` and `CONCIERGE_RECOMMENDER=celery` a bot process imports no
+torch (the local model, the LLM's fallback, is loaded the first time the LLM fails), and no
+process imports training code or scikit-learn.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable
 
-from core.infra import logs, metrics
-from core.turn.conversation import Conversation, Services
-from core.handover.deliveries.store import Deliveries, DeliveryQueue
-from core.shop.demo.generator import load_store
+from core.handover.deliveries.factory import open_delivery_queue
+from core.handover.deliveries.loop import Deliveries
 from core.handover.escalation import SupportDesk
+from core.handover.tickets.factory import open_ticket_store
+from core.infra import logs, metrics
+from core.infra.settings import Settings
+from core.shop.files import load_shop
+from core.state.factory import open_state_store
+from core.state.store import ConversationState, StateStore
+from core.turn.conversation import Conversation, Services
 from core.turn.explanation import Phraser
 from core.turn.messages import Reply
 from core.turn.policy import PolicyConfig
-from core.turn.recommendation import Recommender
-from core.infra.settings import Settings
-from core.state.store import StateStore
-from core.handover.tickets.store import TicketStore
-from core.turn.understanding import Understander
+from core.turn.recommendation import MeasuredRecommender, Recommender
+from core.turn.slots import SlotVocabulary
+from core.turn.understanding import Understander, Understanding
+
+log = logging.getLogger(__name__)
 
 
 def configure_logging(settings: Settings, default_level: str | None = None) -> None:
@@ -32,27 +43,62 @@ def configure_logging(settings: Settings, default_level: str | None = None) -> N
     logs.configure(level, settings.log_format)
 
 
-def build_store(settings: Settings) -> StateStore:
-    if settings.state_backend == "redis":
-        from core.state.redis import RedisStateStore
+def slot_vocabulary(settings: Settings) -> SlotVocabulary:
+    """Slot words from the store's catalog; an empty vocabulary (generic slots only) if absent."""
+    path = settings.demo_dir / "catalog.jsonl"
+    if not path.exists():
+        log.warning("no catalog at %s: slots without categories, attributes or products", path)
+        return SlotVocabulary()
+    from core.shop.catalog import JsonlCatalog
 
-        return RedisStateStore(settings.redis_url, settings.redis_prefix)
-    from core.state.sqlite import SqliteStateStore
-
-    return SqliteStateStore(settings.sqlite_path)
+    return SlotVocabulary.from_catalog(JsonlCatalog.load(path))
 
 
-def build_understander(settings: Settings) -> Understander:
-    """The local model (embedded default), the LLM, or the cascade of both."""
+class FirstUseUnderstander:
+    """An understander built the first time it is asked, so a process whose LLM answers never
+    loads the local model (nor imports torch)."""
+
+    def __init__(self, build: Callable[[], Understander]) -> None:
+        self._build = build
+        self._built: Understander | None = None
+        self._lock = threading.Lock()
+
+    def understand(self, text: str, state: ConversationState) -> Understanding:
+        with self._lock:
+            if self._built is None:
+                logs.event(log, "understand.local_model_loading")
+                self._built = self._build()
+        return self._built.understand(text, state)
+
+
+def build_understander(
+    settings: Settings, backend: str | None = None, vocabulary: SlotVocabulary | None = None
+) -> Understander:
+    """The local model (embedded default), the LLM with the local model as its fallback, or the
+    cascade of both; `backend` overrides `settings.understander`."""
+    backend = backend or settings.understander
+    vocabulary = vocabulary if vocabulary is not None else slot_vocabulary(settings)
+
+    def local() -> Understander:
+        from workers.nlu.understander import LocalUnderstander
+
+        return LocalUnderstander.load(settings.nlu_path, vocabulary, settings.nlu_threads)
+
+    if backend == "local":
+        return local()
+    from core.llm.client import LlmClient, LlmConfig
     from core.llm.understanders import CascadeUnderstander, LlmUnderstander
-    from workers.nlu.cli import build_understander as build
-    from workers.nlu.cli import load_vocabulary
+    from core.turn.taxonomy import load_taxonomy
 
-    understander = build(settings.understander, settings, load_vocabulary(settings))
-    llm = understander.llm if isinstance(understander, CascadeUnderstander) else understander
-    if isinstance(llm, LlmUnderstander):
-        metrics.watch_llm(llm.client)  # calls and breaker state on /metrics
-    return understander
+    client = LlmClient(LlmConfig.from_settings(settings))
+    metrics.watch_llm(client)  # calls and breaker state on /metrics
+    taxonomy = load_taxonomy(settings.nlu_taxonomy)
+    if backend == "llm":
+        return LlmUnderstander(client, taxonomy, FirstUseUnderstander(local), vocabulary)
+    first = local()
+    return CascadeUnderstander(
+        first, LlmUnderstander(client, taxonomy, first, vocabulary), settings.cascade_threshold
+    )
 
 
 def build_recommender(settings: Settings) -> Recommender:
@@ -61,10 +107,10 @@ def build_recommender(settings: Settings) -> Recommender:
         from workers.client import CeleryRecommender
 
         metrics.watch_queues(settings.celery_broker_url, [settings.celery_queue])
-        return metrics.MeasuredRecommender(CeleryRecommender(settings), "celery")
+        return MeasuredRecommender(CeleryRecommender(settings), "celery")
     from workers.recommender.service import ScoringService
 
-    return metrics.MeasuredRecommender(ScoringService.from_settings(settings), "inprocess")
+    return MeasuredRecommender(ScoringService.from_settings(settings), "inprocess")
 
 
 def build_policy(settings: Settings) -> PolicyConfig:
@@ -80,35 +126,12 @@ def build_policy(settings: Settings) -> PolicyConfig:
     )
 
 
-def build_deliveries_queue(settings: Settings) -> DeliveryQueue:
-    if settings.state_backend == "redis":
-        from core.handover.deliveries.store import RedisDeliveryQueue
-
-        return RedisDeliveryQueue(
-            settings.redis_url, settings.redis_prefix, lease_s=settings.delivery_lease_s
-        )
-    from core.handover.deliveries.store import SqliteDeliveryQueue
-
-    return SqliteDeliveryQueue(
-        settings.sqlite_path, lease_s=settings.delivery_lease_s, poll_s=settings.delivery_poll_s
-    )
-
-
-def build_desk(settings: Settings, states: StateStore | None = None) -> SupportDesk:
+def build_support_desk(settings: Settings, states: StateStore | None = None) -> SupportDesk:
     """The support desk over the configured storage; `states` reuses an open state store."""
-    tickets: TicketStore
-    if settings.state_backend == "redis":
-        from core.handover.tickets.store import RedisTicketStore
-
-        tickets = RedisTicketStore(settings.redis_url, settings.redis_prefix)
-    else:
-        from core.handover.tickets.store import SqliteTicketStore
-
-        tickets = SqliteTicketStore(settings.sqlite_path)
     return SupportDesk(
-        tickets=tickets,
-        queue=build_deliveries_queue(settings),
-        states=states or build_store(settings),
+        tickets=open_ticket_store(settings),
+        queue=open_delivery_queue(settings),
+        states=states or open_state_store(settings),
         sla_s=settings.escalation_sla_s,
         notify_agents=settings.support_channel is not None,  # the console reads tickets directly
         lock_timeout_s=settings.lock_timeout_s,
@@ -121,11 +144,11 @@ def start_customer_deliveries(
     topic: str,
     send_reply: Callable[[str, Reply], None],
 ) -> Deliveries | None:
-    """Deliver agent replies to this adapter's customers in the background (None when off).
+    """Deliver agents' replies to this adapter's customers in the background (None when off).
 
-    `topic` is `core.handover.deliveries.store.customer_topic(platform, conversation_id)`: the platform name
-    for a bot serving many chats, one per conversation for the terminal. The loop also runs the
-    SLA sweep. `send_reply` runs on the loop's thread.
+    `topic` is `customer_topic(platform, conversation_id)`: the platform name for a bot serving
+    many chats, one per conversation for the terminal. The loop also runs the SLA sweep.
+    `send_reply` runs on the loop's thread (`bots.channel.threadsafe` for async adapters).
     """
     desk = conversation.services.escalations
     if not isinstance(desk, SupportDesk):
@@ -139,23 +162,23 @@ def build_phraser(settings: Settings) -> Phraser | None:
     """An LLM phrasing explanations when configured; its sentences are checked, not trusted."""
     if settings.explanations != "llm":
         return None
-    from core.turn.explanation import LlmPhraser
     from core.llm.client import LlmClient, LlmConfig
+    from core.llm.phraser import LlmPhraser
 
     return LlmPhraser(LlmClient(LlmConfig.from_settings(settings)))
 
 
 def build_conversation(settings: Settings) -> Conversation:
-    store = load_store(settings.demo_dir)
-    states = build_store(settings)
+    shop = load_shop(settings.demo_dir)
+    states = open_state_store(settings)
     services = Services(
         store=states,
         understander=build_understander(settings),
         recommender=build_recommender(settings),
-        catalog=store.catalog,
-        orders=store.orders,
-        knowledge=store.knowledge,
-        escalations=build_desk(settings, states) if settings.escalation == "on" else None,
+        catalog=shop.catalog,
+        orders=shop.orders,
+        knowledge=shop.knowledge,
+        escalations=build_support_desk(settings, states) if settings.escalation == "on" else None,
         phraser=build_phraser(settings),
     )
     return Conversation(services, build_policy(settings), lock_timeout_s=settings.lock_timeout_s)

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 GGUF = REPO_ROOT / "models" / "gemma-3-270m-q4_k_m.gguf"
 STARTUP_S = 180.0
 

@@ -18,8 +18,8 @@ from kombu.exceptions import KombuError, OperationalError
 from redis.exceptions import RedisError
 
 from core.infra.logs import event
-from core.turn.recommendation import RecommendationRequest, RecommenderUnavailable, Suggestion
 from core.infra.settings import Settings
+from core.turn.recommendation import RecommendationRequest, RecommenderUnavailable, Suggestion
 from workers.app import SCORE_TASK, build_app
 
 log = logging.getLogger(__name__)

@@ -26,10 +26,10 @@ def configure_torch(threads: int) -> None:
 @torch.inference_mode()
 def encode(texts: Sequence[str], batch_size: int = 64, normalize: bool = True) -> Tensor:
     """Sentence embeddings of `texts`, shape (N, 384) in float32, L2-normalised by default."""
-    tokenizer, model = minilm.load(precise=True)
+    tokenizer, model = minilm.load_encoder(precise=True)
     chunks: list[Tensor] = []
     for start in range(0, len(texts), batch_size):
-        ids, mask = minilm.tokenize(tokenizer, texts[start : start + batch_size])  # (B, T)
+        ids, mask = minilm.token_ids(tokenizer, texts[start : start + batch_size])  # (B, T)
         pooled = minilm.mean_pool(model(ids, mask)[-1], mask)  # (B, 384)
         chunks.append(torch.nn.functional.normalize(pooled, dim=-1) if normalize else pooled)
     if not chunks:

@@ -121,7 +121,7 @@ def bf16_is_fast() -> bool:
 
 
 @cache
-def load(precise: bool = False) -> tuple[object, MiniLM]:
+def load_encoder(precise: bool = False) -> tuple[object, MiniLM]:
     """(tokenizer, model) from the installed package's files, once per process. The model
     runs in bfloat16 where the CPU is fast at it, unless `precise` asks for float32."""
     from safetensors.torch import load_file
@@ -142,7 +142,7 @@ def load(precise: bool = False) -> tuple[object, MiniLM]:
     return tokenizer, model.eval()
 
 
-def tokenize(tokenizer: object, texts: Sequence[str]) -> tuple[Tensor, Tensor]:
+def token_ids(tokenizer: object, texts: Sequence[str]) -> tuple[Tensor, Tensor]:
     """Token ids and attention mask, padded to the longest text: (B, T), (B, T)."""
     encodings = tokenizer.encode_batch(list(texts))  # type: ignore[attr-defined]
     longest = max(len(e.ids) for e in encodings)

@@ -11,8 +11,8 @@ from celery import Task, shared_task
 from celery.signals import worker_process_init
 
 from core.infra.logs import event
-from core.turn.recommendation import RecommendationRequest
 from core.infra.settings import Settings
+from core.turn.recommendation import RecommendationRequest
 from workers.app import SCORE_MANY_TASK, SCORE_TASK
 from workers.encoder import configure_torch
 from workers.recommender.service import ScoringService

@@ -1,20 +1,17 @@
-"""Slack adapter: a slack-bolt AsyncApp in front of the conversation core.
+"""Slack customers: a slack-bolt AsyncApp in front of the conversation core.
 
 It parses events and button presses into `Incoming`, renders each `Reply` as Block Kit in the
-customer's thread, and meets Slack's duties: `ack()` at once with the turn running after it
-(lazy listeners), retried deliveries answered once, bot messages ignored, Block Kit limits kept,
-and 429s retried after `Retry-After`. HTTP Events API or Socket Mode, chosen by settings.
-Run it as a module: `python -m bots.slack.customers`.
+customer's thread (`bots.slack.render`), and meets Slack's duties: `ack()` at once with the
+turn running after it (lazy listeners), retried deliveries answered once, bot messages ignored,
+Block Kit limits kept, and 429s retried after `Retry-After`. HTTP Events API or Socket Mode,
+chosen by settings.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
-import sys
-from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
@@ -23,71 +20,20 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bots.layout import rows, split_text
-from bots.ledger.store import Ledger, fits, full_payload, open_ledger, short_payloads
-from bots.channel import ConversationOrder, Handler, run_turn
+from bots.channel import ConversationOrder, Handler, own_replies, run_turn
+from bots.ledger.payloads import full_payload
+from bots.ledger.store import Ledger
+from bots.slack.render import ACTION_PREFIX, PLATFORM, post_to_thread, slack_conversation_id
 from core.infra import logs
-from core.infra.health import serve as serve_health
-from core.turn.messages import Incoming, Reply
 from core.infra.settings import Settings
+from core.turn import replies
+from core.turn.messages import Incoming, Reply
 
 log = logging.getLogger(__name__)
 
-PLATFORM = "slack"
-SECTION_CHARS = 3000  # text of one section block
-BLOCKS_PER_MESSAGE = 50
-BUTTONS_PER_ACTIONS = 5  # Slack allows 25; five keep a row readable
-BUTTON_LABEL_CHARS = 75
-BUTTON_VALUE_CHARS = 2000
-ACTION_PREFIX = "concierge.button."
 RATE_LIMIT_RETRIES = 3
-TEXT_ONLY = "Sorry, I can only read text for now. Please type your question."
-
 MENTION = re.compile(r"<@[A-Z0-9]+>")
 HANDLED_SUBTYPES = {None, "file_share", "thread_broadcast"}  # not edits, joins, bots...
-
-
-def conversation_id(team: str, channel: str, thread_ts: str) -> str:
-    """`slack:<team>:<channel>:<thread root ts>`: one conversation per thread."""
-    return f"{PLATFORM}:{team}:{channel}:{thread_ts}"
-
-
-def thread_of(conversation: str) -> tuple[str, str]:
-    """(channel, thread ts) of a Slack conversation id."""
-    platform, _team, channel, thread_ts = conversation.split(":")
-    if platform != PLATFORM:
-        raise ValueError(f"not a Slack conversation id: {conversation!r}")
-    return channel, thread_ts
-
-
-def escape(text: str) -> str:
-    """Slack mrkdwn treats &, < and > as control characters."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def render(reply: Reply, values: Sequence[str]) -> list[list[dict[str, Any]]]:
-    """Block Kit messages for one reply: sections of text, then the buttons, 50 blocks each."""
-    blocks: list[dict[str, Any]] = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": piece}}
-        for piece in split_text(escape(reply.text), SECTION_CHARS)
-    ]
-    buttons = [
-        {
-            "type": "button",
-            "text": {"type": "plain_text", "text": button.label[:BUTTON_LABEL_CHARS] or "?"},
-            "action_id": f"{ACTION_PREFIX}{index}",  # unique within the message
-            "value": value,
-        }
-        for index, (button, value) in enumerate(zip(reply.buttons, values, strict=True))
-    ]
-    blocks += [{"type": "actions", "elements": row} for row in rows(buttons, BUTTONS_PER_ACTIONS)]
-    return [blocks[i : i + BLOCKS_PER_MESSAGE] for i in range(0, len(blocks), BLOCKS_PER_MESSAGE)]
-
-
-def _fallback(blocks: list[dict[str, Any]]) -> str:
-    """Notification text for a message: its sections, or a word when it only has buttons."""
-    texts = [block["text"]["text"] for block in blocks if block["type"] == "section"]
-    return "\n".join(texts)[:SECTION_CHARS] or "Choose:"
 
 
 class SlackAdapter:
@@ -99,9 +45,9 @@ class SlackAdapter:
         self.handler = handler
         self.ledger = ledger
         self.order = ConversationOrder()
-        app.event("app_mention")(ack=_ack, lazy=[self.on_mention])
-        app.event("message")(ack=_ack, lazy=[self.on_message])
-        app.action(re.compile(re.escape(ACTION_PREFIX)))(ack=_ack, lazy=[self.on_button])
+        app.event("app_mention")(ack=ack_at_once, lazy=[self.on_mention])
+        app.event("message")(ack=ack_at_once, lazy=[self.on_message])
+        app.action(re.compile(re.escape(ACTION_PREFIX)))(ack=ack_at_once, lazy=[self.on_button])
 
     # -- parse --------------------------------------------------------------------------------
 
@@ -121,7 +67,7 @@ class SlackAdapter:
         if root is None or MENTION.search(event.get("text", "")):
             return
         team, channel = _team(body), event["channel"]
-        key = f"{PLATFORM}:thread:{conversation_id(team, channel, root)}"
+        key = f"{PLATFORM}:thread:{slack_conversation_id(team, channel, root)}"
         if await asyncio.to_thread(self.ledger.get, key) is not None:
             await self._message(body, event)
 
@@ -143,7 +89,7 @@ class SlackAdapter:
             return
         payload = await asyncio.to_thread(full_payload, self.ledger, action.get("value", ""))
         incoming = Incoming(
-            conversation_id=conversation_id(team, channel, root),
+            conversation_id=slack_conversation_id(team, channel, root),
             user_id=f"{PLATFORM}:{team}:{body['user']['id']}",
             button=payload,
             thread_id=root,
@@ -161,11 +107,11 @@ class SlackAdapter:
             logs.event(log, "slack.duplicate", event_id=body.get("event_id"), channel=channel)
             return
         root = event.get("thread_ts") or ts
-        conversation = conversation_id(team, channel, root)
+        conversation = slack_conversation_id(team, channel, root)
         await asyncio.to_thread(self.ledger.put, f"{PLATFORM}:thread:{conversation}", "1")
         text = MENTION.sub("", event.get("text") or "").strip()
         if not text and event.get("files"):
-            await self.send_reply(conversation, Reply(TEXT_ONLY))
+            await self.send_reply(conversation, Reply(replies.TEXT_ONLY))
             return
         incoming = Incoming(
             conversation_id=conversation,
@@ -181,42 +127,19 @@ class SlackAdapter:
 
     async def _turn(self, incoming: Incoming) -> None:
         async with self.order.hold(incoming.conversation_id):
-            await self._render(incoming, await run_turn(self.handler, incoming))
-
-    async def _render(self, incoming: Incoming, replies: Sequence[Reply]) -> None:
-        for reply in replies:
-            target = reply.conversation_id or incoming.conversation_id
-            if not target.startswith(f"{PLATFORM}:"):  # another platform's adapter delivers it
-                logs.event(log, "slack.foreign_reply", level=logging.WARNING, target=target)
-                continue
-            try:
-                await self.send_reply(target, reply)
-            except SlackApiError as error:  # after the 429 retries: log it, serve the others
-                logs.event(log, "slack.send_failed", level=logging.ERROR, error=str(error))
+            turn_replies = await run_turn(self.handler, incoming)
+            for target, reply in own_replies(PLATFORM, incoming, turn_replies):
+                try:
+                    await self.send_reply(target, reply)
+                except SlackApiError as error:  # after the 429 retries: log it, serve the others
+                    logs.event(log, "slack.send_failed", level=logging.ERROR, error=str(error))
 
     async def send_reply(self, conversation: str, reply: Reply) -> None:
-        await send_reply(self.client, self.ledger, conversation, reply)
+        await post_to_thread(self.client, self.ledger, conversation, reply)
 
 
-async def send_reply(
-    client: AsyncWebClient, ledger: Ledger, conversation: str, reply: Reply
-) -> None:
-    """Post `reply` into a Slack conversation's thread as Block Kit.
-
-    Usable outside a turn, e.g. to relay a support agent's answer, from any process holding a
-    Web API client and the shared ledger.
-    """
-    channel, thread_ts = thread_of(conversation)
-    values = [b.payload for b in reply.buttons]
-    if not all(fits(value, BUTTON_VALUE_CHARS) for value in values):
-        values = await asyncio.to_thread(short_payloads, ledger, values, BUTTON_VALUE_CHARS)
-    for blocks in render(reply, values):
-        await client.chat_postMessage(
-            channel=channel, thread_ts=thread_ts, text=_fallback(blocks), blocks=blocks
-        )
-
-
-async def _ack(ack: AsyncAck) -> None:
+async def ack_at_once(ack: AsyncAck) -> None:
+    """Answer Slack within its 3 seconds; the lazy listener does the work afterwards."""
     await ack()
 
 
@@ -240,7 +163,7 @@ def web_client(settings: Settings) -> AsyncWebClient:
     )
 
 
-def build_adapter(
+def slack_adapter(
     settings: Settings, handler: Handler, ledger: Ledger, client: AsyncWebClient | None = None
 ) -> SlackAdapter:
     """The bolt app with the listeners installed; serve it over HTTP or Socket Mode."""
@@ -283,44 +206,3 @@ def missing_setting(settings: Settings) -> str | None:
     if settings.slack_mode == "socket" and settings.slack_app_token is None:
         return "Set CONCIERGE_SLACK_APP_TOKEN (an xapp- token with connections:write)."
     return None
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`concierge slack`: HTTP Events API or Socket Mode, as `CONCIERGE_SLACK_MODE` says."""
-    settings = Settings()
-    logs.configure(settings.log_level, settings.log_format)
-    missing = missing_setting(settings)
-    if missing:
-        print(missing, file=sys.stderr)
-        return 2
-    from bots.wiring import build_conversation  # the core's wiring, shared by every adapter
-
-    conversation = build_conversation(settings)
-    adapter = build_adapter(settings, conversation.handle, open_ledger(settings))
-    from bots.slack.desk import install_handover  # support desk and agents' replies
-
-    start_handover = install_handover(settings, conversation, adapter)
-    serve_health(settings, role="slack")  # /healthz and /metrics when metrics_port is set
-    if settings.slack_mode == "socket":
-        logs.event(log, "slack.socket_mode")
-
-        async def serve() -> None:
-            start_handover()
-            await serve_socket_mode(adapter, settings)
-
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(serve())
-        return 0
-    logs.event(log, "slack.http", host=settings.slack_bind_host, port=settings.slack_port)
-    application = http_app(adapter, settings)
-
-    async def on_startup(_: web.Application) -> None:
-        start_handover()
-
-    application.on_startup.append(on_startup)
-    web.run_app(application, host=settings.slack_bind_host, port=settings.slack_port)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

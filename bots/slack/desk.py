@@ -7,9 +7,9 @@ agent writes there is relayed to the customer on their platform (lines starting 
 `note:` stay internal). Only allowed agents (an allow-list, or members of a user group) can act;
 anyone else gets an ephemeral refusal.
 
-It runs inside the Slack bot process, on the same bolt app as the customer adapter: thread
-messages in the support channel are taken by a global middleware before the customer adapter
-sees them, and the buttons have their own action ids.
+It runs inside the Slack bot process (`bots.slack.app`), on the same bolt app as the customer
+adapter: thread messages in the support channel are taken by a global middleware before the
+customer adapter sees them, and the buttons have their own action ids.
 """
 
 from __future__ import annotations
@@ -20,23 +20,22 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 from slack_bolt import BoltResponse
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bots.handover import start_customer_deliveries
-from bots.slack.customers import PLATFORM, SlackAdapter, escape, send_reply
-from core.turn.conversation import Conversation
-from core.handover.deliveries.store import AGENTS_TOPIC, Deliveries, Delivery
+from bots.slack.customers import ack_at_once
+from bots.slack.render import escape
+from core.handover.deliveries.loop import Deliveries
+from core.handover.deliveries.store import AGENTS_TOPIC, Delivery
 from core.handover.escalation import Refused, SupportDesk, last_turns, summarize, trend
+from core.handover.tickets.store import Ticket
+from core.infra.errors import StoreUnavailable
 from core.infra.logs import event
 from core.infra.settings import Settings
-from core.state.store import StoreUnavailable
-from core.handover.tickets.store import Ticket
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +137,7 @@ class SlackDesk:
 
     def install(self, app: AsyncApp) -> None:
         app.middleware(self._take_support_channel_messages)
-        app.action(re.compile(re.escape(ACTION_PREFIX)))(ack=_ack, lazy=[self.on_action])
+        app.action(re.compile(re.escape(ACTION_PREFIX)))(ack=ack_at_once, lazy=[self.on_action])
 
     def start_news(self, wait_s: float = 1.0) -> Deliveries:
         """Post ticket news in the background (call from the app's event loop); runs the SLA."""
@@ -335,10 +334,6 @@ def _report_failure(task: asyncio.Task[None]) -> None:
         event(log, "desk.message_failed", logging.ERROR, error=repr(task.exception()))
 
 
-async def _ack(ack: AsyncAck) -> None:
-    await ack()
-
-
 def _plain(text: str) -> str:
     """Slack mrkdwn as the customer should read it: entities decoded, links as their text."""
     text = re.sub(r"<(https?://[^|>]+)\|([^>]+)>", r"\2 (\1)", text)
@@ -346,14 +341,14 @@ def _plain(text: str) -> str:
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
-def build_desk(settings: Settings, desk: SupportDesk, client: AsyncWebClient) -> SlackDesk | None:
+def slack_desk(settings: Settings, desk: SupportDesk, client: AsyncWebClient) -> SlackDesk | None:
     """The Slack desk when a support channel is configured, else None."""
     if settings.support_channel is None:
         return None
     summarizer: Callable[[Ticket], str] = summarize
     if settings.support_summary == "llm":
-        from core.llm.client import LlmClient, LlmConfig
         from core.handover.summaries import LlmSummarizer
+        from core.llm.client import LlmClient, LlmConfig
 
         summarizer = LlmSummarizer(LlmClient(LlmConfig.from_settings(settings)))
     return SlackDesk(
@@ -364,32 +359,3 @@ def build_desk(settings: Settings, desk: SupportDesk, client: AsyncWebClient) ->
         settings.support_agent_group,
         summarizer,
     )
-
-
-def install_handover(
-    settings: Settings, conversation: Conversation, adapter: SlackAdapter
-) -> Callable[[], list[Deliveries]]:
-    """Wire the hand-over into a Slack bot process; returns `start`, to call on its event loop.
-
-    Installs the support desk's listeners (when a support channel is configured) now; `start`
-    begins delivering agents' replies to Slack customers and, with a desk, posting ticket news.
-    """
-    desk = conversation.services.escalations
-    if not isinstance(desk, SupportDesk):
-        return lambda: []
-    slack_desk = build_desk(settings, desk, adapter.client)
-    if slack_desk is not None:
-        slack_desk.install(adapter.app)
-
-    def start() -> list[Deliveries]:
-        loops = []
-        customers = start_customer_deliveries(
-            settings, conversation, PLATFORM, partial(send_reply, adapter.client, adapter.ledger)
-        )
-        if customers is not None:
-            loops.append(customers)
-        if slack_desk is not None:
-            loops.append(slack_desk.start_news(settings.delivery_wait_s))
-        return loops
-
-    return start

@@ -20,12 +20,25 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from core.handover.deliveries.store import (
+    AGENTS_TOPIC,
+    Delivery,
+    DeliveryKind,
+    DeliveryQueue,
+    customer_topic,
+)
+from core.handover.tickets.store import (
+    CLOSED,
+    Ticket,
+    TicketEntry,
+    TicketStatus,
+    TicketStore,
+    new_ticket_id,
+)
 from core.infra import metrics
-from core.turn import replies
-from core.handover.deliveries.store import AGENTS_TOPIC, Delivery, DeliveryKind, DeliveryQueue, customer_topic
 from core.infra.logs import event
 from core.state.store import ConversationState, EscalationState, StateStore
-from core.handover.tickets.store import CLOSED, Ticket, TicketEntry, TicketStatus, TicketStore, new_ticket_id
+from core.turn import replies
 from core.turn.understanding import Understanding
 
 log = logging.getLogger(__name__)

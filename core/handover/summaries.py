@@ -12,11 +12,11 @@ import logging
 from pydantic import BaseModel, Field
 
 from core.handover.escalation import summarize, trend
-from core.llm.client import LlmClient, LlmError
-from core.infra.logs import event
-from core.llm.pii import mask_pii
-from core.llm.prompts import render
 from core.handover.tickets.store import Ticket
+from core.infra.logs import event
+from core.llm.client import LlmClient, LlmError
+from core.llm.pii import mask_pii
+from core.llm.templates import render_prompt
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class LlmSummarizer:
         self.client = client
 
     def __call__(self, ticket: Ticket) -> str:
-        prompt = render(
+        prompt = render_prompt(
             PROMPT,
             reason=ticket.reason,
             trend=trend(ticket.sentiment_trend),

@@ -27,7 +27,6 @@ Metrics (type; labels): meaning
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Protocol
 
@@ -36,12 +35,6 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from core.infra.logs import event
-from core.turn.recommendation import (
-    RecommendationRequest,
-    Recommender,
-    RecommenderUnavailable,
-    Suggestion,
-)
 
 log = logging.getLogger(__name__)
 
@@ -109,12 +102,10 @@ class QueueDepth(Collector):
     """
 
     def __init__(self, redis_url: str, queues: Sequence[str], timeout_s: float = 0.5) -> None:
-        import redis
+        from core.infra.redis_client import redis_client
 
         self.queues = tuple(queues)
-        self.client = redis.Redis.from_url(
-            redis_url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
-        )
+        self.client = redis_client(redis_url, timeout_s)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         import redis
@@ -214,25 +205,3 @@ def watch_llm(source: LlmSource) -> None:
         REGISTRY.unregister(collector)
     _llm[:] = [LlmCalls(source)]
     REGISTRY.register(_llm[0])
-
-
-class MeasuredRecommender:
-    """Any recommender, with each request's latency and outcome recorded as the caller saw it
-    (for Celery: queue wait, scoring and the result's round trip together)."""
-
-    def __init__(self, inner: Recommender, backend: str) -> None:
-        self.inner = inner
-        self.backend = backend
-
-    def recommend(self, request: RecommendationRequest) -> Sequence[Suggestion]:
-        started = time.perf_counter()
-        outcome = "error"
-        try:
-            suggestions = self.inner.recommend(request)
-            outcome = "ok"
-            return suggestions
-        except RecommenderUnavailable:
-            outcome = "unavailable"
-            raise
-        finally:
-            record_recommender_job(self.backend, outcome, time.perf_counter() - started)

@@ -5,13 +5,18 @@ Build one `Settings` in `main()` and pass it down; nothing else reads the enviro
 
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+
+def packaged_data(*parts: str) -> Path:
+    """A file shipped in the data/ folder (installed as the package `core.data`)."""
+    return Path(str(files("core.data").joinpath(*parts)))
+
 
 
 class Settings(BaseSettings):
@@ -20,23 +25,29 @@ class Settings(BaseSettings):
     )
 
     # Where things live.
-    demo_dir: Path = REPO_ROOT / "data" / "demo"  # catalog, orders, customers and FAQ files
-    models_dir: Path = REPO_ROOT / "models"  # trained models: nlu/, recommender-demo/
+    # Relative paths are taken from the directory a command runs in.
+    demo_dir: Path = Field(
+        default_factory=lambda: packaged_data("demo"),
+        description="the demo store's catalog, orders, customers and FAQ (shipped with Concierge)",
+    )
+    models_dir: Path = Path("models")  # trained models: nlu/, recommender-demo/
     data_dir: Path = Field(
-        default=REPO_ROOT.parent / "shared" / "data",
-        description="public datasets for training and benchmarks",
+        default=Path("../shared/data"), description="public datasets for training and benchmarks"
     )
 
     # Conversation state: SQLite file (embedded default) or Redis (several bot processes).
     state_backend: Literal["sqlite", "redis"] = "sqlite"
-    sqlite_path: Path = REPO_ROOT / "var" / "concierge.sqlite3"  # state file (sqlite backend)
+    sqlite_path: Path = Path("var/concierge.sqlite3")  # state file (sqlite backend)
     redis_url: str = "redis://127.0.0.1:6379/0"  # state, locks and tickets (redis backend)
     redis_prefix: str = "concierge"  # key prefix, so several deployments can share a Redis
 
     # Understanding: the local model, an LLM (local model as fallback), or cascade (local
     # first, the LLM only when the local model is unsure).
     understander: Literal["local", "llm", "cascade"] = "local"
-    nlu_taxonomy: Path = REPO_ROOT / "data" / "nlu" / "intents.yaml"  # intents and examples
+    nlu_taxonomy: Path = Field(
+        default_factory=lambda: packaged_data("nlu", "intents.yaml"),
+        description="intents and their examples (shipped with Concierge)",
+    )
     nlu_dir: Path | None = Field(
         default=None, description="the trained local model; None means models_dir / 'nlu'"
     )

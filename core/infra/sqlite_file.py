@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from core.state.store import StoreUnavailable
+from core.infra.errors import StoreUnavailable
 
 
 class SqliteFile:

@@ -15,12 +15,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.infra import metrics
-from core.llm.client import LlmClient, LlmError
 from core.infra.logs import event
+from core.llm.client import LlmClient, LlmError
 from core.llm.pii import mask_pii
-from core.llm.prompts import render
-from core.turn.slots import Vocabulary, extract_slots
+from core.llm.templates import render_prompt
 from core.state.store import ConversationState
+from core.turn.slots import SlotVocabulary, extract_slots
 from core.turn.taxonomy import Taxonomy
 from core.turn.understanding import Intent, Sentiment, Understander, Understanding
 
@@ -80,7 +80,7 @@ def to_intent(name: str) -> Intent:
         return Intent.OTHER
 
 
-def render_prompt(taxonomy: Taxonomy, text: str, state: ConversationState) -> str:
+def understanding_prompt(taxonomy: Taxonomy, text: str, state: ConversationState) -> str:
     """The understanding prompt for `text`, its personal data already masked by the caller."""
     intents = "\n".join(f"- {spec.name}: {spec.description}" for spec in taxonomy.intents)
     examples = "\n".join(
@@ -90,7 +90,7 @@ def render_prompt(taxonomy: Taxonomy, text: str, state: ConversationState) -> st
     )
     turns = state.transcript[-HISTORY_TURNS:]
     history = "\n".join(f"{turn.role}: {_quote(mask_pii(turn.text).text[:300])}" for turn in turns)
-    return render(
+    return render_prompt(
         PROMPT,
         intents=intents,
         examples=examples,
@@ -114,12 +114,12 @@ class LlmUnderstander:
         client: LlmClient,
         taxonomy: Taxonomy,
         fallback: Understander,
-        vocabulary: Vocabulary | None = None,
+        vocabulary: SlotVocabulary | None = None,
     ) -> None:
         self.client = client
         self.taxonomy = taxonomy
         self.fallback = fallback
-        self.vocabulary = vocabulary or Vocabulary()
+        self.vocabulary = vocabulary or SlotVocabulary()
         self.schema = verdict_schema(taxonomy.intent_names)
         self.fallbacks = 0
 
@@ -138,7 +138,7 @@ class LlmUnderstander:
         if not text.strip():
             return Understanding(intent=Intent.OTHER, slots=slots, confidence=1.0, source="guard")
         masked = mask_pii(text)
-        prompt = render_prompt(self.taxonomy, masked.text, state)
+        prompt = understanding_prompt(self.taxonomy, masked.text, state)
         try:
             verdict = self.client.complete_json(
                 [{"role": "user", "content": prompt}], Verdict, self.schema, name="understanding"

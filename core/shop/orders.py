@@ -1,4 +1,4 @@
-"""Orders and customers: frozen models, the `Orders` / `Customers` protocols, JSON-lines loaders."""
+"""Orders: frozen models, the `Orders` protocol and a JSON-lines loader."""
 
 from __future__ import annotations
 
@@ -83,18 +83,6 @@ class Order(BaseModel):
         return self
 
 
-class Customer(BaseModel):
-    """A registered customer of the store."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    id: str = Field(pattern=r"^C\d{4}$")
-    name: str
-    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[a-z]+$")
-    city: str
-    joined: date
-
-
 def normalize_order_id(order_id: str) -> str:
     """'#48213', ' 48213 ' and 'order 48213' all become '48213'."""
     text = order_id.strip().lower()
@@ -108,12 +96,6 @@ class Orders(Protocol):
     def get(self, order_id: str) -> Order | None: ...
 
     def for_customer(self, customer_id: str) -> Sequence[Order]: ...
-
-
-class Customers(Protocol):
-    """Read access to customers."""
-
-    def get(self, customer_id: str) -> Customer | None: ...
 
 
 class JsonlOrders:
@@ -149,21 +131,4 @@ class JsonlOrders:
         return self._by_customer.get(customer_id.strip().upper(), ())
 
     def all(self) -> Sequence[Order]:
-        return tuple(self._by_id.values())
-
-
-class JsonlCustomers:
-    """`Customers` held in memory, loaded from a customers.jsonl file."""
-
-    def __init__(self, customers: Sequence[Customer]) -> None:
-        self._by_id = {customer.id: customer for customer in customers}
-
-    @classmethod
-    def load(cls, path: Path) -> JsonlCustomers:
-        return cls(read_jsonl(path, Customer))
-
-    def get(self, customer_id: str) -> Customer | None:
-        return self._by_id.get(customer_id.strip().upper())
-
-    def all(self) -> Sequence[Customer]:
         return tuple(self._by_id.values())

@@ -12,11 +12,11 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import redis
 from pydantic import ValidationError
 
 from core.infra.logs import event
-from core.state.store import ConversationState, LockTimeout, StoreUnavailable
+from core.infra.redis_client import DEFAULT_TIMEOUT_S, RedisConnection
+from core.state.store import ConversationState, LockTimeout
 
 log = logging.getLogger(__name__)
 
@@ -31,28 +31,23 @@ return 0
 
 
 class RedisStateStore:
-    def __init__(self, url: str, prefix: str = "concierge", socket_timeout_s: float = 2.0) -> None:
-        self.url = url
-        self.prefix = prefix
-        self.client = redis.Redis.from_url(
-            url, socket_timeout=socket_timeout_s, socket_connect_timeout=socket_timeout_s
-        )
-        self._release = self.client.register_script(_RELEASE)
-
-    def key(self, kind: str, name: str) -> str:
-        return f"{self.prefix}:{kind}:{name}"
+    def __init__(
+        self, url: str, prefix: str = "concierge", timeout_s: float = DEFAULT_TIMEOUT_S
+    ) -> None:
+        self.redis = RedisConnection(url, prefix, timeout_s)
+        self._release = self.redis.client.register_script(_RELEASE)
 
     def load(self, conversation_id: str) -> ConversationState:
-        with self._guard():
-            raw = self.client.get(self.key("state", conversation_id))
+        with self.redis.guard():
+            raw = self.redis.client.get(self.redis.key("state", conversation_id))
         if raw is None:
             return ConversationState(conversation_id=conversation_id)
         try:
             return ConversationState.model_validate_json(raw)
         except ValidationError as exc:
-            with self._guard():
-                self.client.rpush(self.key("quarantine", conversation_id), raw)
-                self.client.delete(self.key("state", conversation_id))
+            with self.redis.guard():
+                self.redis.client.rpush(self.redis.key("quarantine", conversation_id), raw)
+                self.redis.client.delete(self.redis.key("state", conversation_id))
             event(
                 log,
                 "store.state_quarantined",
@@ -63,34 +58,24 @@ class RedisStateStore:
             return ConversationState(conversation_id=conversation_id)
 
     def save(self, state: ConversationState) -> None:
-        with self._guard():
-            self.client.set(
-                self.key("state", state.conversation_id), state.model_dump_json(), ex=STATE_TTL_S
+        with self.redis.guard():
+            self.redis.client.set(
+                self.redis.key("state", state.conversation_id),
+                state.model_dump_json(),
+                ex=STATE_TTL_S,
             )
 
     @contextmanager
     def lock(self, conversation_id: str, timeout: float = 30.0) -> Iterator[None]:
-        key, token = self.key("lock", conversation_id), uuid.uuid4().hex
+        key, token = self.redis.key("lock", conversation_id), uuid.uuid4().hex
         deadline = time.monotonic() + timeout
-        with self._guard():
-            while not self.client.set(key, token, nx=True, px=LEASE_MS):
+        with self.redis.guard():
+            while not self.redis.client.set(key, token, nx=True, px=LEASE_MS):
                 if time.monotonic() > deadline:
                     raise LockTimeout(f"conversation {conversation_id} is busy")
                 time.sleep(POLL_S)
         try:
             yield
         finally:
-            with self._guard():
+            with self.redis.guard():
                 self._release(keys=[key], args=[token])
-
-    @contextmanager
-    def _guard(self) -> Iterator[None]:
-        try:
-            yield
-        except redis.RedisError as exc:
-            raise StoreUnavailable(f"Redis at {self._safe_url()} is unavailable: {exc}") from exc
-
-    def _safe_url(self) -> str:
-        """The URL without its password, for messages and logs."""
-        scheme, _, rest = self.url.partition("://")
-        return f"{scheme}://{rest.rpartition('@')[2]}"

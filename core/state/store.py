@@ -81,10 +81,6 @@ class ConversationState(Frozen):
         return self.model_copy(update={"transcript": (*self.transcript, turn)[-TRANSCRIPT_LIMIT:]})
 
 
-class StoreUnavailable(RuntimeError):
-    """The state store cannot be reached or read; the message says why and what to do."""
-
-
 class LockTimeout(RuntimeError):
     """Another turn of the same conversation held the lock for too long."""
 

@@ -12,23 +12,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from core.infra import metrics
-from core.turn import replies
-from core.shop.catalog import Catalog
 from core.handover.escalation import Escalations
-from core.turn.explanation import Phraser, Vocabulary, explain
-from core.shop.knowledge import KnowledgeBase
+from core.infra import metrics
+from core.infra.errors import StoreUnavailable
 from core.infra.logs import event
-from core.turn.messages import MAX_TEXT_CHARS, Incoming, Outbox, Reply
+from core.shop.catalog import Catalog
+from core.shop.knowledge import KnowledgeBase
 from core.shop.orders import Orders
-from core.turn.policy import Action, Decision, PolicyConfig, decide
-from core.turn.recommendation import (
-    Evidence,
-    RecommendationRequest,
-    Recommender,
-    RecommenderUnavailable,
-    Suggestion,
-)
 from core.state.store import (
     SEEN_MESSAGES_LIMIT,
     SENTIMENT_LIMIT,
@@ -39,8 +29,18 @@ from core.state.store import (
     ProductRequest,
     ShownItem,
     StateStore,
-    StoreUnavailable,
     Turn,
+)
+from core.turn import replies
+from core.turn.explanation import FactVocabulary, Phraser, explain
+from core.turn.messages import MAX_TEXT_CHARS, Incoming, Outbox, Reply
+from core.turn.policy import Action, Decision, PolicyConfig, decide
+from core.turn.recommendation import (
+    Evidence,
+    RecommendationRequest,
+    Recommender,
+    RecommenderUnavailable,
+    Suggestion,
 )
 from core.turn.understanding import Intent, Understander, Understanding
 
@@ -100,7 +100,7 @@ class Conversation:
     lock_timeout_s: float = 30.0
     clock: Callable[[], float] = time.time
     last_turn: TurnSummary | None = field(default=None, init=False)
-    _vocabulary: Vocabulary | None = field(default=None, init=False, repr=False)
+    _vocabulary: FactVocabulary | None = field(default=None, init=False, repr=False)
 
     def handle(self, incoming: Incoming, outbox: Outbox) -> None:
         started = time.perf_counter()
@@ -251,7 +251,7 @@ class Conversation:
             return explain(suggestion)
         if self._vocabulary is None:  # catalog words a phrasing could wrongly name
             catalog = self.services.catalog
-            self._vocabulary = Vocabulary.of(
+            self._vocabulary = FactVocabulary.of(
                 (*catalog.attributes(), *catalog.colors()), (p.title for p in catalog.all())
             )
         return explain(suggestion, phraser, self._vocabulary)
@@ -295,7 +295,7 @@ class Conversation:
                 (Reply(replies.nothing_found(request), thread_id=thread),), request=request
             )
         suggestions = list(suggestions)[:SUGGESTIONS_SHOWN]
-        heading = heading or f"Here are some ideas for {replies.describe_request(request)}:"
+        heading = heading or replies.ideas_heading(request)
         shown = tuple(
             ShownItem(item_id=s.item_id, title=s.title, price=s.price, position=i)
             for i, s in enumerate(suggestions, start=1)
@@ -324,17 +324,15 @@ class Conversation:
                     in_stock=product.in_stock,
                 ),
             )
-            heading = f"Yes, {product.title} comes in {' and '.join(colours)}:"
+            heading = replies.comes_in_heading(product.title, colours)
             reply = replies.suggestions_reply([suggestion], heading, thread, self._explain)
             shown = (ShownItem(item_id=product.id, title=product.title, price=product.price,
                                position=1),)
             return Outcome((reply,), request=request, shown=shown)
-        wanted = " or ".join(request.colors)
-        has = f" (it comes in {', '.join(product.colors)})" if product.colors else ""
-        heading = f"{product.title} doesn't come in {wanted}{has}. Similar options in {wanted}:"
+        heading = replies.similar_in_colour(product, request.colors)
         outcome = self._recommend(state, request, thread, refine=True, heading=heading)
         if outcome.shown is None:  # nothing similar either: say both things
-            text = f"{product.title} doesn't come in {wanted}{has}. {outcome.replies[0].text}"
+            text = f"{replies.not_in_colour(product, request.colors)}. {outcome.replies[0].text}"
             return Outcome((Reply(text, thread_id=thread),), request=request)
         return outcome
 
@@ -356,7 +354,8 @@ class Conversation:
             return Outcome((Reply(text, thread_id=thread),), feedback=record)
         if decision.feedback == "more_like_this":
             request = state.request.model_copy(update={"like_item_id": decision.item_id})
-            outcome = self._recommend(state, request, thread, heading=f"More like {title}:")
+            heading = replies.more_like_heading(title)
+            outcome = self._recommend(state, request, thread, heading=heading)
         else:
             rejected = state.model_copy(update={"feedback": (*state.feedback, record)})
             outcome = self._recommend(
@@ -364,7 +363,7 @@ class Conversation:
                 state.request,
                 thread,
                 refine=True,
-                heading=f"Got it, no more {title}. Other options:",
+                heading=replies.rejected_heading(title),
             )
         return Outcome(outcome.replies, outcome.request, outcome.shown, feedback=record)
 

@@ -117,7 +117,7 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
-def stem(word: str) -> str:
+def singular(word: str) -> str:
     """A crude singular form so "jackets" matches "jacket" and "boots" matches "boot"."""
     if len(word) > 4 and word.endswith("ies"):
         return word[:-3] + "y"
@@ -151,9 +151,9 @@ def product_stems(product: Product) -> frozenset[str]:
             " ".join(product.colors),
         )
     )
-    stems = {stem(word) for word in words(text)}
+    stems = {singular(word) for word in words(text)}
     # Hyphenated tags also match their parts: "water-resistant" matches "water".
-    stems |= {stem(part) for word in words(text) if "-" in word for part in word.split("-")}
+    stems |= {singular(part) for word in words(text) if "-" in word for part in word.split("-")}
     return frozenset(stems)
 
 
@@ -177,8 +177,8 @@ def resembles(product: Product, other: Product) -> bool:
         return True
     if product.category.lower() != other.category.lower():
         return False
-    mine = {stem(w) for w in words(product.title) if w not in STOPWORDS and len(w) > 2}
-    theirs = {stem(w) for w in words(other.title) if w not in STOPWORDS and len(w) > 2}
+    mine = {singular(w) for w in words(product.title) if w not in STOPWORDS and len(w) > 2}
+    theirs = {singular(w) for w in words(other.title) if w not in STOPWORDS and len(w) > 2}
     return bool(mine & theirs)
 
 
@@ -216,10 +216,10 @@ def gather(
 
 
 def _matches(term: str, stems: frozenset[str]) -> bool:
-    if stem(term) in stems:
+    if singular(term) in stems:
         return True
     if "-" in term:
-        return all(stem(part) in stems for part in term.split("-"))
+        return all(singular(part) in stems for part in term.split("-"))
     return False
 
 

@@ -1,10 +1,11 @@
 """One-line explanations of a suggestion, built only from its evidence.
 
-The template states evidence fields and nothing else. An LLM may phrase the same evidence more
-naturally (`Phraser`); its text is kept only if every sentence passes `supported`: each number
-it names is a number of the evidence, each catalog attribute or colour it names is one the
-evidence matched, each product title it names is the suggestion's own or one the evidence
-cites. Anything else and the template is used instead.
+The template (`replies.template_explanation`) states evidence fields and nothing else. An LLM
+may phrase the same evidence more naturally (a `Phraser`, such as `core.llm.phraser`); its text
+is kept only if `unsupported` finds nothing: each number it names is a number of the evidence,
+each catalog attribute or colour it names is one the evidence matched, each product title it
+names is the suggestion's own or one the evidence cites. Anything else and the template is used
+instead.
 """
 
 from __future__ import annotations
@@ -15,11 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from pydantic import BaseModel, Field
-
-from core.llm.client import LlmClient
 from core.infra.logs import event
-from core.llm.prompts import render
+from core.turn import replies
 from core.turn.recommendation import Evidence, Suggestion
 
 log = logging.getLogger(__name__)
@@ -35,40 +33,23 @@ class Phraser(Protocol):
     def phrase(self, evidence: Evidence) -> str: ...
 
 
-class Phrasing(BaseModel):
-    sentence: str = Field(max_length=600)
-
-
-class LlmPhraser:
-    """An OpenAI-compatible LLM phrases the evidence; `explain` checks every sentence it writes."""
-
-    def __init__(self, client: LlmClient) -> None:
-        self.client = client
-
-    def phrase(self, evidence: Evidence) -> str:
-        facts = evidence.model_dump_json(exclude_none=True, exclude_defaults=True)
-        prompt = render("explain_suggestion_v1", evidence_json=facts)
-        messages = [{"role": "user", "content": prompt}]
-        return self.client.complete_json(messages, Phrasing, name="phrasing").sentence
-
-
 @dataclass(frozen=True)
-class Vocabulary:
+class FactVocabulary:
     """Catalog words a phrasing could name: all attribute/colour tags and all product titles."""
 
     tags: frozenset[str] = frozenset()
     titles: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, tags: Iterable[str], titles: Iterable[str]) -> Vocabulary:
+    def of(cls, tags: Iterable[str], titles: Iterable[str]) -> FactVocabulary:
         return cls(frozenset(t.lower() for t in tags), tuple(t.lower() for t in titles))
 
 
 def explain(
-    suggestion: Suggestion, phraser: Phraser | None = None, vocabulary: Vocabulary | None = None
+    suggestion: Suggestion, phraser: Phraser | None = None, vocabulary: FactVocabulary | None = None
 ) -> str:
     """A short sentence stating facts from the evidence; the phraser's, when it is faithful."""
-    template = template_explanation(suggestion)
+    template = replies.template_explanation(suggestion)
     if phraser is None:
         return template
     try:
@@ -76,36 +57,14 @@ def explain(
     except Exception as error:  # any phrasing failure falls back to the template, logged
         event(log, "explanation.phrase_failed", level=logging.WARNING, error=repr(error)[:200])
         return template
-    problem = unsupported(text, suggestion, vocabulary or Vocabulary())
+    problem = unsupported(text, suggestion, vocabulary or FactVocabulary())
     if problem is not None:
         event(log, "explanation.phrase_rejected", reason=problem, item=suggestion.item_id)
         return template
     return text
 
 
-def template_explanation(suggestion: Suggestion) -> str:
-    evidence = suggestion.evidence
-    parts: list[str] = []
-    if evidence.matched_attributes:
-        parts.append(_join(evidence.matched_attributes))
-    elif evidence.matched_terms:
-        parts.append(f"matches {_join(evidence.matched_terms[:3])}")
-    if evidence.similar_to:
-        parts.append(f"similar to {evidence.similar_to}")
-    elif evidence.similar_history:
-        parts.append(f"like your {evidence.similar_history[0]}")
-    if evidence.budget_max is not None and evidence.price <= evidence.budget_max:
-        parts.append(f"under {_money(evidence.budget_max)}")
-    rating = _rating(evidence)
-    if rating:
-        parts.append(rating)
-    if not parts:
-        return "A popular pick in our catalog."
-    text = "; ".join(parts)
-    return text[0].upper() + text[1:] + "."
-
-
-def unsupported(text: str, suggestion: Suggestion, vocabulary: Vocabulary) -> str | None:
+def unsupported(text: str, suggestion: Suggestion, vocabulary: FactVocabulary) -> str | None:
     """Why `text` states something the evidence does not, or None when every claim is backed."""
     if not text or len(text) > MAX_CHARS:
         return "empty or too long"
@@ -145,21 +104,3 @@ def _evidence_numbers(evidence: Evidence) -> set[float]:
 
 def _names(sentence: str, tag: str) -> bool:
     return re.search(rf"(?<![a-z0-9-]){re.escape(tag)}(?![a-z0-9-])", sentence) is not None
-
-
-def _rating(evidence: Evidence) -> str:
-    if evidence.rating is None or not evidence.review_count:
-        return ""
-    return f"rated {evidence.rating:.1f}/5 by {evidence.review_count:,} reviewers"
-
-
-def _money(amount: float) -> str:
-    """$100 or $99.99: never rounded, so the figure is exactly the customer's."""
-    return f"${amount:,.0f}" if float(amount).is_integer() else f"${amount:,.2f}"
-
-
-def _join(words: tuple[str, ...] | list[str]) -> str:
-    words = list(words)
-    if len(words) <= 1:
-        return "".join(words)
-    return ", ".join(words[:-1]) + " and " + words[-1]

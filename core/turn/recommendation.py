@@ -5,10 +5,13 @@ Requests and suggestions are plain JSON-able models so they cross process bounda
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
+
+from core.infra.metrics import record_recommender_job
 
 
 class RecommendationRequest(BaseModel):
@@ -60,3 +63,25 @@ class RecommenderUnavailable(RuntimeError):
 
 class Recommender(Protocol):
     def recommend(self, request: RecommendationRequest) -> Sequence[Suggestion]: ...
+
+
+class MeasuredRecommender:
+    """Any recommender, with each request's latency and outcome recorded as the caller saw it
+    (for Celery: queue wait, scoring and the result's round trip together)."""
+
+    def __init__(self, inner: Recommender, backend: str) -> None:
+        self.inner = inner
+        self.backend = backend
+
+    def recommend(self, request: RecommendationRequest) -> Sequence[Suggestion]:
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            suggestions = self.inner.recommend(request)
+            outcome = "ok"
+            return suggestions
+        except RecommenderUnavailable:
+            outcome = "unavailable"
+            raise
+        finally:
+            record_recommender_job(self.backend, outcome, time.perf_counter() - started)

@@ -6,17 +6,23 @@ from collections.abc import Callable, Sequence
 from datetime import date
 
 from core.shop.catalog import Product
-from core.turn.explanation import explain
 from core.shop.knowledge import Answer
-from core.turn.messages import Button, Reply
 from core.shop.orders import Order
-from core.turn.recommendation import Suggestion
 from core.state.store import ProductRequest
+from core.turn.messages import Button, Reply
+from core.turn.recommendation import Evidence, Suggestion
 
 HELP = (
     "I can suggest products, check an order (send its number), and answer questions about "
     "shipping, returns, payment and your account. Ask for a person at any time."
 )
+# The first message in a chat app, where the assistant may also sit in group chats.
+CHAT_HELP = (
+    "Hi! I'm the store's assistant. Tell me what you're looking for (\"a waterproof jacket "
+    'under $100"), ask about an order ("where is order 48213?") or about shipping and '
+    "returns. In groups, mention me or reply to my message."
+)
+TEXT_ONLY = "Sorry, I can only read text for now. Please type your question."
 
 STATUS_WORDS = {
     "processing": "is being prepared in our warehouse",
@@ -69,13 +75,13 @@ def suggestions_reply(
     suggestions: Sequence[Suggestion],
     heading: str,
     thread_id: str | None,
-    explainer: Callable[[Suggestion], str] = explain,
+    explainer: Callable[[Suggestion], str] | None = None,
 ) -> Reply:
     lines = [heading]
     buttons: list[Button] = []
     for position, suggestion in enumerate(suggestions, start=1):
         lines.append(f"{position}. {suggestion.title} — ${suggestion.price:,.2f}")
-        lines.append(f"   {explainer(suggestion)}")
+        lines.append(f"   {(explainer or template_explanation)(suggestion)}")
         key = f"{suggestion.item_id}:{position}"
         buttons += [
             Button(f"More like {position}", f"more:{key}"),
@@ -83,6 +89,32 @@ def suggestions_reply(
             Button(f"Details {position}", f"details:{key}"),
         ]
     return Reply("\n".join(lines), tuple(buttons), thread_id)
+
+
+def ideas_heading(request: ProductRequest) -> str:
+    return f"Here are some ideas for {describe_request(request)}:"
+
+
+def more_like_heading(title: str) -> str:
+    return f"More like {title}:"
+
+
+def rejected_heading(title: str) -> str:
+    return f"Got it, no more {title}. Other options:"
+
+
+def comes_in_heading(title: str, colours: Sequence[str]) -> str:
+    return f"Yes, {title} comes in {' and '.join(colours)}:"
+
+
+def not_in_colour(product: Product, wanted: Sequence[str]) -> str:
+    """"X doesn't come in red (it comes in black, grey)"."""
+    has = f" (it comes in {', '.join(product.colors)})" if product.colors else ""
+    return f"{product.title} doesn't come in {' or '.join(wanted)}{has}"
+
+
+def similar_in_colour(product: Product, wanted: Sequence[str]) -> str:
+    return f"{not_in_colour(product, wanted)}. Similar options in {' or '.join(wanted)}:"
 
 
 def nothing_found(request: ProductRequest) -> str:
@@ -226,6 +258,11 @@ ESCALATED = (
 RATED = "Thank you for the rating! I'm back to help whenever you need me."
 
 
+# The terminal chat, where a number typed alone presses a button.
+NO_BUTTONS = "There are no buttons to press right now (you typed {number})."
+NO_SUCH_BUTTON = "There is no button {number}; choose 1-{count}."
+
+
 def _day(value: date) -> str:
     return f"{value:%b} {value.day}, {value.year}"
 
@@ -264,3 +301,46 @@ def still_waiting(minutes: int) -> str:
         "sorry about the wait. You're still in the queue and everything you write here reaches "
         "them. If it can wait, you can also email support@concierge-demo.example."
     )
+
+
+# -- explanations of suggestions ---------------------------------------------------------------
+
+def template_explanation(suggestion: Suggestion) -> str:
+    """One line stating the suggestion's evidence and nothing else."""
+    evidence = suggestion.evidence
+    parts: list[str] = []
+    if evidence.matched_attributes:
+        parts.append(_join(evidence.matched_attributes))
+    elif evidence.matched_terms:
+        parts.append(f"matches {_join(evidence.matched_terms[:3])}")
+    if evidence.similar_to:
+        parts.append(f"similar to {evidence.similar_to}")
+    elif evidence.similar_history:
+        parts.append(f"like your {evidence.similar_history[0]}")
+    if evidence.budget_max is not None and evidence.price <= evidence.budget_max:
+        parts.append(f"under {_money(evidence.budget_max)}")
+    rating = _rating(evidence)
+    if rating:
+        parts.append(rating)
+    if not parts:
+        return "A popular pick in our catalog."
+    text = "; ".join(parts)
+    return text[0].upper() + text[1:] + "."
+
+
+def _rating(evidence: Evidence) -> str:
+    if evidence.rating is None or not evidence.review_count:
+        return ""
+    return f"rated {evidence.rating:.1f}/5 by {evidence.review_count:,} reviewers"
+
+
+def _money(amount: float) -> str:
+    """$100 or $99.99: never rounded, so the figure is exactly the customer's."""
+    return f"${amount:,.0f}" if float(amount).is_integer() else f"${amount:,.2f}"
+
+
+def _join(words: tuple[str, ...] | list[str]) -> str:
+    words = list(words)
+    if len(words) <= 1:
+        return "".join(words)
+    return ", ".join(words[:-1]) + " and " + words[-1]

@@ -1,6 +1,6 @@
 """Deterministic slot extraction: budgets, order ids, ordinals, catalog vocabulary, terms.
 
-Pure functions over text and a small `Vocabulary` built from the catalog, so every rule is
+Pure functions over text and a small `SlotVocabulary` built from the catalog, so every rule is
 tested with tables and both understanding backends share it (the LLM never invents slots).
 """
 
@@ -184,7 +184,7 @@ _WORD = re.compile(r"[a-zA-Z][a-zA-Z'-]*")
 
 
 @dataclass(frozen=True)
-class Vocabulary:
+class SlotVocabulary:
     """What the catalog sells, in the words slots are matched against (lower case)."""
 
     categories: tuple[str, ...] = ()
@@ -214,7 +214,7 @@ class Vocabulary:
         object.__setattr__(self, "_any_distinct", frozenset().union(*(d[2] for d in distinct)))
 
     @classmethod
-    def from_catalog(cls, catalog: Any) -> Vocabulary:
+    def from_catalog(cls, catalog: Any) -> SlotVocabulary:
         """Built from a `core.shop.catalog.Catalog`: its categories, attributes, colours, titles,
         and each subcategory ("rain-jackets") as one more way to name its category."""
         synonyms = dict(SYNONYMS)
@@ -238,7 +238,7 @@ class Vocabulary:
         )
 
 
-def _generic_words(vocabulary: Vocabulary) -> frozenset[str]:
+def _generic_words(vocabulary: SlotVocabulary) -> frozenset[str]:
     """Words that describe kinds of products, not one product: never enough to name one."""
     phrases = (*vocabulary.synonyms, *vocabulary.categories, *vocabulary.attributes,
                *vocabulary.colors)
@@ -256,7 +256,7 @@ def _lower_all(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(str(v).strip().lower() for v in values if str(v).strip()))
 
 
-def extract_slots(text: str, vocabulary: Vocabulary | None = None) -> Slots:
+def extract_slots(text: str, vocabulary: SlotVocabulary | None = None) -> Slots:
     """Every detail a message states: budget, order id, ordinal, vocabulary matches, terms.
     Without a vocabulary only catalog-independent slots are found."""
     vocabulary = vocabulary or _no_catalog()
@@ -282,8 +282,8 @@ def extract_slots(text: str, vocabulary: Vocabulary | None = None) -> Slots:
 
 
 @cache
-def _no_catalog() -> Vocabulary:
-    return Vocabulary()
+def _no_catalog() -> SlotVocabulary:
+    return SlotVocabulary()
 
 
 def _order_id(text: str) -> str | None:
@@ -360,7 +360,7 @@ def _find(text: str, phrase: str) -> int:
 
 
 def _category_and_attributes(
-    text: str, vocabulary: Vocabulary
+    text: str, vocabulary: SlotVocabulary
 ) -> tuple[str | None, tuple[str, ...]]:
     category: str | None = None
     found: list[tuple[int, str]] = []  # (position in text, attribute)
@@ -398,7 +398,7 @@ def _category_and_attributes(
     return category, tuple(dict.fromkeys(a for _, a in sorted(found)))
 
 
-def _colors(text: str, vocabulary: Vocabulary) -> tuple[str, ...]:
+def _colors(text: str, vocabulary: SlotVocabulary) -> tuple[str, ...]:
     found: list[tuple[int, str]] = []
     for color in vocabulary.colors:
         if color in VAGUE_COLORS:
@@ -457,7 +457,7 @@ def _ordinal(text: str) -> int | None:
     return None
 
 
-def _product(text: str, vocabulary: Vocabulary) -> str | None:
+def _product(text: str, vocabulary: SlotVocabulary) -> str | None:
     """The catalog product the message names. The catalog's own matcher is asked first, then
     the titles sharing the most distinctive words (names, brands) with the message; a product
     counts as named only through such a word, and a tie is ambiguous (None)."""

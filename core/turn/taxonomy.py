@@ -1,7 +1,8 @@
 """The understanding taxonomy: intents (name, description, examples) and sentiment examples.
 
-One data file (`data/nlu/intents.yaml` by default) feeds both backends: the local model trains on
-its examples and the LLM prompt renders its names, descriptions and a few examples.
+One data file (`data/nlu/intents.yaml`, shipped as `core.data`, by default) feeds both
+backends: the local model trains on its examples and the LLM prompt renders its names,
+descriptions and a few examples.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from pathlib import Path
 
 import yaml
 
+from core.infra.settings import packaged_data
 from core.turn.understanding import Intent, Sentiment
 
-DEFAULT_PATH = Path(__file__).resolve().parent.parent / "data" / "nlu" / "intents.yaml"
+DEFAULT_PATH = packaged_data("nlu", "intents.yaml")
 MIN_EXAMPLES = 20
 
 

@@ -30,13 +30,13 @@ from typing import Any
 from aiohttp import web
 from pydantic import SecretStr
 
-from bots.slack.customers import customers as slack
 from bots import telegram
-from bots.ledger.store import SqliteLedger
 from bots.channel import Handler
+from bots.ledger.sqlite import SqliteLedger
+from bots.slack import customers as slack
 from core.infra import logs
-from core.turn.messages import Button, CollectingOutbox, Incoming, Outbox, Reply
 from core.infra.settings import Settings
+from core.turn.messages import Button, CollectingOutbox, Incoming, Outbox, Reply
 from tests.bots.peers import (
     LoopThread,
     SlackWebApi,
@@ -120,7 +120,8 @@ def telegram_path(
     token = "3000:bench-webhook" if webhook else "3000:bench-polling"
     emulator = TelegramEmulator(token).start()
     settings = Settings(telegram_token=SecretStr(token), telegram_base_url=emulator.url)
-    adapter = telegram.build_adapter(settings, handler, SqliteLedger(workdir / f"{token}.db", 3600))
+    ledger = SqliteLedger(workdir / f"{token}.db", 3600)
+    adapter = telegram.telegram_adapter(settings, handler, ledger)
     application = adapter.application
     assert application.updater is not None
     loop = LoopThread()
@@ -183,7 +184,7 @@ def slack_path(
         slack_port=port,
     )
     ledger = SqliteLedger(workdir / f"slack-{settings.slack_mode}.db", 3600)
-    adapter = slack.build_adapter(settings, handler, ledger)
+    adapter = slack.slack_adapter(settings, handler, ledger)
     server: SocketModeServer | None = None
     closers: list[Callable[[], Any]] = []
     if socket_mode:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bots.ledger.store import SqliteLedger
+from bots.ledger.sqlite import SqliteLedger
 from core.turn.messages import Button, Incoming, Outbox, Reply
 
 LONG_PAYLOAD = "details:" + "P" * 80  # longer than Telegram's 64-byte callback data

@@ -10,14 +10,14 @@ from __future__ import annotations
 import sys
 import time
 
-from bots.wiring import configure_logging
 from bots.terminal import serve_chat
-from core.turn.conversation import Conversation, Services
-from core.shop.demo.generator import load_store
-from core.turn.recommendation import RecommendationRequest, RecommenderUnavailable, Suggestion
+from bots.wiring import configure_logging
 from core.infra.settings import Settings
+from core.shop.files import load_shop
 from core.state.sqlite import SqliteStateStore
 from core.state.store import ConversationState
+from core.turn.conversation import Conversation, Services
+from core.turn.recommendation import RecommendationRequest, RecommenderUnavailable, Suggestion
 from core.turn.understanding import Intent, Understanding
 
 
@@ -41,7 +41,7 @@ def main() -> int:
     seconds, user = float(sys.argv[1]), sys.argv[2]
     settings = Settings()
     configure_logging(settings)
-    store = load_store(settings.demo_dir)
+    store = load_shop(settings.demo_dir)
     services = Services(
         store=SqliteStateStore(settings.sqlite_path),
         understander=SlowUnderstander(seconds),

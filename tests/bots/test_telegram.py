@@ -13,17 +13,16 @@ from pydantic import SecretStr
 
 from bots.telegram import (
     MAX_CALLBACK_BYTES,
-    TEXT_ONLY,
     TelegramAdapter,
-    build_adapter,
     chat_of,
-    conversation_id,
-    send_reply,
+    post_to_chat,
+    telegram_adapter,
+    telegram_conversation_id,
     webhook_secret,
 )
-from bots.channel import SORRY
-from core.turn.messages import Reply
 from core.infra.settings import Settings
+from core.turn import replies as wording
+from core.turn.messages import Reply
 from tests.bots.conftest import BUTTONS, LONG_PAYLOAD, LONG_TEXT, Clerk, make_ledger
 from tests.bots.peers import (
     BOT_USERNAME,
@@ -76,7 +75,7 @@ def bot(emulator: TelegramEmulator, clerk: Clerk, tmp_path_factory: pytest.TempP
     settings = Settings(telegram_token=SecretStr(TOKEN), telegram_base_url=emulator.url)
     ledger = make_ledger(tmp_path_factory.mktemp("tg") / "ledger.sqlite3")
     loop = LoopThread()
-    running = Running(build_adapter(settings, clerk, ledger), loop)
+    running = Running(telegram_adapter(settings, clerk, ledger), loop)
     loop.run(running.start_polling())
     yield running
     loop.run(running.stop())
@@ -161,7 +160,7 @@ def test_non_text_message_gets_text_only_answer(emulator, bot, clerk):
     }
     emulator.send(None, chat_id=2004, user_id=2004, sticker=sticker)
     [reply] = replies(emulator, 2004, 1)
-    assert reply["message"]["text"] == TEXT_ONLY
+    assert reply["message"]["text"] == wording.TEXT_ONLY
     assert not [i for i in clerk.seen if i.conversation_id == "telegram:2004"]
 
 
@@ -173,7 +172,7 @@ def test_photo_album_gets_one_text_only_answer(emulator, bot):
     texts = [m["message"]["text"] for m in replies(emulator, 2014, 2)]
     time.sleep(0.2)
     assert [m["message"]["text"] for m in emulator.bot_messages(2014)] == texts
-    assert sorted(texts) == sorted([TEXT_ONLY, "You said: and a question"])
+    assert sorted(texts) == sorted([wording.TEXT_ONLY, "You said: and a question"])
 
 
 def test_typing_action_while_a_slow_turn_runs(emulator, bot):
@@ -291,14 +290,14 @@ def test_start_and_help_commands(emulator, bot, clerk):
 def test_failed_turn_gets_an_honest_answer(emulator, bot):
     emulator.send("fail", chat_id=2010, user_id=2010)
     [reply] = replies(emulator, 2010, 1)
-    assert reply["message"]["text"] == SORRY
+    assert reply["message"]["text"] == wording.INTERNAL_ERROR
 
 
 def test_send_reply_outside_a_turn(emulator, bot):
     """What a support agent's relay uses: a reply pushed to a conversation, no update behind it."""
     adapter = bot.adapter
     reply = Reply("An agent here: your parcel left the warehouse.", buttons=BUTTONS)
-    bot.loop.run(send_reply(adapter.bot, adapter.ledger, "telegram:2011", reply))
+    bot.loop.run(post_to_chat(adapter.bot, adapter.ledger, "telegram:2011", reply))
     [pushed] = replies(emulator, 2011, 1)
     assert pushed["message"]["text"] == reply.text
     assert "reply_parameters" not in pushed["message"]
@@ -306,7 +305,7 @@ def test_send_reply_outside_a_turn(emulator, bot):
 
 
 def test_conversation_ids_round_trip():
-    assert conversation_id(-100123, 7) == "telegram:-100123:7"
+    assert telegram_conversation_id(-100123, 7) == "telegram:-100123:7"
     assert chat_of("telegram:-100123:7") == (-100123, 7)
     assert chat_of("telegram:55") == (55, None)
     with pytest.raises(ValueError):
@@ -319,7 +318,7 @@ def test_webhook_mode_checks_the_secret_token(tmp_path: Path):
     clerk = Clerk()
     port = free_port()
     settings = Settings(telegram_token=SecretStr(token), telegram_base_url=emulator.url)
-    adapter = build_adapter(settings, clerk, make_ledger(tmp_path / "ledger.sqlite3"))
+    adapter = telegram_adapter(settings, clerk, make_ledger(tmp_path / "ledger.sqlite3"))
     application = adapter.application
     loop = LoopThread()
     url = f"http://127.0.0.1:{port}/telegram"

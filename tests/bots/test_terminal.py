@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bots.terminal import TerminalOutbox, render, to_incoming
-from core.shop.demo.generator import DEFAULT_DEMO_DIR, load_store
+from bots.terminal import TerminalOutbox, reply_text, to_incoming
+from core.shop.demo.generator import DEFAULT_DEMO_DIR
+from core.shop.files import load_shop
 from core.turn.messages import Button, Incoming, Reply
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,7 +42,7 @@ def replies_of(output: str) -> list[str]:
 
 def test_render_numbers_buttons() -> None:
     reply = Reply("Pick one", (Button("More like 1", "more:P1:1"), Button("Details 1", "d")))
-    assert render(reply) == "concierge> Pick one\n    [1] More like 1   [2] Details 1"
+    assert reply_text(reply) == "concierge> Pick one\n    [1] More like 1   [2] Details 1"
 
 
 def test_numbers_press_buttons_of_the_last_reply() -> None:
@@ -57,7 +58,7 @@ def test_numbers_press_buttons_of_the_last_reply() -> None:
 
 @pytest.mark.slow
 def test_scripted_chat_end_to_end(tmp_path: Path) -> None:
-    store = load_store(DEFAULT_DEMO_DIR)
+    store = load_shop(DEFAULT_DEMO_DIR)
     order = next(o for o in store.orders.for_customer("C0009") if o.status == "in_transit")
     output = chat(
         [

@@ -13,10 +13,10 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from bots import wiring as runtime
-from core.turn.recommendation import RecommendationRequest, Suggestion
+from bots import wiring
 from core.infra.settings import Settings
 from core.state.store import ConversationState
+from core.turn.recommendation import RecommendationRequest, Suggestion
 from core.turn.understanding import Intent, Sentiment, Understanding
 
 ANGRY_WORDS = ("!", "ridiculous", "never", "late", "terrible")
@@ -54,12 +54,13 @@ def main(argv: Sequence[str]) -> int:
     def nothing(settings: Settings) -> NoSuggestions:
         return NoSuggestions()
 
-    runtime.build_understander = words
-    runtime.build_recommender = nothing
+    wiring.build_understander = words
+    wiring.build_recommender = nothing
     kind, rest = argv[0], list(argv[1:])
     if kind not in ("terminal", "telegram", "slack"):
         raise SystemExit(f"unknown adapter {kind!r}")
-    adapter = importlib.import_module(f"bots.{kind}")
+    modules = {"terminal": "bots.terminal", "telegram": "bots.telegram", "slack": "bots.slack.app"}
+    adapter = importlib.import_module(modules[kind])
     return int(adapter.main(rest))
 
 

@@ -24,7 +24,9 @@ from urllib.parse import urlencode
 
 import redis
 
-from core.handover.tickets.store import RedisTicketStore, SqliteTicketStore, Ticket, TicketStore
+from core.handover.tickets.redis import RedisTicketStore
+from core.handover.tickets.sqlite import SqliteTicketStore
+from core.handover.tickets.store import Ticket, TicketStore
 from tests.bots.peers import (
     SlackWebApi,
     TelegramEmulator,

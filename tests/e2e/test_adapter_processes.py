@@ -1,4 +1,4 @@
-"""`python -m bots.telegram` and `python -m bots.slack.customers` as real processes, wired by main().
+"""`python -m bots.telegram` and `python -m bots.slack` as real processes, wired by main().
 
 They build the core with `bots.wiring.build_conversation` from environment settings, exactly
 as in production, and talk to the local platform peers. Skipped only while the runtime cannot
@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from core.infra.settings import REPO_ROOT
 from tests.bots.peers import (
     LoopThread,
     SlackWebApi,
@@ -31,6 +30,7 @@ from tests.bots.peers import (
     wait_for,
 )
 
+REPO = Path(__file__).resolve().parents[2]
 SECRET = "process-signing-secret"
 
 
@@ -42,7 +42,7 @@ def environment(tmp_path: Path) -> dict[str, str]:
         "CONCIERGE_LOG_LEVEL": "INFO",
     }
     clean = {k: v for k, v in os.environ.items() if not k.startswith("CONCIERGE_")}
-    return clean | light | {"PYTHONPATH": str(REPO_ROOT)}
+    return clean | light | {"PYTHONPATH": str(REPO)}
 
 
 @pytest.fixture
@@ -54,7 +54,7 @@ def spawn(module: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes
     with log.open("wb") as out:
         return subprocess.Popen(
             [sys.executable, "-m", module],
-            cwd=REPO_ROOT,
+            cwd=REPO,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -126,7 +126,7 @@ def test_slack_process_answers_a_customer(environment, logs_dir):
         "CONCIERGE_SLACK_PORT": str(port),
     }
     log = logs_dir / "slack.log"
-    process = spawn("bots.slack.customers", env, log)
+    process = spawn("bots.slack", env, log)
     try:
         listening(port, process, log)
         ts = "1700008000.000100"
@@ -164,7 +164,7 @@ def test_slack_socket_mode_process_answers_a_customer(environment, logs_dir):
         "CONCIERGE_SLACK_API_URL": api.base_url,
     }
     log = logs_dir / "slack-socket.log"
-    process = spawn("bots.slack.customers", env, log)
+    process = spawn("bots.slack", env, log)
     try:
         assert server.connected.wait(60), log.read_text(errors="replace")
         ts = "1700008100.000100"

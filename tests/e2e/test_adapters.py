@@ -19,16 +19,17 @@ import pytest
 from aiohttp import web
 from pydantic import SecretStr
 
-from bots.slack.customers import customers as slack
 from bots import telegram
-from bots.ledger.store import SqliteLedger
-from core.shop.catalog import Catalog
-from core.turn.conversation import Conversation, Services
-from core.shop.demo.generator import DEFAULT_DEMO_DIR, load_store
-from core.turn.recommendation import Evidence, RecommendationRequest, Suggestion
+from bots.ledger.sqlite import SqliteLedger
+from bots.slack import customers as slack
 from core.infra.settings import Settings
+from core.shop.catalog import Catalog
+from core.shop.demo.generator import DEFAULT_DEMO_DIR
+from core.shop.files import load_shop
 from core.state.sqlite import SqliteStateStore
 from core.state.store import ConversationState
+from core.turn.conversation import Conversation, Services
+from core.turn.recommendation import Evidence, RecommendationRequest, Suggestion
 from core.turn.understanding import Intent, Slots, Understanding
 from tests.bots.peers import (
     BOT_USER,
@@ -90,7 +91,7 @@ class RatingRecommender:
 
 @pytest.fixture(scope="module")
 def core(tmp_path_factory: pytest.TempPathFactory) -> tuple[Conversation, SqliteStateStore]:
-    demo = load_store(DEFAULT_DEMO_DIR)
+    demo = load_shop(DEFAULT_DEMO_DIR)
     store = SqliteStateStore(tmp_path_factory.mktemp("state") / "concierge.sqlite3")
     services = Services(
         store=store,
@@ -118,8 +119,8 @@ def adapters(core, tmp_path_factory) -> Iterator[tuple[TelegramEmulator, SlackWe
         slack_api_url=api.base_url,
         slack_port=port,
     )
-    bot = telegram.build_adapter(settings, conversation.handle, ledger).application
-    app = slack.build_adapter(settings, conversation.handle, ledger)
+    bot = telegram.telegram_adapter(settings, conversation.handle, ledger).application
+    app = slack.slack_adapter(settings, conversation.handle, ledger)
     loop = LoopThread()
 
     async def start() -> web.AppRunner:

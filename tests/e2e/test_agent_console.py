@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from core.handover.tickets.sqlite import SqliteTicketStore
 from core.turn import replies
-from core.handover.tickets.store import SqliteTicketStore
 
 REPO = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 120.0  # generous: the first turn loads the models on a busy machine

@@ -76,7 +76,7 @@ def test_every_published_port_is_bound_to_loopback(config: dict[str, Any]) -> No
 SERVICE_MODULES = {
     "worker": "workers.app",
     "telegram": "bots.telegram",
-    "slack": "bots.slack.customers",
+    "slack": "bots.slack",
     "flower": "workers.dashboard",
 }
 

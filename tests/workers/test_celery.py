@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from core.turn.recommendation import RecommendationRequest, RecommenderUnavailable
 from core.infra.settings import Settings
+from core.turn.recommendation import RecommendationRequest, RecommenderUnavailable
 from tests.workers.conftest import TinyStore
 from workers.app import SCORE_MANY_TASK, build_app
 from workers.client import CeleryRecommender

@@ -10,16 +10,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.llm.client import LlmClient, LlmConfig
+from bots.understand import understand_lines
 from core.infra.settings import Settings
+from core.llm.client import LlmClient, LlmConfig
+from core.llm.understanders import CascadeUnderstander, LlmUnderstander
 from core.state.store import ConversationState
 from core.turn.taxonomy import DEFAULT_PATH, load_labelled, load_taxonomy
-from core.llm.understanders import CascadeUnderstander, LlmUnderstander
 from core.turn.understanding import Intent, Sentiment
-from tests.conftest import StandIn, stand_in  # noqa: F401  (fixture)
+from tests.conftest import StandIn
 from workers.encoder import configure_torch
 from workers.nlu.bench import read_labelled, split
-from workers.nlu.cli import bench_main, train_main, understand_lines
+from workers.nlu.cli import bench_nlu_main, train_nlu_main
 from workers.nlu.model import NluConfig
 from workers.nlu.training import fit_temperature, is_current, train_model, training_sets
 from workers.nlu.understander import LocalUnderstander
@@ -37,7 +38,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if is_current(built, DEFAULT_PATH):
         return built
     directory = tmp_path_factory.mktemp("nlu")
-    assert train_main(["--out", str(directory)]) == 0
+    assert train_nlu_main(["--out", str(directory)]) == 0
     return directory
 
 
@@ -134,7 +135,7 @@ def test_temperature_fit_sharpens_and_softens() -> None:
     assert fit_temperature(wrong, target) > 5
 
 
-def test_cascade_with_real_local_model(local: LocalUnderstander, stand_in: StandIn) -> None:  # noqa: F811
+def test_cascade_with_real_local_model(local: LocalUnderstander, stand_in: StandIn) -> None:
     stand_in.script = ['ok:{"intent": "shipping", "sentiment": "neutral", "confidence": 0.9}']
     client = LlmClient(LlmConfig(base_url=stand_in.base_url, model="m", retries=0))
     llm = LlmUnderstander(client, load_taxonomy(), local)
@@ -198,7 +199,7 @@ def test_bench_command_prints_figures_and_json(
         test_rows += [{"text": t, "label": spec.name} for t in spec.examples[-4:]]
     for name, rows in (("train.jsonl", train_rows), ("test.jsonl", test_rows)):
         (tmp_path / name).write_text("\n".join(json.dumps(r) for r in rows))
-    assert bench_main(["--train", str(tmp_path / "train.jsonl"),
+    assert bench_nlu_main(["--train", str(tmp_path / "train.jsonl"),
                        "--test", str(tmp_path / "test.jsonl")]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     figures = json.loads(out[-1])
@@ -215,11 +216,11 @@ def trained_into(tmp_path: Path) -> Iterator[Path]:
 def test_train_command_if_missing_reuses_current_model(
     trained_into: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert train_main(["--out", str(trained_into)]) == 0
+    assert train_nlu_main(["--out", str(trained_into)]) == 0
     assert is_current(trained_into, DEFAULT_PATH)
     summary = json.loads((trained_into / "nlu.json").read_text())
     assert summary["intent_examples"] == len(load_taxonomy().intent_examples())
-    assert train_main(["--out", str(trained_into), "--if-missing"]) == 0
+    assert train_nlu_main(["--out", str(trained_into), "--if-missing"]) == 0
     assert "is current" in capsys.readouterr().out
 
 
@@ -236,12 +237,12 @@ def test_compact_encoder_matches_the_packaged_transformers_model() -> None:
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     model = AutoModel.from_pretrained(path, local_files_only=True).eval()
     batch = tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="pt")
-    ids, mask = minilm.tokenize(minilm.load()[0], texts)
+    ids, mask = minilm.token_ids(minilm.load_encoder()[0], texts)
     assert torch.equal(ids, batch["input_ids"]) and torch.equal(mask, batch["attention_mask"])
     with torch.inference_mode():
         expected = model(**batch, output_hidden_states=True).hidden_states
-        precise = minilm.load(precise=True)[1](ids, mask)
-        fast = minilm.load()[1](ids, mask)  # bfloat16 where the CPU is fast at it
+        precise = minilm.load_encoder(precise=True)[1](ids, mask)
+        fast = minilm.load_encoder()[1](ids, mask)  # bfloat16 where the CPU is fast at it
     mean_pool = minilm.mean_pool
     for layer in (0, 3, 6):
         reference = mean_pool(expected[layer], mask)

@@ -9,7 +9,7 @@ import pytest
 
 from core.infra.settings import Settings
 from tests.workers.conftest import TinyStore
-from workers.recommender.cli import eval_main, train_main
+from workers.recommender.cli import eval_recommender_main, train_recommender_main
 
 
 def test_train_then_eval_with_baselines_and_cold_start(
@@ -23,10 +23,11 @@ def test_train_then_eval_with_baselines_and_cold_start(
         str(tiny_store.folder / "catalog.jsonl"),
     ]
     small = ["--epochs", "4", "--dim", "16", "--layers", "1", "--quiet", "--max-len", "10"]
-    assert train_main([*files, *small, "--out", str(tmp_path / "main")], settings) == 0
-    assert train_main([*files, *small, "--id-only", "--out", str(tmp_path / "ids")], settings) == 0
+    assert train_recommender_main([*files, *small, "--out", str(tmp_path / "main")], settings) == 0
+    ids_only = [*files, *small, "--id-only", "--out", str(tmp_path / "ids")]
+    assert train_recommender_main(ids_only, settings) == 0
     assert (
-        train_main(
+        train_recommender_main(
             [*files, *small, "--cold-fraction", "0.2", "--out", str(tmp_path / "cold")], settings
         )
         == 0
@@ -35,7 +36,7 @@ def test_train_then_eval_with_baselines_and_cold_start(
     assert trained["epochs"] >= 1 and trained["train_seconds"] > 0
 
     report = tmp_path / "report.html"
-    code = eval_main(
+    code = eval_recommender_main(
         [
             *files,
             "--model",

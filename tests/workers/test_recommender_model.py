@@ -9,15 +9,16 @@ import torch
 
 from workers.recommender import model as model_module
 from workers.recommender.data import InteractionData, ItemRecord
-from workers.recommender.model import Recommender, RecommenderConfig, pad_histories
-from workers.recommender.split import leave_one_out, metrics, rank_cases
+from workers.recommender.metrics import rank_cases, ranking_metrics
+from workers.recommender.model import RecommenderConfig, RecommenderNet, pad_histories
+from workers.recommender.split import leave_one_out
 from workers.recommender.train import TrainConfig, _batch, _training_samples, train
 
 
-def _model(**overrides: object) -> Recommender:
+def _model(**overrides: object) -> RecommenderNet:
     config = RecommenderConfig(n_items=12, dim=16, layers=1, heads=2, max_len=6, **overrides)  # type: ignore[arg-type]
     config.item_ids = [f"I{n}" for n in range(1, 13)]
-    model = Recommender(config)
+    model = RecommenderNet(config)
     with torch.no_grad():
         model.text[1:] = torch.nn.functional.normalize(torch.randn(12, 384), dim=-1)
     return model
@@ -65,8 +66,8 @@ def test_checkpoint_round_trip_keeps_config_and_scores(tmp_path: Path) -> None:
     model.eval()
     batch, lengths = pad_histories([[1, 2, 3]], 6)
     before = model.score(batch, lengths)
-    model_module.save(model, tmp_path, {"curve": [{"epoch": 1.0}]})
-    loaded, extra = model_module.load(tmp_path)
+    model_module.save_checkpoint(model, tmp_path, {"curve": [{"epoch": 1.0}]})
+    loaded, extra = model_module.load_checkpoint(tmp_path)
     assert loaded.config == model.config
     assert extra["curve"] == [{"epoch": 1.0}]
     assert not loaded.training
@@ -119,7 +120,7 @@ def test_tiny_training_run_learns_the_planted_next_item() -> None:
         batch, lengths = pad_histories(histories, 10)
         return model.score(batch, lengths)
 
-    figures = metrics(rank_cases(scorer, split.test, exclude_history=False), data.n_items)
+    figures = ranking_metrics(rank_cases(scorer, split.test, exclude_history=False), data.n_items)
     # Chance is HR@10 = 1/3; the true next item is always the one after the last.
     ranks = rank_cases(scorer, split.test, exclude_history=False).ranks
     assert float((ranks < 1).float().mean()) > 0.5  # chance: 1/30

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from core.shop.catalog import Product
-from core.turn.evidence import has_tag, product_stems, stem
+from core.turn.evidence import has_tag, product_stems, singular
 from core.turn.recommendation import RecommendationRequest
 from tests.workers.conftest import TinyStore
 from workers.encoder import encode
@@ -17,7 +17,7 @@ from workers.recommender.service import ScoringService, load_histories
 
 @pytest.fixture(scope="module")
 def service(tiny_store: TinyStore) -> ScoringService:
-    model, _ = model_module.load(tiny_store.model_dir)
+    model, _ = model_module.load_checkpoint(tiny_store.model_dir)
     products = [Product(**p) for p in tiny_store.products]  # type: ignore[arg-type]
     histories = load_histories(tiny_store.folder / "interactions.csv")
     return ScoringService(model, products, histories, lambda texts: encode(texts))
@@ -89,7 +89,7 @@ def test_evidence_states_facts_of_the_product(service: ScoringService) -> None:
         assert evidence.review_count == product.review_count
         assert evidence.budget_max == 150.0
         assert evidence.matched_attributes == ("waterproof",)
-        assert all(stem(t) in product_stems(product) for t in evidence.matched_terms)
+        assert all(singular(t) in product_stems(product) for t in evidence.matched_terms)
         past_titles = {p.title for p in past if p is not None}
         assert set(evidence.similar_history) <= past_titles
 
@@ -106,7 +106,7 @@ def test_request_text_steers_ranking_away_from_history(service: ScoringService) 
 
 
 def test_new_catalog_item_is_scored_by_its_text(tiny_store: TinyStore) -> None:
-    model, _ = model_module.load(tiny_store.model_dir)
+    model, _ = model_module.load_checkpoint(tiny_store.model_dir)
     products = [Product(**p) for p in tiny_store.products]  # type: ignore[arg-type]
     newcomer = Product(
         id="P0999",

@@ -5,7 +5,6 @@
     concierge bench nlu --train F --test F [--text-column C --label-column C]
     concierge bench nlu --dataset banking77|bitext
     concierge bench nlu --heldout [F] [--model DIR]
-    concierge understand [--backend local|llm|cascade]   (JSON lines on stdin -> stdout)
 
 Each function takes the arguments after its subcommand words and returns an exit status.
 """
@@ -16,25 +15,17 @@ import argparse
 import json
 import logging
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
 
-from core.llm.client import LlmClient, LlmConfig
 from core.infra.logs import configure
 from core.infra.settings import Settings
-from core.turn.slots import Vocabulary
-from core.state.store import ConversationState, Turn
 from core.turn.taxonomy import DEFAULT_PATH as DEFAULT_TAXONOMY
-from core.turn.taxonomy import TaxonomyError, load_taxonomy
-from core.llm.understanders import CascadeUnderstander, LlmUnderstander
-from core.turn.understanding import Understander
+from core.turn.taxonomy import TaxonomyError
 from workers.encoder import configure_torch
 from workers.nlu.bench import bench_classifier, bench_dataset, bench_heldout, read_labelled
 from workers.nlu.model import NluConfig
 from workers.nlu.training import is_current, train_nlu
-from workers.nlu.understander import LocalUnderstander
 
 HELDOUT = DEFAULT_TAXONOMY.parent / "heldout.jsonl"
 
@@ -48,7 +39,7 @@ def _settings(settings: Settings | None) -> Settings:
     return settings
 
 
-def train_main(argv: Sequence[str], settings: Settings | None = None) -> int:
+def train_nlu_main(argv: Sequence[str], settings: Settings | None = None) -> int:
     """`concierge train nlu ...`: train the local model from the taxonomy file."""
     parser = argparse.ArgumentParser(prog="concierge train nlu",
                                      description="Train the local understanding model.")
@@ -78,7 +69,7 @@ def train_main(argv: Sequence[str], settings: Settings | None = None) -> int:
     return 0
 
 
-def bench_main(argv: Sequence[str], settings: Settings | None = None) -> int:
+def bench_nlu_main(argv: Sequence[str], settings: Settings | None = None) -> int:
     """`concierge bench nlu ...`: accuracy, macro-F1, training time, latency; last line JSON."""
     parser = argparse.ArgumentParser(prog="concierge bench nlu",
                                      description="Benchmark the local understanding method.")
@@ -113,91 +104,4 @@ def bench_main(argv: Sequence[str], settings: Settings | None = None) -> int:
         figures = bench_heldout(settings.nlu_taxonomy, args.heldout, args.model, threshold,
                                 config, say)
     print(json.dumps(figures))
-    return 0
-
-
-def load_vocabulary(settings: Settings) -> Vocabulary:
-    """Slot vocabulary from the store's catalog; an empty one (generic slots only) if absent."""
-    path = settings.demo_dir / "catalog.jsonl"
-    if not path.exists():
-        log.warning("no catalog at %s: slots without categories, attributes or products", path)
-        return Vocabulary()
-    from core.shop.catalog import JsonlCatalog
-
-    return Vocabulary.from_catalog(JsonlCatalog.load(path))
-
-
-def build_understander(
-    backend: str, settings: Settings, vocabulary: Vocabulary | None = None
-) -> Understander:
-    """The understander a backend name ("local", "llm", "cascade") stands for, from settings."""
-    local = LocalUnderstander.load(settings.nlu_path, vocabulary, settings.nlu_threads)
-    if backend == "local":
-        return local
-    llm = LlmUnderstander(LlmClient(LlmConfig.from_settings(settings)),
-                          load_taxonomy(settings.nlu_taxonomy), local, vocabulary)
-    if backend == "llm":
-        return llm
-    return CascadeUnderstander(local, llm, settings.cascade_threshold)
-
-
-def _state(history: Any) -> ConversationState:
-    turns: list[Turn] = []
-    for item in history or ():
-        if isinstance(item, str):
-            turns.append(Turn(role="customer", text=item, at=0.0))
-        elif isinstance(item, dict) and isinstance(item.get("text"), str):
-            role = item.get("role")
-            if role == "assistant":
-                turns.append(Turn(role="assistant", text=item["text"], at=0.0))
-            elif role == "agent":
-                turns.append(Turn(role="agent", text=item["text"], at=0.0))
-            else:
-                turns.append(Turn(role="customer", text=item["text"], at=0.0))
-    return ConversationState(conversation_id="cli", transcript=tuple(turns))
-
-
-def understand_lines(understander: Understander, lines: TextIO, out: TextIO) -> int:
-    """One JSON line out per line in; a bad line gets an error line, nothing is skipped."""
-    count = 0
-    for line in lines:
-        if not line.strip():
-            continue
-        count += 1
-        try:
-            item = json.loads(line)
-            if not isinstance(item, dict) or not isinstance(item.get("text"), str):
-                raise ValueError('expected an object with a "text" string')
-        except ValueError as exc:
-            out.write(json.dumps({"error": f"line {count}: {exc}"}) + "\n")
-            continue
-        started = time.perf_counter()
-        result = understander.understand(item["text"], _state(item.get("history")))
-        body = result.model_dump(mode="json")
-        body["ms"] = round((time.perf_counter() - started) * 1000, 1)
-        out.write(json.dumps(body, ensure_ascii=False) + "\n")
-        out.flush()
-    return count
-
-
-def understand_main(argv: Sequence[str], settings: Settings | None = None) -> int:
-    """`concierge understand [--backend local|llm|cascade]`: JSON lines in, JSON lines out."""
-    parser = argparse.ArgumentParser(
-        prog="concierge understand",
-        description='Reads {"text": ..., "history": [...]} lines on stdin, writes one '
-                    "understanding per line.",
-    )
-    parser.add_argument("--backend", choices=["local", "llm", "cascade"], default="local")
-    args = parser.parse_args(list(argv))
-    settings = _settings(settings)
-    try:
-        understander = build_understander(args.backend, settings, load_vocabulary(settings))
-    except (FileNotFoundError, ValueError, TaxonomyError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    understand_lines(understander, sys.stdin, sys.stdout)
-    if isinstance(understander, CascadeUnderstander):
-        stats = understander.stats
-        print(f"cascade: {stats.messages} messages, {stats.llm_calls} LLM calls, "
-              f"{stats.saved} saved", file=sys.stderr)
     return 0

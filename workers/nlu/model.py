@@ -48,13 +48,13 @@ class NluConfig:
 @torch.inference_mode()
 def embed(texts: Sequence[str], layers: Sequence[int], batch_size: int = 64) -> np.ndarray:
     """Mean-pooled, L2-normalised vectors of `layers`, concatenated: (N, 384 * len(layers))."""
-    tokenizer, model = minilm.load()
+    tokenizer, model = minilm.load_encoder()
     out = np.zeros((len(texts), 384 * len(layers)), dtype=np.float32)
     # Similar lengths batch together: far less padding to push through the encoder.
     order = np.argsort([len(text) for text in texts], kind="stable")
     for start in range(0, len(texts), batch_size):
         index = order[start : start + batch_size]
-        ids, mask = minilm.tokenize(tokenizer, [texts[i] for i in index])  # (B, T), (B, T)
+        ids, mask = minilm.token_ids(tokenizer, [texts[i] for i in index])  # (B, T), (B, T)
         hidden = model(ids, mask)  # 7 x (B, T, 384)
         pooled = [
             torch.nn.functional.normalize(minilm.mean_pool(hidden[layer], mask), dim=-1)
@@ -221,7 +221,7 @@ class NluModel:
             }
         meta = {k: v for k, v in summary.items()
                 if k not in {"format", "config", "heads", "ngrams"}}
-        minilm.load()  # load the encoder now, not on the first customer message
+        minilm.load_encoder()  # load the encoder now, not on the first customer message
         return cls(config, tables["word"], tables["char"], heads["intent"],
                    heads.get("sentiment"), meta)
 

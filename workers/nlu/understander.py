@@ -9,9 +9,9 @@ from pathlib import Path
 import torch
 
 from core.infra.logs import event
-from core.turn.slots import Vocabulary, extract_slots
-from core.state.store import ConversationState
 from core.llm.understanders import to_intent
+from core.state.store import ConversationState
+from core.turn.slots import SlotVocabulary, extract_slots
 from core.turn.understanding import Intent, Sentiment, Understanding
 from workers.nlu.model import NluModel
 
@@ -23,13 +23,13 @@ MAX_CHARS = 2000  # the encoder reads 128 tokens anyway; longer text only costs 
 class LocalUnderstander:
     source = "local"
 
-    def __init__(self, model: NluModel, vocabulary: Vocabulary | None = None) -> None:
+    def __init__(self, model: NluModel, vocabulary: SlotVocabulary | None = None) -> None:
         self.model = model
-        self.vocabulary = vocabulary or Vocabulary()
+        self.vocabulary = vocabulary or SlotVocabulary()
 
     @classmethod
     def load(
-        cls, directory: Path, vocabulary: Vocabulary | None = None, threads: int = 1
+        cls, directory: Path, vocabulary: SlotVocabulary | None = None, threads: int = 1
     ) -> LocalUnderstander:
         started = time.perf_counter()
         torch.set_num_threads(max(1, threads))

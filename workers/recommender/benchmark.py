@@ -21,8 +21,8 @@ from typing import Any
 
 import torch
 
-from core.turn.recommendation import RecommendationRequest
 from core.infra.settings import Settings
+from core.turn.recommendation import RecommendationRequest
 from workers.encoder import configure_torch
 
 

@@ -2,14 +2,13 @@
 
 `bots/cli.py` wires them as `concierge train recommender ...`, `concierge eval recommender ...`,
 `concierge bench recommender ...` and `concierge worker ...`; each takes the arguments after
-those words. `python -m workers.recommender.cli train|eval|bench|worker ...` runs them directly.
+those words.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -34,7 +33,9 @@ def _load_data(args: argparse.Namespace, settings: Settings) -> InteractionData:
     return load_files(args.interactions, args.items)
 
 
-def train_main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
+def train_recommender_main(
+    argv: Sequence[str] | None = None, settings: Settings | None = None
+) -> int:
     """`concierge train recommender`: train and save a model (config inside the checkpoint)."""
     from workers.encoder import configure_torch
     from workers.recommender.model import RecommenderConfig
@@ -118,7 +119,9 @@ def train_main(argv: Sequence[str] | None = None, settings: Settings | None = No
     return 0
 
 
-def eval_main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
+def eval_recommender_main(
+    argv: Sequence[str] | None = None, settings: Settings | None = None
+) -> int:
     """`concierge eval recommender`: leave-one-out full ranking beside the baselines."""
     from workers.encoder import configure_torch
     from workers.recommender.evaluate import evaluate_command
@@ -142,7 +145,9 @@ def eval_main(argv: Sequence[str] | None = None, settings: Settings | None = Non
     return 0
 
 
-def bench_main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
+def bench_recommender_main(
+    argv: Sequence[str] | None = None, settings: Settings | None = None
+) -> int:
     """`concierge bench recommender`: scoring latency, Celery round trip, throughput, RSS."""
     from workers.recommender.benchmark import benchmark_command
 
@@ -173,18 +178,3 @@ def worker_main(argv: Sequence[str] | None = None, settings: Settings | None = N
         args.append(f"--concurrency={settings.worker_concurrency}")
     app.worker_main(["worker", f"--loglevel={settings.log_level}", *args])
     return 0
-
-
-COMMANDS = {"train": train_main, "eval": eval_main, "bench": bench_main, "worker": worker_main}
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in COMMANDS:
-        print(f"usage: python -m workers.recommender.cli {{{','.join(COMMANDS)}}} ...")
-        return 2
-    return COMMANDS[argv[0]](argv[1:])
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -20,24 +20,16 @@ import torch
 from core.infra.logs import event
 from workers.recommender import model as model_module
 from workers.recommender.data import InteractionData
-from workers.recommender.model import Recommender, pad_histories
-from workers.recommender.split import (
-    Case,
-    Scorer,
-    Split,
-    leave_one_out,
-    log2_bucket,
-    metrics,
-    ndcg,
-    rank_cases,
-)
+from workers.recommender.metrics import log2_bucket, ndcg, rank_cases, ranking_metrics
+from workers.recommender.model import RecommenderNet, pad_histories
+from workers.recommender.split import Case, Scorer, Split, leave_one_out
 
 log = logging.getLogger(__name__)
 
 RARE_MAX = 4  # an item seen at most this many times in training counts as rare
 
 
-def model_scorer(model: Recommender) -> Scorer:
+def model_scorer(model: RecommenderNet) -> Scorer:
     def scorer(histories: list[list[int]]) -> torch.Tensor:
         history, lengths = pad_histories(histories, model.config.max_len)
         return model.score(history, lengths)
@@ -79,7 +71,7 @@ def evaluate_command(
     for name, (scorer, _) in contenders.items():
         for excluded in (True, False):
             result = rank_cases(scorer, split.test, exclude_history=excluded)
-            figures = metrics(result, data.n_items)
+            figures = ranking_metrics(result, data.n_items)
             rows.append({"model": name, "history_excluded": excluded, **figures})
             if excluded:
                 ranks_by_name[name] = result.ranks
@@ -110,8 +102,8 @@ def evaluate_command(
     return summary
 
 
-def _load_checked(folder: Path, data: InteractionData) -> tuple[Recommender, dict[str, Any]]:
-    model, extra = model_module.load(folder)
+def _load_checked(folder: Path, data: InteractionData) -> tuple[RecommenderNet, dict[str, Any]]:
+    model, extra = model_module.load_checkpoint(folder)
     if model.config.item_ids and model.config.item_ids != [i.item_id for i in data.items]:
         raise SystemExit(f"{folder} was trained on a different item list than {data.name}")
     return model, extra
@@ -130,9 +122,12 @@ def _cold_start(data: InteractionData, folder: Path) -> dict[str, Any]:
     warm_cases = [case for case in split.test if case.target not in split.cold_items]
     scorer = model_scorer(model)
     popular = popularity_scorer(split.train, data.n_items)
-    cold = metrics(rank_cases(scorer, cold_cases, exclude_history=True), data.n_items)
-    warm = metrics(rank_cases(scorer, warm_cases, exclude_history=True), data.n_items)
-    popular_cold = metrics(rank_cases(popular, cold_cases, exclude_history=True), data.n_items)
+    def ranked(by: Scorer, cases: Sequence[Case]) -> dict[str, float]:
+        return ranking_metrics(rank_cases(by, cases, exclude_history=True), data.n_items)
+
+    cold = ranked(scorer, cold_cases)
+    warm = ranked(scorer, warm_cases)
+    popular_cold = ranked(popular, cold_cases)
     return {
         "cold_items": len(split.cold_items),
         "cold_cases": len(cold_cases),

@@ -37,7 +37,7 @@ class RecommenderConfig:
     item_ids: list[str] = field(default_factory=list)  # item index i + 1 -> catalog id
 
 
-class Recommender(nn.Module):
+class RecommenderNet(nn.Module):
     text: Tensor  # (N+1, D) buffer
     known: Tensor  # (N+1,) bool buffer
 
@@ -97,7 +97,7 @@ class Recommender(nn.Module):
             self._table = table.detach()
         return table
 
-    def train(self, mode: bool = True) -> Recommender:
+    def train(self, mode: bool = True) -> RecommenderNet:
         self._table = None
         return super().train(mode)
 
@@ -170,7 +170,9 @@ def pad_histories(histories: list[list[int]], max_len: int) -> tuple[Tensor, Ten
     return batch, torch.tensor([len(h) for h in cut], dtype=torch.long)
 
 
-def save(model: Recommender, folder: Path, extra: dict[str, Any] | None = None) -> Path:
+def save_checkpoint(
+    model: RecommenderNet, folder: Path, extra: dict[str, Any] | None = None
+) -> Path:
     """Write the weights, their config and any extra facts (training curve, ...) to one file."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / CHECKPOINT
@@ -181,10 +183,10 @@ def save(model: Recommender, folder: Path, extra: dict[str, Any] | None = None) 
     return path
 
 
-def load(folder: Path) -> tuple[Recommender, dict[str, Any]]:
+def load_checkpoint(folder: Path) -> tuple[RecommenderNet, dict[str, Any]]:
     """The model in eval mode on CPU, and the checkpoint's extra facts."""
     checkpoint = torch.load(folder / CHECKPOINT, map_location="cpu", weights_only=False)
-    model = Recommender(RecommenderConfig(**checkpoint["config"]))
+    model = RecommenderNet(RecommenderConfig(**checkpoint["config"]))
     model.load_state_dict(checkpoint["state"])
     model.eval()
     return model, checkpoint["extra"]

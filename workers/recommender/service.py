@@ -24,14 +24,14 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from core.infra.logs import event
+from core.infra.settings import Settings
 from core.shop.catalog import Product
 from core.turn.evidence import gather, has_tag, in_category
-from core.infra.logs import event
 from core.turn.recommendation import RecommendationRequest, Suggestion
-from core.infra.settings import Settings
 from workers.recommender import model as model_module
 from workers.recommender.data import ItemRecord, item_record, load_beauty
-from workers.recommender.model import Recommender, pad_histories
+from workers.recommender.model import RecommenderNet, pad_histories
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class ServiceConfig:
 class ScoringService:
     def __init__(
         self,
-        model: Recommender,
+        model: RecommenderNet,
         products: Sequence[Product],
         histories: Mapping[str, Sequence[str]],
         encoder: Encoder,
@@ -106,7 +106,7 @@ class ScoringService:
         from core.shop.catalog import JsonlCatalog
         from workers.encoder import encode
 
-        model, _ = model_module.load(settings.recommender_dir)
+        model, _ = model_module.load_checkpoint(settings.recommender_dir)
         if settings.recommender_catalog == "amazon-beauty":
             # The benchmark catalog: 12k real products, histories from the public data set.
             data = load_beauty(settings.data_dir / "amazon_beauty")
@@ -322,7 +322,7 @@ def _standardise(scores: Tensor) -> Tensor:
     return (scores - finite.mean()) / (finite.std() + 1e-6)
 
 
-def _add_new_items(model: Recommender, products: Sequence[Product], encoder: Encoder) -> None:
+def _add_new_items(model: RecommenderNet, products: Sequence[Product], encoder: Encoder) -> None:
     """Catalog items the model never saw join it with their text embedding and no ID
     embedding: they are scored by text alone (cold start)."""
     known = set(model.config.item_ids)

@@ -1,4 +1,4 @@
-"""Leave-one-out splits and full-ranking metrics, shared by training (validation) and evaluation.
+"""Leave-one-out splits, shared by training (validation) and evaluation.
 
 For a customer with items s1..sn: training sees s1..s(n-2), validation predicts s(n-1) from
 s1..s(n-2), test predicts sn from s1..s(n-1). Ranking is over every item, never sampled.
@@ -6,12 +6,10 @@ s1..s(n-2), test predicts sn from s1..s(n-1). Ranking is over every item, never 
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor
 
 from workers.recommender.data import InteractionData
@@ -61,73 +59,7 @@ def leave_one_out(data: InteractionData, cold_fraction: float = 0.0, seed: int =
     return Split(train, tuple(valid), tuple(test), cold)
 
 
-@dataclass(frozen=True)
-class Ranks:
-    """0-based rank of each case's target (ties count half), and every case's top 20."""
-
-    ranks: Tensor  # (cases,) float
-    top: Tensor  # (cases, 20) item indices
-
-
-def rank_cases(
-    scorer: Scorer, cases: Sequence[Case], exclude_history: bool, batch_size: int = 512
-) -> Ranks:
-    ranks: list[Tensor] = []
-    tops: list[Tensor] = []
-    for start in range(0, len(cases), batch_size):
-        chunk = cases[start : start + batch_size]
-        scores = scorer([list(case.history) for case in chunk]).clone()  # (B, N+1)
-        scores[:, 0] = float("-inf")
-        if exclude_history:
-            # ICLRec's protocol: items already in the history are removed from the ranking.
-            for row, case in enumerate(chunk):
-                if case.history:
-                    scores[row, list(case.history)] = float("-inf")
-        targets = torch.tensor([case.target for case in chunk])
-        target_scores = scores[torch.arange(len(chunk)), targets].unsqueeze(1)  # (B, 1)
-        above = (scores > target_scores).sum(1).float()
-        ties = (scores == target_scores).sum(1).float() - 1
-        rank = above + ties / 2
-        rank[torch.isinf(target_scores.squeeze(1))] = float(scores.shape[1])
-        ranks.append(rank)
-        tops.append(scores.topk(20, dim=1).indices)
-    if not ranks:
-        return Ranks(torch.zeros(0), torch.zeros(0, 20, dtype=torch.long))
-    return Ranks(torch.cat(ranks), torch.cat(tops))
-
-
-def hit_rate(ranks: Tensor, k: int) -> float:
-    return float((ranks < k).float().mean()) if len(ranks) else 0.0
-
-
-def ndcg(ranks: Tensor, k: int) -> float:
-    if not len(ranks):
-        return 0.0
-    gains = torch.where(ranks < k, 1.0 / torch.log2(ranks + 2.0), torch.zeros_like(ranks))
-    return float(gains.mean())
-
-
-def metrics(result: Ranks, n_items: int) -> dict[str, float]:
-    top10 = result.top[:, :10]
-    return {
-        "hr@10": hit_rate(result.ranks, 10),
-        "ndcg@10": ndcg(result.ranks, 10),
-        "hr@20": hit_rate(result.ranks, 20),
-        "ndcg@20": ndcg(result.ranks, 20),
-        "coverage@10": len(set(top10.flatten().tolist())) / max(1, n_items),
-        "cases": float(len(result.ranks)),
-    }
-
-
 def sample(cases: Sequence[Case], count: int, seed: int = 0) -> list[Case]:
     if len(cases) <= count:
         return list(cases)
     return random.Random(seed).sample(list(cases), count)
-
-
-def log2_bucket(length: int) -> str:
-    """History-length bucket label: 1, 2-3, 4-7, 8-15, 16+."""
-    if length <= 1:
-        return "1"
-    low = 2 ** int(math.log2(length))
-    return f"{low}-{2 * low - 1}" if low < 16 else "16+"

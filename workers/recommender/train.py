@@ -17,8 +17,9 @@ from tqdm import tqdm
 from core.infra.logs import event
 from workers.recommender import model as model_module
 from workers.recommender.data import InteractionData, text_embeddings
-from workers.recommender.model import Recommender, RecommenderConfig, pad_histories
-from workers.recommender.split import Scorer, Split, leave_one_out, metrics, rank_cases, sample
+from workers.recommender.metrics import rank_cases, ranking_metrics
+from workers.recommender.model import RecommenderConfig, RecommenderNet, pad_histories
+from workers.recommender.split import Scorer, Split, leave_one_out, sample
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
-    model: Recommender
+    model: RecommenderNet
     curve: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
     best_epoch: int = 0
@@ -49,10 +50,10 @@ class TrainResult:
 
 def build_model(
     data: InteractionData, config: RecommenderConfig, cache_dir: Path | None
-) -> Recommender:
+) -> RecommenderNet:
     """A fresh model whose text buffer holds the MiniLM embeddings of `data`'s items."""
     config.item_ids = [item.item_id for item in data.items]
-    model = Recommender(config)
+    model = RecommenderNet(config)
     if config.use_text:
         embeddings = text_embeddings([item.text() for item in data.items], cache_dir)
         with torch.no_grad():
@@ -131,7 +132,8 @@ def train(
             total += loss.item() * len(chunk)
             bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
         model.eval()
-        score = metrics(rank_cases(_model_scorer(model), valid, exclude_history=True), data.n_items)
+        ranks = rank_cases(_model_scorer(model), valid, exclude_history=True)
+        score = ranking_metrics(ranks, data.n_items)
         elapsed = time.monotonic() - started
         point = {
             "epoch": float(epoch),
@@ -151,7 +153,8 @@ def train(
                 epoch,
             )
             if out is not None:
-                model_module.save(model, out, _extra(result, config, data, split, elapsed))
+                extra = _extra(result, config, data, split, elapsed)
+                model_module.save_checkpoint(model, out, extra)
         else:
             stale += 1
         # Stop before an epoch that would end past the budget (epochs take about as long).
@@ -161,7 +164,8 @@ def train(
     model.eval()
     result.seconds = time.monotonic() - started
     if out is not None:
-        model_module.save(model, out, _extra(result, config, data, split, result.seconds))
+        extra = _extra(result, config, data, split, result.seconds)
+        model_module.save_checkpoint(model, out, extra)
     event(
         log,
         "recommender.train.done",
@@ -186,7 +190,7 @@ def _extra(
     }
 
 
-def _model_scorer(model: Recommender) -> Scorer:
+def _model_scorer(model: RecommenderNet) -> Scorer:
     max_len = model.config.max_len
 
     def scorer(histories: list[list[int]]) -> torch.Tensor:

@@ -1,7 +1,8 @@
 """What the demo store sells: per-category brands and product kinds the simulator draws from.
 
 Each `Kind` describes a family of similar products (a price band, size run, colours, tags and
-the sentences their descriptions are built from). `core.shop.demo.generator` turns these into products.
+the sentences their descriptions are built from). `core.shop.demo.generator` turns these into
+products.
 """
 
 from __future__ import annotations

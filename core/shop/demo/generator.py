@@ -12,6 +12,8 @@
 The FAQ (faq.jsonl) is written by hand and is not touched by `generate`.
 
 Run: python -m core.shop.demo.generator --out data/demo
+
+The shop reads these files with `core.shop.files.load_shop`.
 """
 
 from __future__ import annotations
@@ -26,32 +28,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
-from core.shop.catalog import Catalog, JsonlCatalog, Product
+from core.infra.settings import packaged_data
+from core.shop.catalog import Product
+from core.shop.customers import Customer
 from core.shop.demo.assortment import ATTRIBUTE_NOTES, COMPLEMENTS, DEPARTMENTS, MODEL_NAMES, Kind
-from core.shop.jsonl import StoreDataError, read_jsonl
-from core.shop.knowledge import Bm25KnowledgeBase, KnowledgeBase
-from core.shop.orders import (
-    Customer,
-    Customers,
-    JsonlCustomers,
-    JsonlOrders,
-    Order,
-    OrderItem,
-    Orders,
-    OrderStatus,
-    ShippingMethod,
-)
+from core.shop.orders import Order, OrderItem, OrderStatus, ShippingMethod
 
-__all__ = [
-    "DEFAULT_DEMO_DIR",
-    "SIMULATION_TODAY",
-    "Store",
-    "StoreDataError",
-    "generate",
-    "load_store",
-]
-
-DEFAULT_DEMO_DIR = Path(__file__).resolve().parent.parent / "data" / "demo"
+DEFAULT_DEMO_DIR = packaged_data("demo")
 
 # The simulation's fixed "today": recent orders are still on their way relative to it.
 SIMULATION_TODAY = date(2026, 11, 20)
@@ -82,16 +65,6 @@ CITIES = (
     "San Diego", "Phoenix", "Salt Lake City", "Raleigh", "Nashville", "Pittsburgh", "Madison",
     "Boise", "Burlington", "Asheville", "Santa Fe", "Anchorage", "Columbus", "Sacramento",
 )
-
-
-@dataclass(frozen=True)
-class Store:
-    """Everything the conversation core reads about the demo store."""
-
-    catalog: Catalog
-    orders: Orders
-    customers: Customers
-    knowledge: KnowledgeBase
 
 
 @dataclass(frozen=True)
@@ -467,31 +440,6 @@ def generate(out_dir: Path, seed: int = 7) -> None:
         out_dir / "interactions.csv",
         ["user_id,item_id,timestamp,rating"] + [",".join(map(str, row)) for row in rows],
     )
-
-
-# ---------------------------------------------------------------------------- loading
-
-
-def load_store(directory: Path = DEFAULT_DEMO_DIR) -> Store:
-    """Load catalog, orders, customers and FAQ from `directory`; StoreDataError when bad."""
-    if not directory.is_dir():
-        raise StoreDataError(directory, "store data directory not found")
-    catalog = JsonlCatalog.load(directory / "catalog.jsonl")
-    customers = JsonlCustomers.load(directory / "customers.jsonl")
-    orders_path = directory / "orders.jsonl"
-    orders = read_jsonl(orders_path, Order)
-    for number, order in enumerate(orders, start=1):
-        if customers.get(order.customer_id) is None:
-            raise StoreDataError(orders_path, f"unknown customer {order.customer_id}", number)
-        for item in order.items:
-            if catalog.get(item.item_id) is None:
-                raise StoreDataError(orders_path, f"unknown product {item.item_id}", number)
-    try:
-        order_book = JsonlOrders(orders)
-    except ValueError as error:
-        raise StoreDataError(orders_path, str(error)) from error
-    knowledge = Bm25KnowledgeBase.load(directory / "faq.jsonl")
-    return Store(catalog=catalog, orders=order_book, customers=customers, knowledge=knowledge)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

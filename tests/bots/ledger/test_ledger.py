@@ -9,17 +9,11 @@ from pathlib import Path
 
 import pytest
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
-from bots.ledger.store import (
-    SHORT_PREFIX,
-    Ledger,
-    RedisLedger,
-    SqliteLedger,
-    full_payload,
-    short_payload,
-)
+from bots.ledger.payloads import SHORT_PREFIX, full_payload, short_payload
+from bots.ledger.redis import RedisLedger
+from bots.ledger.sqlite import SqliteLedger
+from bots.ledger.store import Ledger
 
 REDIS_URL = "redis://127.0.0.1:6379/12"
 
@@ -31,7 +25,7 @@ def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger]:
         return
     client = redis.Redis.from_url(REDIS_URL)
     prefix = f"concierge-test-{uuid.uuid4().hex[:8]}"
-    yield RedisLedger(client, prefix, ttl_s=3600)
+    yield RedisLedger(REDIS_URL, prefix, ttl_s=3600)
     keys = list(client.scan_iter(f"{prefix}:*"))
     if keys:
         client.delete(*keys)
@@ -72,8 +66,7 @@ def test_sqlite_ledger_survives_a_restart(tmp_path: Path):
 
 def test_redis_ledger_fails_open_when_redis_is_away():
     # Nothing listens on port 1: every call fails fast; the customer is still answered.
-    client = redis.Redis(port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
-    away = RedisLedger(client, "concierge-test", 60)
+    away = RedisLedger("redis://127.0.0.1:1/0", "concierge-test", 60, timeout_s=0.2)
     assert away.claim("telegram:message:9:9") is True
     away.put("payload:abc", "more:P0123:2")
     assert away.get("payload:abc") is None

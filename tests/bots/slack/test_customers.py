@@ -14,19 +14,17 @@ import redis
 from aiohttp import web
 from pydantic import SecretStr
 
-from bots.ledger.store import RedisLedger
-from bots.slack.customers import (
+from bots.ledger.redis import RedisLedger
+from bots.slack.customers import SlackAdapter, http_app, slack_adapter
+from bots.slack.render import (
     BLOCKS_PER_MESSAGE,
     BUTTONS_PER_ACTIONS,
     SECTION_CHARS,
-    SlackAdapter,
-    build_adapter,
-    http_app,
-    render,
+    reply_blocks,
     thread_of,
 )
-from core.turn.messages import Button, Reply
 from core.infra.settings import Settings
+from core.turn.messages import Button, Reply
 from tests.bots.conftest import BUTTONS, Clerk
 from tests.bots.peers import (
     BOT_USER,
@@ -50,7 +48,7 @@ REDIS_URL = "redis://127.0.0.1:6379/12"
 def redis_ledger() -> Iterator[RedisLedger]:
     client = redis.Redis.from_url(REDIS_URL)
     prefix = f"concierge-test-{uuid.uuid4().hex[:8]}"
-    yield RedisLedger(client, prefix, ttl_s=3600)
+    yield RedisLedger(REDIS_URL, prefix, ttl_s=3600)
     keys = list(client.scan_iter(f"{prefix}:*"))
     if keys:
         client.delete(*keys)
@@ -79,7 +77,7 @@ def slack(api: SlackWebApi, clerk: Clerk, redis_ledger: RedisLedger) -> Iterator
         slack_api_url=api.base_url,
         slack_port=port,
     )
-    adapter = build_adapter(settings, clerk, redis_ledger)
+    adapter = slack_adapter(settings, clerk, redis_ledger)
     loop = LoopThread()
 
     async def start() -> web.AppRunner:
@@ -317,14 +315,15 @@ def test_rate_limited_post_is_retried_after_retry_after(slack, api):
 
 def test_send_reply_outside_a_turn(api, redis_ledger):
     """What a support agent's relay uses: a reply pushed into a thread, no event behind it."""
-    from bots.slack.customers import send_reply, web_client
+    from bots.slack.customers import web_client
+    from bots.slack.render import post_to_thread
 
     settings = Settings(slack_bot_token=SecretStr("xoxb-test"), slack_api_url=api.base_url)
     loop = LoopThread()
     reply = Reply("An agent here: your refund is on its way.", buttons=BUTTONS)
     try:
         conversation = f"slack:{TEAM}:C6:1700000090.000100"
-        loop.run(send_reply(web_client(settings), redis_ledger, conversation, reply))
+        loop.run(post_to_thread(web_client(settings), redis_ledger, conversation, reply))
     finally:
         loop.close()
     [post] = posts(api, "C6", 1)
@@ -349,7 +348,7 @@ def test_socket_mode_round_trip(api, redis_ledger):
         slack_app_token=SecretStr("xapp-test"),
         slack_api_url=api.base_url,
     )
-    adapter: SlackAdapter = build_adapter(settings, clerk, redis_ledger)
+    adapter: SlackAdapter = slack_adapter(settings, clerk, redis_ledger)
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
     async def connect() -> AsyncSocketModeHandler:
@@ -384,7 +383,7 @@ def test_socket_mode_round_trip(api, redis_ledger):
 
 def test_block_kit_stays_within_limits():
     many = tuple(Button("x" * 100, f"more:P{n:04d}:{n}") for n in range(30))
-    messages = render(Reply("word " * 40_000, buttons=many), [b.payload for b in many])
+    messages = reply_blocks(Reply("word " * 40_000, buttons=many), [b.payload for b in many])
     blocks = [block for message in messages for block in message]
     assert all(len(message) <= BLOCKS_PER_MESSAGE for message in messages)
     sections = [b for b in blocks if b["type"] == "section"]
@@ -398,7 +397,7 @@ def test_block_kit_stays_within_limits():
 
 
 def test_text_is_escaped_for_mrkdwn():
-    [[section]] = render(Reply("a <b> & c"), [])
+    [[section]] = reply_blocks(Reply("a <b> & c"), [])
     assert section["text"]["text"] == "a &lt;b&gt; &amp; c"
 
 

@@ -1,6 +1,6 @@
 """The Slack desk on a real bolt app: signed HTTP events in, the stand-in Web API out.
 
-The customer adapter runs on the same app (as in `python -m bots.slack.customers`), so these tests also
+The customer adapter runs on the same app (as in `python -m bots.slack`), so these tests also
 show that support-channel messages never reach it, and that both kinds of buttons work side by
 side. Storage is a real SQLite file.
 """
@@ -20,16 +20,19 @@ import pytest
 from aiohttp import web
 from pydantic import SecretStr
 
-from bots.ledger.store import SqliteLedger
-from bots.slack.customers import build_adapter, http_app
+from bots.ledger.sqlite import SqliteLedger
+from bots.slack.customers import http_app, slack_adapter
 from bots.slack.desk import NOT_AN_AGENT, SlackDesk, _plain, ticket_blocks
-from core.handover.deliveries.store import AGENTS_TOPIC, Deliveries, Delivery, SqliteDeliveryQueue
+from core.handover.deliveries.loop import Deliveries
+from core.handover.deliveries.sqlite import SqliteDeliveryQueue
+from core.handover.deliveries.store import AGENTS_TOPIC, Delivery
 from core.handover.escalation import SupportDesk
-from core.turn.messages import Incoming, Outbox, Reply
+from core.handover.tickets.sqlite import SqliteTicketStore
+from core.handover.tickets.store import Ticket, TicketEntry
 from core.infra.settings import Settings
 from core.state.sqlite import SqliteStateStore
 from core.state.store import ConversationState, EscalationState
-from core.handover.tickets.store import SqliteTicketStore, Ticket, TicketEntry
+from core.turn.messages import Incoming, Outbox, Reply
 from tests.bots.peers import (
     TEAM,
     LoopThread,
@@ -105,7 +108,7 @@ def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
         slack_port=port,
     )
     customers = Customers()
-    adapter = build_adapter(settings, customers, SqliteLedger(tmp_path / "ledger.sqlite3", 3600))
+    adapter = slack_adapter(settings, customers, SqliteLedger(tmp_path / "ledger.sqlite3", 3600))
     slack_desk = SlackDesk(desk, adapter.client, SUPPORT, frozenset({DANA}), "S0AGENTS")
     slack_desk.install(adapter.app)
     loop = LoopThread()

@@ -11,15 +11,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from core.handover.deliveries.store import (
-    AGENTS_TOPIC,
-    Deliveries,
-    Delivery,
-    DeliveryQueue,
-    RedisDeliveryQueue,
-    SqliteDeliveryQueue,
-    customer_topic,
-)
+from core.handover.deliveries.loop import Deliveries
+from core.handover.deliveries.redis import RedisDeliveryQueue
+from core.handover.deliveries.sqlite import SqliteDeliveryQueue
+from core.handover.deliveries.store import AGENTS_TOPIC, Delivery, DeliveryQueue, customer_topic
 from core.turn.messages import Button, Reply
 
 REDIS_URL = "redis://127.0.0.1:6379/14"
@@ -47,7 +42,7 @@ def another(queue: DeliveryQueue) -> DeliveryQueue:
     if isinstance(queue, SqliteDeliveryQueue):
         return SqliteDeliveryQueue(queue.path, lease_s=LEASE_S)
     assert isinstance(queue, RedisDeliveryQueue)
-    return RedisDeliveryQueue(queue.url, queue.prefix, lease_s=LEASE_S)
+    return RedisDeliveryQueue(queue.redis.url, queue.redis.prefix, lease_s=LEASE_S)
 
 
 def delivery(n: int, topic: str = "chat", text: str | None = None) -> Delivery:
@@ -160,7 +155,7 @@ def _produce(kind: str, where: str, prefix: str, count: int) -> None:
 def test_background_loop_receives_from_another_process(queue: DeliveryQueue) -> None:
     kind = "sqlite" if isinstance(queue, SqliteDeliveryQueue) else "redis"
     where = str(queue.path) if isinstance(queue, SqliteDeliveryQueue) else REDIS_URL
-    prefix = getattr(queue, "prefix", "")
+    prefix = queue.redis.prefix if isinstance(queue, RedisDeliveryQueue) else ""
     got: list[str] = []
     done = threading.Event()
 
@@ -192,15 +187,15 @@ def test_sqlite_forgets_long_delivered_rows(
 ) -> None:
     import sqlite3
 
-    import core.handover.deliveries.store
+    import core.handover.deliveries.sqlite
 
-    monkeypatch.setattr(core.handover.deliveries.store, "PURGE_EVERY", 2)
+    monkeypatch.setattr(core.handover.deliveries.sqlite, "PURGE_EVERY", 2)
     queue = SqliteDeliveryQueue(tmp_path / "state.sqlite3")
     for n in range(2):
         queue.put(delivery(n))
     taken = queue.take("chat", wait_s=0.1)
     queue.ack("chat", taken[0])
-    monkeypatch.setattr(core.handover.deliveries.store, "DEDUP_TTL_S", -1.0)  # "a week later"
+    monkeypatch.setattr(core.handover.deliveries.sqlite, "DEDUP_TTL_S", -1.0)  # "a week later"
     queue.ack("chat", taken[1])
     rows = sqlite3.connect(queue.path).execute("SELECT count(*) FROM deliveries").fetchone()
     assert rows == (0,)

@@ -14,22 +14,20 @@ from pathlib import Path
 import pytest
 import redis
 
-from core.turn import replies
-from core.turn.conversation import Conversation, Services
-from core.handover.deliveries.store import (
-    AGENTS_TOPIC,
-    Deliveries,
-    Delivery,
-    RedisDeliveryQueue,
-    SqliteDeliveryQueue,
-    customer_topic,
-)
-from core.shop.demo.generator import DEFAULT_DEMO_DIR, Store, load_store
+from core.handover.deliveries.loop import Deliveries
+from core.handover.deliveries.redis import RedisDeliveryQueue
+from core.handover.deliveries.sqlite import SqliteDeliveryQueue
+from core.handover.deliveries.store import AGENTS_TOPIC, Delivery, customer_topic
 from core.handover.escalation import Refused, SupportDesk, summarize, trend
-from core.turn.messages import CollectingOutbox, Incoming, Reply
+from core.handover.tickets.redis import RedisTicketStore
+from core.handover.tickets.sqlite import SqliteTicketStore
+from core.shop.demo.generator import DEFAULT_DEMO_DIR
+from core.shop.files import Shop, load_shop
 from core.state.redis import RedisStateStore
 from core.state.sqlite import SqliteStateStore
-from core.handover.tickets.store import RedisTicketStore, SqliteTicketStore
+from core.turn import replies
+from core.turn.conversation import Conversation, Services
+from core.turn.messages import CollectingOutbox, Incoming, Reply
 from core.turn.understanding import Intent, Sentiment
 from tests.core.turn.test_conversation import FilteringRecommender, ScriptedUnderstander, says
 
@@ -51,8 +49,8 @@ SCRIPT = {
 
 
 @pytest.fixture(scope="module")
-def demo() -> Store:
-    return load_store(DEFAULT_DEMO_DIR)
+def demo() -> Shop:
+    return load_shop(DEFAULT_DEMO_DIR)
 
 
 @dataclass
@@ -70,7 +68,7 @@ class Setup:
     backend: str
     path: Path
     prefix: str
-    demo: Store
+    demo: Shop
     clock: Clock = field(default_factory=Clock)
 
     def desk(self) -> SupportDesk:
@@ -105,7 +103,7 @@ class Setup:
 
 
 @pytest.fixture(params=["sqlite", "redis"])
-def setup(request: pytest.FixtureRequest, tmp_path: Path, demo: Store) -> Iterator[Setup]:
+def setup(request: pytest.FixtureRequest, tmp_path: Path, demo: Shop) -> Iterator[Setup]:
     prefix = f"test-escalation-{time.monotonic_ns()}"
     yield Setup(request.param, tmp_path / "state.sqlite3", prefix, demo)
     client = redis.Redis.from_url(REDIS_URL)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from core.handover.escalation import summarize
-from core.llm.client import LlmClient, LlmConfig
 from core.handover.summaries import LlmSummarizer
 from core.handover.tickets.store import Ticket, TicketEntry
+from core.llm.client import LlmClient, LlmConfig
 from tests.conftest import StandIn
 
 TICKET = Ticket(

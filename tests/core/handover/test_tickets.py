@@ -11,16 +11,11 @@ from pathlib import Path
 import pytest
 import redis
 
+from core.handover.tickets.redis import RedisTicketStore
+from core.handover.tickets.sqlite import SqliteTicketStore
+from core.handover.tickets.store import Ticket, TicketEntry, TicketStore, new_ticket_id
 from core.state.sqlite import SqliteStateStore
 from core.state.store import ConversationState
-from core.handover.tickets.store import (
-    RedisTicketStore,
-    SqliteTicketStore,
-    Ticket,
-    TicketEntry,
-    TicketStore,
-    new_ticket_id,
-)
 
 REDIS_URL = "redis://127.0.0.1:6379/14"
 
@@ -46,7 +41,7 @@ def reopen(store: TicketStore) -> TicketStore:
     if isinstance(store, SqliteTicketStore):
         return SqliteTicketStore(store.path)
     assert isinstance(store, RedisTicketStore)
-    return RedisTicketStore(store.url, store.prefix)
+    return RedisTicketStore(store.redis.url, store.redis.prefix)
 
 
 def ticket(ticket_id: str = "T1", conversation_id: str = "c1", at: float = 100.0) -> Ticket:
@@ -141,7 +136,7 @@ def test_only_one_process_wins_a_claim(store: TicketStore) -> None:
     store.create(ticket())
     kind = "sqlite" if isinstance(store, SqliteTicketStore) else "redis"
     where = str(store.path) if isinstance(store, SqliteTicketStore) else REDIS_URL
-    prefix = getattr(store, "prefix", "")
+    prefix = store.redis.prefix if isinstance(store, RedisTicketStore) else ""
     ctx = multiprocessing.get_context("fork")
     results = ctx.Queue()
     workers = [

@@ -13,8 +13,13 @@ from prometheus_client import REGISTRY
 
 from core.infra import metrics
 from core.infra.health import HealthServer, serve
-from core.turn.recommendation import RecommendationRequest, RecommenderUnavailable, Suggestion
 from core.infra.settings import Settings
+from core.turn.recommendation import (
+    MeasuredRecommender,
+    RecommendationRequest,
+    RecommenderUnavailable,
+    Suggestion,
+)
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 
@@ -139,7 +144,7 @@ class Flaky:
 
 def test_recommender_jobs_are_timed_with_their_outcome() -> None:
     inner = Flaky()
-    measured = metrics.MeasuredRecommender(inner, backend="probe")
+    measured = MeasuredRecommender(inner, backend="probe")
 
     def count(outcome: str) -> float:
         value = REGISTRY.get_sample_value(

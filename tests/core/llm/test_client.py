@@ -7,7 +7,14 @@ import time
 import pytest
 from pydantic import BaseModel
 
-from core.llm.client import BreakerState, CircuitBreaker, LlmClient, LlmConfig, LlmError, parse_json_object
+from core.llm.client import (
+    BreakerState,
+    CircuitBreaker,
+    LlmClient,
+    LlmConfig,
+    LlmError,
+    parse_json_object,
+)
 from core.llm.understanders import Verdict, verdict_schema
 from tests.conftest import StandIn
 

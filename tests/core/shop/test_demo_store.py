@@ -17,12 +17,11 @@ from core.shop.demo.generator import (
     DEFAULT_DEMO_DIR,
     SIMULATION_NOW,
     SIMULATION_TODAY,
-    Store,
-    StoreDataError,
     generate,
-    load_store,
     main,
 )
+from core.shop.files import Shop, load_shop
+from core.shop.jsonl import StoreDataError
 from core.shop.orders import Order
 
 GENERATED = (
@@ -35,17 +34,17 @@ GENERATED = (
 
 
 @pytest.fixture(scope="module")
-def store() -> Store:
-    return load_store(DEFAULT_DEMO_DIR)
+def store() -> Shop:
+    return load_shop(DEFAULT_DEMO_DIR)
 
 
 @pytest.fixture(scope="module")
-def orders(store: Store) -> list[Order]:
+def orders(store: Shop) -> list[Order]:
     return [order for customer in _customer_ids() for order in store.orders.for_customer(customer)]
 
 
 @pytest.fixture(scope="module")
-def products(store: Store) -> dict[str, Product]:
+def products(store: Shop) -> dict[str, Product]:
     return {product.id: product for product in store.catalog.all()}
 
 
@@ -77,7 +76,7 @@ def test_committed_data_is_what_the_simulator_writes(tmp_path: Path) -> None:
         assert (tmp_path / name).read_bytes() == (DEFAULT_DEMO_DIR / name).read_bytes(), name
 
 
-def test_sizes(store: Store, orders: list[Order]) -> None:
+def test_sizes(store: Shop, orders: list[Order]) -> None:
     customers = _customer_ids()
     assert len(customers) >= 200
     assert 5 <= len(orders) / len(customers) <= 15
@@ -209,7 +208,7 @@ def test_histories_show_brand_loyalty_and_price_band(
 
 
 def test_histories_follow_complementary_categories(
-    store: Store, products: dict[str, Product]
+    store: Shop, products: dict[str, Product]
 ) -> None:
     after_outerwear = follows = 0
     base = Counter[str]()
@@ -248,7 +247,7 @@ def test_interactions_file(orders: list[Order]) -> None:
     assert ratings and sum(ratings) / len(ratings) < 2.5
 
 
-def test_load_store_gives_working_services(store: Store) -> None:
+def test_load_store_gives_working_services(store: Shop) -> None:
     assert store.catalog.get("P0001") is not None
     assert store.customers.get("C0001") is not None
     assert store.orders.for_customer("C0001")
@@ -258,19 +257,19 @@ def test_load_store_gives_working_services(store: Store) -> None:
 
 def test_load_store_reports_missing_and_bad_files(tmp_path: Path) -> None:
     with pytest.raises(StoreDataError, match="not found"):
-        load_store(tmp_path / "nowhere")
+        load_shop(tmp_path / "nowhere")
     copy = tmp_path / "copy"
     shutil.copytree(DEFAULT_DEMO_DIR, copy)
     (copy / "faq.jsonl").unlink()
     with pytest.raises(StoreDataError, match=r"faq.jsonl: file not found"):
-        load_store(copy)
+        load_shop(copy)
     shutil.copy(DEFAULT_DEMO_DIR / "faq.jsonl", copy / "faq.jsonl")
     lines = (copy / "orders.jsonl").read_text().splitlines()
     lines[4] = lines[4].replace('"item_id":"P', '"item_id":"X', 1)
     (copy / "orders.jsonl").write_text("\n".join(lines) + "\n")
     with pytest.raises(StoreDataError, match=r"orders.jsonl:5: unknown product X"):
-        load_store(copy)
+        load_shop(copy)
     lines[4] = lines[4][:40]
     (copy / "orders.jsonl").write_text("\n".join(lines) + "\n")
     with pytest.raises(StoreDataError, match=r"orders.jsonl:5: invalid JSON"):
-        load_store(copy)
+        load_shop(copy)

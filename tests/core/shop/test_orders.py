@@ -7,9 +7,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from core.shop.customers import JsonlCustomers
 from core.shop.demo.generator import DEFAULT_DEMO_DIR
 from core.shop.jsonl import StoreDataError
-from core.shop.orders import JsonlCustomers, JsonlOrders, Order, normalize_order_id
+from core.shop.orders import JsonlOrders, Order, normalize_order_id
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from core.infra.errors import StoreUnavailable
 from core.state.redis import RedisStateStore
 from core.state.sqlite import SqliteStateStore
 from core.state.store import (
@@ -20,7 +21,6 @@ from core.state.store import (
     LockTimeout,
     ProductRequest,
     StateStore,
-    StoreUnavailable,
     Turn,
 )
 
@@ -48,7 +48,7 @@ def reopen(store: StateStore) -> StateStore:
     if isinstance(store, SqliteStateStore):
         return SqliteStateStore(store.path)
     assert isinstance(store, RedisStateStore)
-    return RedisStateStore(store.url, store.prefix)
+    return RedisStateStore(store.redis.url, store.redis.prefix)
 
 
 def full_state() -> ConversationState:
@@ -129,7 +129,7 @@ def _hold_lock(kind: str, where: str, prefix: str, held: object, release: object
 def test_lock_holds_across_processes(store: StateStore) -> None:
     kind = "sqlite" if isinstance(store, SqliteStateStore) else "redis"
     where = str(store.path) if isinstance(store, SqliteStateStore) else REDIS_URL
-    prefix = getattr(store, "prefix", "")
+    prefix = store.redis.prefix if isinstance(store, RedisStateStore) else ""
     ctx = multiprocessing.get_context("fork")
     held, release = ctx.Event(), ctx.Event()
     other = ctx.Process(target=_hold_lock, args=(kind, where, prefix, held, release))
@@ -155,7 +155,7 @@ def test_unreadable_state_is_quarantined_not_fatal(store: StateStore) -> None:
         db.close()
     else:
         assert isinstance(store, RedisStateStore)
-        store.client.set(store.key("state", "bad"), b'{"turns": "many"}')
+        store.redis.client.set(store.redis.key("state", "bad"), b'{"turns": "many"}')
     assert store.load("bad") == ConversationState(conversation_id="bad")
 
 
@@ -180,7 +180,7 @@ def test_locked_sqlite_file_is_reported(tmp_path: Path) -> None:
 
 
 def test_unreachable_redis_is_reported() -> None:
-    store = RedisStateStore("redis://:secret@127.0.0.1:1/0", socket_timeout_s=0.2)
+    store = RedisStateStore("redis://:secret@127.0.0.1:1/0", timeout_s=0.2)
     with pytest.raises(StoreUnavailable, match="unavailable") as caught:
         store.load("x")
     assert "secret" not in str(caught.value)

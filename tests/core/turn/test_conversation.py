@@ -12,10 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from core.turn import replies
 from core.shop.catalog import Catalog
+from core.shop.demo.generator import DEFAULT_DEMO_DIR
+from core.shop.files import Shop, load_shop
+from core.state.redis import RedisStateStore
+from core.state.sqlite import SqliteStateStore
+from core.state.store import ConversationState
+from core.turn import replies
 from core.turn.conversation import Conversation, Services, clean_text
-from core.shop.demo.generator import DEFAULT_DEMO_DIR, Store, load_store
 from core.turn.messages import CollectingOutbox, Incoming
 from core.turn.recommendation import (
     Evidence,
@@ -23,15 +27,12 @@ from core.turn.recommendation import (
     RecommenderUnavailable,
     Suggestion,
 )
-from core.state.redis import RedisStateStore
-from core.state.sqlite import SqliteStateStore
-from core.state.store import ConversationState
 from core.turn.understanding import Intent, Sentiment, Slots, Understanding
 
 
 @pytest.fixture(scope="module")
-def demo() -> Store:
-    return load_store(DEFAULT_DEMO_DIR)
+def demo() -> Shop:
+    return load_shop(DEFAULT_DEMO_DIR)
 
 
 @dataclass
@@ -112,7 +113,7 @@ SCRIPT = {
 
 
 @pytest.fixture
-def recommender(demo: Store) -> FilteringRecommender:
+def recommender(demo: Shop) -> FilteringRecommender:
     return FilteringRecommender(demo.catalog)
 
 
@@ -124,7 +125,7 @@ def understander() -> ScriptedUnderstander:
 @pytest.fixture
 def conversation(
     tmp_path: Path,
-    demo: Store,
+    demo: Shop,
     understander: ScriptedUnderstander,
     recommender: FilteringRecommender,
 ) -> Conversation:
@@ -167,7 +168,7 @@ def test_greeting(conversation: Conversation) -> None:
     assert reply.thread_id == "th" and reply.conversation_id == "t:1"
 
 
-def test_recommend_then_cheaper(conversation: Conversation, demo: Store) -> None:
+def test_recommend_then_cheaper(conversation: Conversation, demo: Shop) -> None:
     first = turn(conversation, "I need a waterproof jacket").pop()
     assert len(first.buttons) == 9
     shown = conversation.services.store.load("t:1").last_shown
@@ -205,7 +206,7 @@ def test_unknown_button_gets_a_clear_answer(conversation: Conversation) -> None:
     assert turn(conversation, button="more:P9999:1").pop().text == replies.UNKNOWN_BUTTON
 
 
-def test_product_question_by_ordinal(conversation: Conversation, demo: Store) -> None:
+def test_product_question_by_ordinal(conversation: Conversation, demo: Shop) -> None:
     turn(conversation, "I need a waterproof jacket")
     first = conversation.services.store.load("t:1").last_shown[0]
     answer = turn(conversation, "is the first one in stock?").pop().text
@@ -213,7 +214,7 @@ def test_product_question_by_ordinal(conversation: Conversation, demo: Store) ->
 
 
 def test_order_status(
-    conversation: Conversation, understander: ScriptedUnderstander, demo: Store
+    conversation: Conversation, understander: ScriptedUnderstander, demo: Shop
 ) -> None:
     order = demo.orders.for_customer("C0009")[0]
     understander.script["where is it"] = says(Intent.ORDER_STATUS, order_id=order.id)
@@ -281,10 +282,10 @@ def test_crash_leaves_state_untouched(
 
 
 def test_store_down_gives_clear_message(
-    demo: Store, understander: ScriptedUnderstander, recommender: FilteringRecommender
+    demo: Shop, understander: ScriptedUnderstander, recommender: FilteringRecommender
 ) -> None:
     services = Services(
-        store=RedisStateStore("redis://127.0.0.1:1/0", socket_timeout_s=0.2),
+        store=RedisStateStore("redis://127.0.0.1:1/0", timeout_s=0.2),
         understander=understander,
         recommender=recommender,
         catalog=demo.catalog,
@@ -310,7 +311,7 @@ def test_state_keeps_transcript_and_sentiment(conversation: Conversation) -> Non
 
 
 def test_pointed_item_in_a_colour(conversation: Conversation, understander: ScriptedUnderstander,
-                                  demo: Store) -> None:
+                                  demo: Shop) -> None:
     turn(conversation, "I need a waterproof jacket")
     first = conversation.services.store.load("t:1").last_shown[0]
     product = demo.catalog.get(first.item_id)
@@ -326,7 +327,7 @@ def test_pointed_item_in_a_colour(conversation: Conversation, understander: Scri
 
 
 def test_phrased_explanations_are_checked_against_the_catalog(
-    tmp_path: Path, demo: Store, understander: ScriptedUnderstander,
+    tmp_path: Path, demo: Shop, understander: ScriptedUnderstander,
     recommender: FilteringRecommender,
 ) -> None:
     class Boastful:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from core.shop.catalog import Product
-from core.turn.evidence import gather, request_terms, resembles, stem
+from core.turn.evidence import gather, request_terms, resembles, singular
 from core.turn.recommendation import RecommendationRequest
 
 
@@ -91,4 +91,5 @@ def test_out_of_stock_is_reported() -> None:
 def test_request_terms_drop_filler_and_numbers() -> None:
     terms = request_terms("I need a gift for my dad who hikes, under 100 dollars")
     assert terms == ("dad", "hikes")
-    assert stem("boots") == "boot" and stem("batteries") == "battery" and stem("glass") == "glass"
+    assert singular("boots") == "boot" and singular("batteries") == "battery"
+    assert singular("glass") == "glass"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from core.turn.explanation import LlmPhraser, Vocabulary, explain, template_explanation, unsupported
 from core.llm.client import LlmClient, LlmConfig
+from core.llm.phraser import LlmPhraser
+from core.turn.explanation import FactVocabulary, explain, unsupported
 from core.turn.recommendation import Evidence, Suggestion
+from core.turn.replies import template_explanation
 from tests.conftest import StandIn
 
 
@@ -19,7 +21,7 @@ def _suggestion(**evidence: object) -> Suggestion:
     )
 
 
-VOCABULARY = Vocabulary.of(
+VOCABULARY = FactVocabulary.of(
     tags=["waterproof", "packable", "vegan", "navy", "insulated"],
     titles=["Alpenglow Echo Rain Jacket", "Stormline Vista Rain Shell", "Cast Iron Skillet"],
 )
@@ -97,7 +99,7 @@ def test_llm_phrasing_is_used_when_faithful_and_replaced_when_not(stand_in: Stan
         evidence=Evidence(price=79.0, matched_attributes=("waterproof",), rating=4.6,
                           review_count=812, budget_max=80.0),
     )
-    vocabulary = Vocabulary.of(("waterproof", "insulated"), ("Stormline Vista Rain Shell",))
+    vocabulary = FactVocabulary.of(("waterproof", "insulated"), ("Stormline Vista Rain Shell",))
     stand_in.script = [
         'ok:{"sentence": "Waterproof, under your $80 limit, and rated 4.6/5 by 812 shoppers."}',
         'ok:{"sentence": "Waterproof and insulated, now only $59!"}',

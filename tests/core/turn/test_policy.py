@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.turn.policy import Action, PolicyConfig, decide, merge_request, resolve_item
 from core.state.store import ConversationState, EscalationState, ProductRequest, ShownItem
+from core.turn.policy import Action, PolicyConfig, decide, merge_request, resolve_item
 from core.turn.understanding import Intent, Sentiment, Slots, Understanding
 
 FRESH = ConversationState(conversation_id="c1", user_id="u1")

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from core.turn.slots import Vocabulary, extract_slots
+from core.turn.slots import SlotVocabulary, extract_slots
 
-VOCABULARY = Vocabulary(
+VOCABULARY = SlotVocabulary(
     categories=("outerwear", "footwear", "audio", "skincare", "bags"),
     attributes=("waterproof", "vegan", "wireless", "noise-cancelling", "insulated"),
     colors=("black", "blue", "red", "grey", "white", "green"),
@@ -170,11 +170,11 @@ def test_without_catalog_vocabulary_only_generic_slots() -> None:
 
 
 @pytest.fixture(scope="module")
-def demo_vocabulary() -> Vocabulary:
+def demo_vocabulary() -> SlotVocabulary:
     from core.shop.catalog import JsonlCatalog
-    from core.infra.settings import REPO_ROOT
+    from core.shop.demo.generator import DEFAULT_DEMO_DIR
 
-    return Vocabulary.from_catalog(JsonlCatalog.load(REPO_ROOT / "data" / "demo" / "catalog.jsonl"))
+    return SlotVocabulary.from_catalog(JsonlCatalog.load(DEFAULT_DEMO_DIR / "catalog.jsonl"))
 
 
 @pytest.mark.parametrize(
@@ -197,7 +197,7 @@ def demo_vocabulary() -> Vocabulary:
     ],
 )
 def test_demo_catalog_vocabulary(
-    demo_vocabulary: Vocabulary, text: str, expected: dict[str, Any]
+    demo_vocabulary: SlotVocabulary, text: str, expected: dict[str, Any]
 ) -> None:
     slots = extract_slots(text, demo_vocabulary)
     for key, value in expected.items():

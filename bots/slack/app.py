@@ -1,0 +1,105 @@
+"""The Slack bot process: customers and, when a support channel is set, the support desk, on one
+bolt app. `concierge slack` or `python -m bots.slack`; HTTP Events API or Socket Mode, as
+`CONCIERGE_SLACK_MODE` says."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from functools import partial
+
+from aiohttp import web
+
+from bots.channel import threadsafe
+from bots.ledger.factory import open_ledger
+from bots.slack.customers import (
+    SlackAdapter,
+    http_app,
+    missing_setting,
+    serve_socket_mode,
+    slack_adapter,
+)
+from bots.slack.desk import slack_desk
+from bots.slack.render import PLATFORM, post_to_thread
+from core.handover.deliveries.loop import Deliveries
+from core.handover.deliveries.store import customer_topic
+from core.handover.escalation import SupportDesk
+from core.infra import logs
+from core.infra.health import serve as serve_health
+from core.infra.settings import Settings
+from core.turn.conversation import Conversation
+
+log = logging.getLogger(__name__)
+
+
+def install_handover(
+    settings: Settings, conversation: Conversation, adapter: SlackAdapter
+) -> Callable[[], list[Deliveries]]:
+    """Wire the hand-over into a Slack bot process; returns `start`, to call on its event loop.
+
+    Installs the support desk's listeners (when a support channel is configured) now; `start`
+    begins delivering agents' replies to Slack customers and, with a desk, posting ticket news.
+    """
+    from bots.wiring import start_customer_deliveries
+
+    desk = conversation.services.escalations
+    if not isinstance(desk, SupportDesk):
+        return lambda: []
+    channel_desk = slack_desk(settings, desk, adapter.client)
+    if channel_desk is not None:
+        channel_desk.install(adapter.app)
+
+    def start() -> list[Deliveries]:
+        loops = []
+        send = partial(post_to_thread, adapter.client, adapter.ledger)
+        customers = start_customer_deliveries(
+            settings,
+            conversation,
+            customer_topic(PLATFORM, f"{PLATFORM}:*"),
+            threadsafe(send, asyncio.get_running_loop()),
+        )
+        if customers is not None:
+            loops.append(customers)
+        if channel_desk is not None:
+            loops.append(channel_desk.start_news(settings.delivery_wait_s))
+        return loops
+
+    return start
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`concierge slack`: HTTP Events API or Socket Mode, as `CONCIERGE_SLACK_MODE` says."""
+    settings = Settings()
+    logs.configure(settings.log_level, settings.log_format)
+    missing = missing_setting(settings)
+    if missing:
+        print(missing, file=sys.stderr)
+        return 2
+    from bots.wiring import build_conversation
+
+    conversation = build_conversation(settings)
+    adapter = slack_adapter(settings, conversation.handle, open_ledger(settings))
+    start_handover = install_handover(settings, conversation, adapter)
+    serve_health(settings, role="slack")  # /healthz and /metrics when metrics_port is set
+    if settings.slack_mode == "socket":
+        logs.event(log, "slack.socket_mode")
+
+        async def serve() -> None:
+            start_handover()
+            await serve_socket_mode(adapter, settings)
+
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve())
+        return 0
+    logs.event(log, "slack.http", host=settings.slack_bind_host, port=settings.slack_port)
+    application = http_app(adapter, settings)
+
+    async def on_startup(_: web.Application) -> None:
+        start_handover()
+
+    application.on_startup.append(on_startup)
+    web.run_app(application, host=settings.slack_bind_host, port=settings.slack_port)
+    return 0

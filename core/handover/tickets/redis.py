@@ -1,0 +1,128 @@
+"""Tickets in Redis: for several bot and agent processes on one or more hosts."""
+
+from __future__ import annotations
+
+import redis
+
+from core.handover.tickets.store import (
+    ACTIVE,
+    Change,
+    Ticket,
+    TicketEntry,
+    TicketStatus,
+    fields_json,
+)
+from core.infra.redis_client import DEFAULT_TIMEOUT_S, RedisConnection
+
+
+class RedisTicketStore:
+    """Tickets in Redis: a string of fields and a list of entries per ticket, plus indexes.
+    Nothing expires: a ticket is a record the support team may need long after it closed.
+
+    Keys: {prefix}:ticket:{id} (fields JSON), {prefix}:ticket-entries:{id} (list),
+    {prefix}:tickets:{status} (sorted set by creation time), {prefix}:ticket-by-conversation:{id},
+    {prefix}:ticket-by-thread:{ref}.
+    """
+
+    def __init__(
+        self, url: str, prefix: str = "concierge", timeout_s: float = DEFAULT_TIMEOUT_S
+    ) -> None:
+        self.redis = RedisConnection(url, prefix, timeout_s)
+
+    def create(self, ticket: Ticket) -> None:
+        with self.redis.guard():
+            pipe = self.redis.client.pipeline(transaction=True)
+            pipe.set(self.redis.key("ticket", ticket.id), fields_json(ticket))
+            if ticket.transcript:
+                pipe.rpush(
+                    self.redis.key("ticket-entries", ticket.id),
+                    *(entry.model_dump_json() for entry in ticket.transcript),
+                )
+            pipe.zadd(self.redis.key("tickets", ticket.status), {ticket.id: ticket.created_at})
+            self._index(pipe, None, ticket)
+            pipe.execute()
+
+    def get(self, ticket_id: str) -> Ticket | None:
+        with self.redis.guard():
+            pipe = self.redis.client.pipeline(transaction=True)
+            pipe.get(self.redis.key("ticket", ticket_id))
+            pipe.lrange(self.redis.key("ticket-entries", ticket_id), 0, -1)
+            fields, entries = pipe.execute()
+        if fields is None:
+            return None
+        ticket = Ticket.model_validate_json(fields)
+        transcript = tuple(TicketEntry.model_validate_json(raw) for raw in entries)
+        return ticket.model_copy(update={"transcript": transcript})
+
+    def append(self, ticket_id: str, entry: TicketEntry) -> None:
+        with self.redis.guard():
+            self.redis.client.rpush(
+                self.redis.key("ticket-entries", ticket_id), entry.model_dump_json()
+            )
+
+    def update(self, ticket_id: str, change: Change) -> Ticket | None:
+        key = self.redis.key("ticket", ticket_id)
+        with self.redis.guard(), self.redis.client.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    raw = pipe.get(key)
+                    if raw is None:
+                        return None
+                    current = Ticket.model_validate_json(raw)
+                    new = change(current)
+                    if new is None:
+                        return None
+                    new = Ticket.model_validate(
+                        new.model_dump() | {"id": current.id, "transcript": ()}
+                    )
+                    pipe.multi()
+                    pipe.set(key, fields_json(new))
+                    if new.status != current.status:
+                        pipe.zrem(self.redis.key("tickets", current.status), ticket_id)
+                        pipe.zadd(
+                            self.redis.key("tickets", new.status), {ticket_id: new.created_at}
+                        )
+                    self._index(pipe, current, new)
+                    pipe.execute()
+                    break
+                except redis.WatchError:
+                    continue  # someone else changed it first: recompute from their version
+        return self.get(ticket_id)
+
+    def active_for(self, conversation_id: str) -> Ticket | None:
+        with self.redis.guard():
+            key = self.redis.key("ticket-by-conversation", conversation_id)
+            ticket_id = self.redis.client.get(key)
+        if ticket_id is None:
+            return None
+        ticket = self.get(_text(ticket_id))
+        return ticket if ticket is not None and ticket.active else None
+
+    def by_agent_thread(self, agent_thread: str) -> Ticket | None:
+        with self.redis.guard():
+            ticket_id = self.redis.client.get(self.redis.key("ticket-by-thread", agent_thread))
+        return None if ticket_id is None else self.get(_text(ticket_id))
+
+    def list(self, statuses: tuple[TicketStatus, ...] = ACTIVE, limit: int = 100) -> list[Ticket]:
+        with self.redis.guard():
+            pipe = self.redis.client.pipeline(transaction=False)
+            for status in statuses:
+                pipe.zrange(self.redis.key("tickets", status), 0, limit - 1, withscores=True)
+            found = [pair for chunk in pipe.execute() for pair in chunk]
+        found.sort(key=lambda pair: pair[1])
+        tickets = (self.get(_text(raw)) for raw, _ in found[:limit])
+        return [ticket for ticket in tickets if ticket is not None]
+
+    def _index(self, pipe: redis.client.Pipeline, old: Ticket | None, new: Ticket) -> None:
+        by_conversation = self.redis.key("ticket-by-conversation", new.conversation_id)
+        if new.active:
+            pipe.set(by_conversation, new.id)
+        elif old is not None and old.active:
+            pipe.delete(by_conversation)
+        if new.agent_thread and (old is None or old.agent_thread != new.agent_thread):
+            pipe.set(self.redis.key("ticket-by-thread", new.agent_thread), new.id)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

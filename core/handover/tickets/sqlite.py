@@ -1,0 +1,135 @@
+"""Tickets in the SQLite state file (tables of their own): the embedded default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.handover.tickets.store import (
+    ACTIVE,
+    Change,
+    Ticket,
+    TicketEntry,
+    TicketStatus,
+    fields_json,
+)
+from core.infra.sqlite_file import SqliteFile
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS tickets (
+    id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, status TEXT NOT NULL,
+    agent_thread TEXT, created REAL NOT NULL, fields TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS tickets_conversation ON tickets (conversation_id, status);
+CREATE INDEX IF NOT EXISTS tickets_status ON tickets (status, created);
+CREATE UNIQUE INDEX IF NOT EXISTS tickets_thread ON tickets (agent_thread);
+CREATE TABLE IF NOT EXISTS ticket_entries (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, ticket_id TEXT NOT NULL, entry TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS ticket_entries_ticket ON ticket_entries (ticket_id, seq);
+"""
+
+
+class SqliteTicketStore:
+    """Tickets in the same SQLite file as conversation state (own tables), WAL mode."""
+
+    def __init__(self, path: Path, busy_timeout_s: float = 5.0) -> None:
+        self.path = path
+        self.file = SqliteFile(path, SCHEMA, "ticket store", busy_timeout_s)
+
+    def create(self, ticket: Ticket) -> None:
+        with self.file.transaction() as db:
+            db.execute(
+                "INSERT INTO tickets VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    ticket.id,
+                    ticket.conversation_id,
+                    ticket.status,
+                    ticket.agent_thread,
+                    ticket.created_at,
+                    fields_json(ticket),
+                ),
+            )
+            db.executemany(
+                "INSERT INTO ticket_entries (ticket_id, entry) VALUES (?, ?)",
+                [(ticket.id, entry.model_dump_json()) for entry in ticket.transcript],
+            )
+
+    def get(self, ticket_id: str) -> Ticket | None:
+        with self.file.guard():
+            row = (
+                self.file.connection()
+                .execute("SELECT fields FROM tickets WHERE id = ?", (ticket_id,))
+                .fetchone()
+            )
+        return None if row is None else self._assemble(row[0])
+
+    def append(self, ticket_id: str, entry: TicketEntry) -> None:
+        with self.file.transaction() as db:
+            db.execute(
+                "INSERT INTO ticket_entries (ticket_id, entry) VALUES (?, ?)",
+                (ticket_id, entry.model_dump_json()),
+            )
+
+    def update(self, ticket_id: str, change: Change) -> Ticket | None:
+        with self.file.transaction() as db:
+            row = db.execute("SELECT fields FROM tickets WHERE id = ?", (ticket_id,)).fetchone()
+            if row is None:
+                return None
+            current = Ticket.model_validate_json(row[0])
+            new = change(current)
+            if new is None:
+                return None
+            new = Ticket.model_validate(new.model_dump() | {"id": current.id, "transcript": ()})
+            db.execute(
+                "UPDATE tickets SET status = ?, agent_thread = ?, fields = ? WHERE id = ?",
+                (new.status, new.agent_thread, fields_json(new), ticket_id),
+            )
+        return self.get(ticket_id)
+
+    def active_for(self, conversation_id: str) -> Ticket | None:
+        with self.file.guard():
+            row = (
+                self.file.connection()
+                .execute(
+                    "SELECT fields FROM tickets WHERE conversation_id = ? AND status IN (?, ?) "
+                    "ORDER BY created DESC LIMIT 1",
+                    (conversation_id, *ACTIVE),
+                )
+                .fetchone()
+            )
+        return None if row is None else self._assemble(row[0])
+
+    def by_agent_thread(self, agent_thread: str) -> Ticket | None:
+        with self.file.guard():
+            row = (
+                self.file.connection()
+                .execute("SELECT fields FROM tickets WHERE agent_thread = ?", (agent_thread,))
+                .fetchone()
+            )
+        return None if row is None else self._assemble(row[0])
+
+    def list(self, statuses: tuple[TicketStatus, ...] = ACTIVE, limit: int = 100) -> list[Ticket]:
+        marks = ", ".join("?" for _ in statuses)
+        with self.file.guard():
+            rows = (
+                self.file.connection()
+                .execute(
+                    f"SELECT fields FROM tickets WHERE status IN ({marks}) "
+                    "ORDER BY created LIMIT ?",
+                    (*statuses, limit),
+                )
+                .fetchall()
+            )
+        return [self._assemble(row[0]) for row in rows]
+
+    def _assemble(self, fields: str) -> Ticket:
+        ticket = Ticket.model_validate_json(fields)
+        with self.file.guard():
+            rows = (
+                self.file.connection()
+                .execute(
+                    "SELECT entry FROM ticket_entries WHERE ticket_id = ? ORDER BY seq",
+                    (ticket.id,),
+                )
+                .fetchall()
+            )
+        entries = tuple(TicketEntry.model_validate_json(row[0]) for row in rows)
+        return ticket.model_copy(update={"transcript": entries})

@@ -1,0 +1,107 @@
+"""The composition root: what each adapter's process loads, checked on `sys.modules` in a fresh
+interpreter after its services are built exactly as its `main()` builds them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bots.wiring import FirstUseUnderstander
+from core.state.store import ConversationState
+from core.turn.understanding import Intent, Understanding
+
+REPO = Path(__file__).resolve().parents[2]
+
+# Built as in each adapter's main(); the last line prints what was imported.
+BUILD = {
+    "terminal": "from bots.wiring import build_conversation\n"
+    "conversation = build_conversation(settings)\n",
+    "telegram": "from bots.wiring import build_conversation\n"
+    "from bots.ledger.factory import open_ledger\n"
+    "from bots.telegram import telegram_adapter\n"
+    "conversation = build_conversation(settings)\n"
+    "telegram_adapter(settings, conversation.handle, open_ledger(settings))\n",
+    "slack": "from bots.wiring import build_conversation\n"
+    "from bots.ledger.factory import open_ledger\n"
+    "from bots.slack.app import install_handover\n"
+    "from bots.slack.customers import slack_adapter\n"
+    "conversation = build_conversation(settings)\n"
+    "adapter = slack_adapter(settings, conversation.handle, open_ledger(settings))\n"
+    "install_handover(settings, conversation, adapter)\n",
+}
+HEAVY = ("torch", "sklearn", "scipy", "transformers", "workers.nlu.training",
+         "workers.nlu.bench", "workers.recommender.train", "workers.recommender.evaluate")
+
+
+def loaded_after_building(adapter: str, tmp_path: Path, **settings: str) -> list[str]:
+    script = (
+        "import sys, json\n"
+        "from core.infra.settings import Settings\n"
+        "settings = Settings()\n"
+        + BUILD[adapter]
+        + f"heavy = {HEAVY!r}\n"
+        "top = {m.split('.')[0] for m in sys.modules}\n"
+        "print(json.dumps(sorted(m for m in heavy if m in top or m in sys.modules)))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONCIERGE_")} | {
+        "CONCIERGE_SQLITE_PATH": str(tmp_path / "state.sqlite3"),
+        "CONCIERGE_TELEGRAM_TOKEN": "123456:" + "A" * 35,
+        "CONCIERGE_SLACK_BOT_TOKEN": "xoxb-test",
+        "CONCIERGE_SLACK_SIGNING_SECRET": "0" * 32,
+        "CONCIERGE_LOG_LEVEL": "WARNING",
+        **{f"CONCIERGE_{name.upper()}": value for name, value in settings.items()},
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return list(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+@pytest.mark.parametrize("adapter", sorted(BUILD))
+def test_scaled_bot_process_imports_no_torch(adapter: str, tmp_path: Path) -> None:
+    """LLM understanding and Celery scoring: the process holds no model and no torch."""
+    loaded = loaded_after_building(
+        adapter, tmp_path, understander="llm", recommender="celery",
+        models_dir=str(REPO / "models"),
+    )
+    print(f"{adapter} (llm + celery) loaded: {loaded}")
+    assert loaded == []
+
+
+@pytest.mark.parametrize("adapter", sorted(BUILD))
+def test_embedded_bot_process_imports_no_training_code(adapter: str, tmp_path: Path) -> None:
+    """The embedded default runs the models in-process (torch), never training code."""
+    loaded = loaded_after_building(adapter, tmp_path, models_dir=str(REPO / "models"))
+    print(f"{adapter} (local + inprocess) loaded: {loaded}")
+    assert loaded == ["torch"]  # the check sees torch when it is there
+
+
+class Counting:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def understand(self, text: str, state: ConversationState) -> Understanding:
+        self.calls += 1
+        return Understanding(intent=Intent.GREETING, source="counting")
+
+
+def test_fallback_is_built_on_first_use_only() -> None:
+    built: list[Counting] = []
+
+    def build() -> Counting:
+        built.append(Counting())
+        return built[-1]
+
+    lazy = FirstUseUnderstander(build)
+    assert built == []
+    state = ConversationState(conversation_id="c")
+    assert lazy.understand("hi", state).intent is Intent.GREETING
+    assert lazy.understand("hello", state).source == "counting"
+    assert len(built) == 1 and built[0].calls == 2
