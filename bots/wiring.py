@@ -19,7 +19,7 @@ from core.handover.deliveries.loop import Deliveries
 from core.handover.escalation import SupportDesk
 from core.handover.tickets.factory import open_ticket_store
 from core.infra import logs, metrics
-from core.infra.settings import Settings
+from core.infra.settings import Settings, settings_section
 from core.shop.files import load_shop
 from core.state.factory import open_state_store
 from core.state.store import ConversationState, StateStore
@@ -114,16 +114,8 @@ def build_recommender(settings: Settings) -> Recommender:
 
 
 def build_policy(settings: Settings) -> PolicyConfig:
-    return PolicyConfig(
-        negative_window=settings.policy_negative_window,
-        negative_needed=settings.policy_negative_needed,
-        worsening_turns=settings.policy_worsening_turns,
-        low_confidence=settings.policy_low_confidence,
-        low_confidence_turns=settings.policy_low_confidence_turns,
-        not_for_me_turns=settings.policy_not_for_me_turns,
-        complaint_window=settings.policy_complaint_window,
-        complaints_needed=settings.policy_complaints_needed,
-    )
+    """Escalation thresholds: each field from the setting prefixed `policy_`."""
+    return settings_section(settings, "policy_", PolicyConfig)
 
 
 def build_support_desk(settings: Settings, states: StateStore | None = None) -> SupportDesk:

@@ -20,7 +20,7 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from slack_bolt import BoltResponse
 from slack_bolt.async_app import AsyncApp
@@ -38,6 +38,7 @@ from core.infra.logs import event
 from core.infra.settings import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 ACTION_PREFIX = "concierge.desk."
 NOTE_PREFIXES = ("//", "note:")
@@ -242,22 +243,15 @@ class SlackDesk:
             return
         message_id = event_.get("client_msg_id") or event_["ts"]
         stripped = re.sub(r"^<@[A-Z0-9]+>\s*", "", text.strip())
-        try:
-            if stripped.lower().startswith(NOTE_PREFIXES):
-                await asyncio.to_thread(self.desk.note, ticket.id, user, stripped)
-                return
-            name = await self._name(user)
-            await asyncio.to_thread(
-                self.desk.agent_reply, ticket.id, user, _plain(stripped), message_id, name
-            )
-        except Refused as refusal:
-            await self._refuse(user, str(refusal), root)
+        if stripped.lower().startswith(NOTE_PREFIXES):
+            await self._act(user, root, self.desk.note, ticket.id, user, stripped)
             return
-        except StoreUnavailable as exc:
-            event(log, "desk.store_unavailable", logging.ERROR, error=str(exc))
-            await self._refuse(user, STORE_DOWN, root)
-            return
-        event(log, "desk.agent_reply", ticket=ticket.id, agent=user)
+        name = await self._name(user)
+        sent = await self._act(
+            user, root, self.desk.agent_reply, ticket.id, user, _plain(stripped), message_id, name
+        )
+        if sent is not None:
+            event(log, "desk.agent_reply", ticket=ticket.id, agent=user)
 
     # -- buttons -------------------------------------------------------------------------------
 
@@ -272,23 +266,17 @@ class SlackDesk:
             await self._refuse(user, NOT_AN_AGENT, None)
             event(log, "desk.refused", logging.WARNING, user=user, action=kind, ticket=ticket_id)
             return
-        try:
-            if kind == "claim":
-                name = await self._name(user)
-                ticket = await asyncio.to_thread(self.desk.claim, ticket_id, user, name)
-            elif kind == "resolve":
-                ticket = await asyncio.to_thread(self.desk.resolve, ticket_id, user)
-            elif kind == "handback":
-                ticket = await asyncio.to_thread(self.desk.hand_back, ticket_id, user)
-            else:
-                await self._refuse(user, f"Unknown action {kind!r}.", None)
-                return
-        except Refused as refusal:
-            await self._refuse(user, str(refusal), root)
+        if kind == "claim":
+            name = await self._name(user)
+            ticket = await self._act(user, root, self.desk.claim, ticket_id, user, name)
+        elif kind == "resolve":
+            ticket = await self._act(user, root, self.desk.resolve, ticket_id, user)
+        elif kind == "handback":
+            ticket = await self._act(user, root, self.desk.hand_back, ticket_id, user)
+        else:
+            await self._refuse(user, f"Unknown action {kind!r}.", None)
             return
-        except StoreUnavailable as exc:
-            event(log, "desk.store_unavailable", logging.ERROR, error=str(exc))
-            await self._refuse(user, STORE_DOWN, root)
+        if ticket is None:
             return
         if root:
             await self._refresh(ticket, self.channel, root)
@@ -322,6 +310,20 @@ class SlackDesk:
                 event(log, "desk.name_unavailable", user=user, error=str(error)[:200])
                 self._names[user] = None
         return self._names[user]
+
+    async def _act(
+        self, user: str, thread_ts: str | None, call: Callable[..., T], *args: Any
+    ) -> T | None:
+        """Run a desk call off the event loop; a refusal or a store outage is told to the agent
+        (only they see it) and gives None."""
+        try:
+            return await asyncio.to_thread(call, *args)
+        except Refused as refusal:
+            await self._refuse(user, str(refusal), thread_ts)
+        except StoreUnavailable as exc:
+            event(log, "desk.store_unavailable", logging.ERROR, error=str(exc))
+            await self._refuse(user, STORE_DOWN, thread_ts)
+        return None
 
     async def _refuse(self, user: str, text: str, thread_ts: str | None) -> None:
         await self.client.chat_postEphemeral(

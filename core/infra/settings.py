@@ -5,12 +5,15 @@ Build one `Settings` in `main()` and pass it down; nothing else reads the enviro
 
 from __future__ import annotations
 
+from dataclasses import fields
 from importlib.resources import files
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+C = TypeVar("C")
 
 
 def packaged_data(*parts: str) -> Path:
@@ -153,3 +156,16 @@ class Settings(BaseSettings):
     )
     support_agent_group: str | None = None  # a user group whose members may act, too
     support_summary: Literal["template", "llm"] = "template"  # llm: a briefing by the LLM_* model
+
+
+def settings_section(settings: Settings, prefix: str, config_type: type[C]) -> C:
+    """The dataclass `config_type` with each field `name` taken from the setting `prefix + name`
+    (fields without such a setting keep their default): `settings_section(s, "llm_", LlmConfig)`.
+    """
+    names = type(settings).model_fields
+    values: dict[str, Any] = {
+        field.name: getattr(settings, prefix + field.name)
+        for field in fields(config_type)  # type: ignore[arg-type]
+        if prefix + field.name in names
+    }
+    return config_type(**values)

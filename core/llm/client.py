@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from core.infra.logs import event
+from core.infra.settings import Settings, settings_section
 
 log = logging.getLogger(__name__)
 
@@ -43,17 +44,9 @@ class LlmConfig:
     temperature: float = 0.0
 
     @classmethod
-    def from_settings(cls, settings: Any) -> LlmConfig:
-        return cls(
-            base_url=settings.llm_base_url,
-            model=settings.llm_model,
-            api_key=settings.llm_api_key,
-            timeout_s=settings.llm_timeout_s,
-            retries=settings.llm_retries,
-            backoff_s=settings.llm_backoff_s,
-            breaker_failures=settings.llm_breaker_failures,
-            breaker_reset_s=settings.llm_breaker_reset_s,
-        )
+    def from_settings(cls, settings: Settings) -> LlmConfig:
+        """Each field from the setting of the same name prefixed `llm_` (CONCIERGE_LLM_...)."""
+        return settings_section(settings, "llm_", cls)
 
 
 class LlmError(RuntimeError):

@@ -11,7 +11,7 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.shop.jsonl import StoreDataError, read_jsonl
+from core.shop.jsonl import read_unique
 
 _WORD = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
 
@@ -89,13 +89,7 @@ class JsonlCatalog:
 
     @classmethod
     def load(cls, path: Path) -> JsonlCatalog:
-        products = read_jsonl(path, Product)
-        seen: set[str] = set()
-        for number, product in enumerate(products, start=1):
-            if product.id in seen:
-                raise StoreDataError(path, f"duplicate product id {product.id}", number)
-            seen.add(product.id)
-        return cls(products)
+        return cls(read_unique(path, Product, "product"))
 
     def get(self, item_id: str) -> Product | None:
         return self._by_id.get(item_id.strip().upper())

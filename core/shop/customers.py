@@ -9,7 +9,7 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.shop.jsonl import read_jsonl
+from core.shop.jsonl import read_unique
 
 
 class Customer(BaseModel):
@@ -38,7 +38,7 @@ class JsonlCustomers:
 
     @classmethod
     def load(cls, path: Path) -> JsonlCustomers:
-        return cls(read_jsonl(path, Customer))
+        return cls(read_unique(path, Customer, "customer"))
 
     def get(self, customer_id: str) -> Customer | None:
         return self._by_id.get(customer_id.strip().upper())

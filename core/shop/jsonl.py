@@ -46,3 +46,16 @@ def read_jsonl(path: Path, model: type[M]) -> list[M]:
             )
             raise StoreDataError(path, f"invalid {model.__name__}: {problems}", number) from error
     return records
+
+
+def read_unique(path: Path, model: type[M], what: str) -> list[M]:
+    """`read_jsonl`, and a StoreDataError at the first record whose `id` repeats an earlier one
+    (`what` names the records in the message: "product", "order", ...)."""
+    records = read_jsonl(path, model)
+    seen: set[str] = set()
+    for number, record in enumerate(records, start=1):
+        key = str(record.model_dump(include={"id"})["id"])
+        if key in seen:
+            raise StoreDataError(path, f"duplicate {what} id {key}", number)
+        seen.add(key)
+    return records

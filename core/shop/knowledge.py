@@ -11,7 +11,7 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.shop.jsonl import StoreDataError, read_jsonl
+from core.shop.jsonl import StoreDataError, read_unique
 
 Topic = Literal[
     "shipping", "returns", "refunds", "payment", "account", "warranty", "privacy", "contact"
@@ -118,14 +118,9 @@ class Bm25KnowledgeBase:
 
     @classmethod
     def load(cls, path: Path) -> Bm25KnowledgeBase:
-        articles = read_jsonl(path, Article)
+        articles = read_unique(path, Article, "article")
         if not articles:
             raise StoreDataError(path, "no articles")
-        seen: set[str] = set()
-        for number, article in enumerate(articles, start=1):
-            if article.id in seen:
-                raise StoreDataError(path, f"duplicate article id {article.id}", number)
-            seen.add(article.id)
         return cls(articles)
 
     def articles(self) -> Sequence[Article]:

@@ -10,7 +10,7 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from core.shop.jsonl import StoreDataError, read_jsonl
+from core.shop.jsonl import read_unique
 
 OrderStatus = Literal[
     "processing",
@@ -115,13 +115,7 @@ class JsonlOrders:
 
     @classmethod
     def load(cls, path: Path) -> JsonlOrders:
-        orders = read_jsonl(path, Order)
-        seen: set[str] = set()
-        for number, order in enumerate(orders, start=1):
-            if order.id in seen:
-                raise StoreDataError(path, f"duplicate order id {order.id}", number)
-            seen.add(order.id)
-        return cls(orders)
+        return cls(read_unique(path, Order, "order"))
 
     def get(self, order_id: str) -> Order | None:
         return self._by_id.get(normalize_order_id(order_id))

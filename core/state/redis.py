@@ -7,7 +7,6 @@ so it holds across processes and a crashed holder frees it.
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,12 +15,11 @@ from pydantic import ValidationError
 
 from core.infra.logs import event
 from core.infra.redis_client import DEFAULT_TIMEOUT_S, RedisConnection
-from core.state.store import ConversationState, LockTimeout
+from core.state.store import ConversationState, acquire
 
 log = logging.getLogger(__name__)
 
 LEASE_MS = 60_000
-POLL_S = 0.01
 STATE_TTL_S = 90 * 24 * 3600  # idle conversations are forgotten after 90 days
 
 _RELEASE = """
@@ -68,12 +66,12 @@ class RedisStateStore:
     @contextmanager
     def lock(self, conversation_id: str, timeout: float = 30.0) -> Iterator[None]:
         key, token = self.redis.key("lock", conversation_id), uuid.uuid4().hex
-        deadline = time.monotonic() + timeout
         with self.redis.guard():
-            while not self.redis.client.set(key, token, nx=True, px=LEASE_MS):
-                if time.monotonic() > deadline:
-                    raise LockTimeout(f"conversation {conversation_id} is busy")
-                time.sleep(POLL_S)
+            acquire(
+                lambda: bool(self.redis.client.set(key, token, nx=True, px=LEASE_MS)),
+                conversation_id,
+                timeout,
+            )
         try:
             yield
         finally:

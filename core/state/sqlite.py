@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from core.infra.logs import event
 from core.infra.sqlite_file import SqliteFile
-from core.state.store import ConversationState, LockTimeout
+from core.state.store import ConversationState, acquire
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,6 @@ CREATE TABLE IF NOT EXISTS quarantine (
 """
 
 LEASE_S = 60.0  # a crashed turn's lock frees itself after this long
-POLL_S = 0.01
 
 
 class SqliteStateStore:
@@ -67,11 +66,7 @@ class SqliteStateStore:
     @contextmanager
     def lock(self, conversation_id: str, timeout: float = 30.0) -> Iterator[None]:
         token = uuid.uuid4().hex
-        deadline = time.monotonic() + timeout
-        while not self._try_lock(conversation_id, token):
-            if time.monotonic() > deadline:
-                raise LockTimeout(f"conversation {conversation_id} is busy")
-            time.sleep(POLL_S)
+        acquire(lambda: self._try_lock(conversation_id, token), conversation_id, timeout)
         try:
             yield
         finally:

@@ -6,6 +6,8 @@ turns never leaves half of a change behind.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Literal, Protocol
 
@@ -83,6 +85,18 @@ class ConversationState(Frozen):
 
 class LockTimeout(RuntimeError):
     """Another turn of the same conversation held the lock for too long."""
+
+
+LOCK_POLL_S = 0.01
+
+
+def acquire(try_once: Callable[[], bool], conversation_id: str, timeout: float) -> None:
+    """Call `try_once` until it takes the conversation's lock; LockTimeout after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not try_once():
+        if time.monotonic() > deadline:
+            raise LockTimeout(f"conversation {conversation_id} is busy")
+        time.sleep(LOCK_POLL_S)
 
 
 class StateStore(Protocol):

@@ -269,15 +269,9 @@ class Conversation:
         exclude = (*rejected, *shown_now) if refine or request.like_item_id else rejected
         ask = RecommendationRequest(
             user_id=state.user_id,
-            text=request.text,
-            category=request.category,
-            budget_min=request.budget_min,
-            budget_max=request.budget_max,
-            attributes=request.attributes,
-            colors=request.colors,
             exclude=tuple(dict.fromkeys(exclude)),
-            like_item_id=request.like_item_id,
             k=SUGGESTIONS_SHOWN,
+            **request.model_dump(exclude={"sizes"}),  # what the customer asked for, as it stands
         )
         try:
             suggestions: Sequence[Suggestion] = self.services.recommender.recommend(ask)

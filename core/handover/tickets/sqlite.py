@@ -53,13 +53,7 @@ class SqliteTicketStore:
             )
 
     def get(self, ticket_id: str) -> Ticket | None:
-        with self.file.guard():
-            row = (
-                self.file.connection()
-                .execute("SELECT fields FROM tickets WHERE id = ?", (ticket_id,))
-                .fetchone()
-            )
-        return None if row is None else self._assemble(row[0])
+        return self._first("SELECT fields FROM tickets WHERE id = ?", (ticket_id,))
 
     def append(self, ticket_id: str, entry: TicketEntry) -> None:
         with self.file.transaction() as db:
@@ -85,26 +79,14 @@ class SqliteTicketStore:
         return self.get(ticket_id)
 
     def active_for(self, conversation_id: str) -> Ticket | None:
-        with self.file.guard():
-            row = (
-                self.file.connection()
-                .execute(
-                    "SELECT fields FROM tickets WHERE conversation_id = ? AND status IN (?, ?) "
-                    "ORDER BY created DESC LIMIT 1",
-                    (conversation_id, *ACTIVE),
-                )
-                .fetchone()
-            )
-        return None if row is None else self._assemble(row[0])
+        return self._first(
+            "SELECT fields FROM tickets WHERE conversation_id = ? AND status IN (?, ?) "
+            "ORDER BY created DESC LIMIT 1",
+            (conversation_id, *ACTIVE),
+        )
 
     def by_agent_thread(self, agent_thread: str) -> Ticket | None:
-        with self.file.guard():
-            row = (
-                self.file.connection()
-                .execute("SELECT fields FROM tickets WHERE agent_thread = ?", (agent_thread,))
-                .fetchone()
-            )
-        return None if row is None else self._assemble(row[0])
+        return self._first("SELECT fields FROM tickets WHERE agent_thread = ?", (agent_thread,))
 
     def list(self, statuses: tuple[TicketStatus, ...] = ACTIVE, limit: int = 100) -> list[Ticket]:
         marks = ", ".join("?" for _ in statuses)
@@ -119,6 +101,12 @@ class SqliteTicketStore:
                 .fetchall()
             )
         return [self._assemble(row[0]) for row in rows]
+
+    def _first(self, sql: str, args: tuple[object, ...]) -> Ticket | None:
+        """The ticket of the first row `sql` selects (its `fields` column), or None."""
+        with self.file.guard():
+            row = self.file.connection().execute(sql, args).fetchone()
+        return None if row is None else self._assemble(row[0])
 
     def _assemble(self, fields: str) -> Ticket:
         ticket = Ticket.model_validate_json(fields)
