@@ -1,0 +1,56 @@
+"""The `concierge` command as a user meets it: the command list, `--version`, and `--help` of
+every command (help text for every option, defaults shown)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bots import cli
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_version_names_the_installed_distribution(capsys: pytest.CaptureFixture[str]) -> None:
+    for flag in ("--version", "-V"):
+        assert cli.main([flag]) == 0
+        assert capsys.readouterr().out == f"concierge {importlib.metadata.version('concierge')}\n"
+
+
+def test_version_without_an_installed_package_says_so(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def not_installed(name: str) -> str:
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(cli, "version", not_installed)
+    assert cli.main(["--version"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "version unknown" in captured.err and "pip install -e ." in captured.err
+
+
+def test_version_from_a_fresh_process() -> None:
+    done = subprocess.run([sys.executable, "-m", "bots.cli", "-V"], capture_output=True,
+                          text=True, cwd=REPO, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("concierge ") and "Traceback" not in done.stderr
+
+
+def test_command_list_and_groups(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main([]) == 0
+    listing = capsys.readouterr().out
+    for words in cli.COMMANDS:
+        assert f"  {' '.join(words)} " in listing
+    assert "--version" in listing
+    assert cli.main(["eval", "--help"]) == 0
+    group = capsys.readouterr().out
+    assert "eval nlu" in group and "eval recommender" in group and "bench" not in group
+    assert cli.main(["bench"]) == 2
+    assert "bench recommender" in capsys.readouterr().err
+    assert cli.main(["no-such-command"]) == 2
+    assert "unknown command" in capsys.readouterr().err
