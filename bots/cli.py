@@ -23,6 +23,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("agent",): ("bots.agent_console:main", "agent console: answer escalated conversations"),
     ("worker",): ("workers.recommender.cli:worker_main", "a Celery worker that scores products"),
     ("understand",): ("bots.understand:main", "JSON lines in, understanding out"),
+    ("train",): ("workers.cli:train_main", "train every model that is missing or out of date"),
     ("train", "nlu"): ("workers.nlu.cli:train_nlu_main", "train the local understanding model"),
     ("train", "recommender"): (
         "workers.recommender.cli:train_recommender_main",

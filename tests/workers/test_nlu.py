@@ -11,14 +11,12 @@ import numpy as np
 import pytest
 
 from bots.understand import understand_lines
-from core.infra.settings import Settings
 from core.llm.client import LlmClient, LlmConfig
 from core.llm.understanders import CascadeUnderstander, LlmUnderstander
 from core.state.store import ConversationState
 from core.turn.taxonomy import DEFAULT_PATH, load_labelled, load_taxonomy
 from core.turn.understanding import Intent, Sentiment
 from tests.conftest import StandIn
-from workers.encoder import configure_torch
 from workers.nlu.bench import read_labelled, split
 from workers.nlu.cli import bench_nlu_main, train_nlu_main
 from workers.nlu.model import NluConfig
@@ -30,21 +28,8 @@ STATE = ConversationState(conversation_id="t")
 
 
 @pytest.fixture(scope="session")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The default model: models/nlu when it was built by this code from this taxonomy,
-    otherwise trained now into a temporary directory (about a minute on one thread)."""
-    configure_torch(1)
-    built = Settings().nlu_path
-    if is_current(built, DEFAULT_PATH):
-        return built
-    directory = tmp_path_factory.mktemp("nlu")
-    assert train_nlu_main(["--out", str(directory)]) == 0
-    return directory
-
-
-@pytest.fixture(scope="session")
-def local(model_dir: Path) -> LocalUnderstander:
-    return LocalUnderstander.load(model_dir)
+def local(nlu_model_dir: Path) -> LocalUnderstander:
+    return LocalUnderstander.load(nlu_model_dir)
 
 
 def test_heldout_messages_never_used_in_training() -> None:
@@ -103,8 +88,10 @@ def test_typos_still_understood(local: LocalUnderstander) -> None:
     assert local.understand("i wnat to talk to a humna", STATE).intent is Intent.HUMAN_AGENT
 
 
-def test_model_reloads_with_same_predictions(model_dir: Path, local: LocalUnderstander) -> None:
-    again = LocalUnderstander.load(model_dir)
+def test_model_reloads_with_same_predictions(
+    nlu_model_dir: Path, local: LocalUnderstander
+) -> None:
+    again = LocalUnderstander.load(nlu_model_dir)
     for text in ("where is order 48213", "a gift for my dad who hikes", "this is awful"):
         assert again.understand(text, STATE) == local.understand(text, STATE)
 

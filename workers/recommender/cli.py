@@ -14,20 +14,18 @@ from pathlib import Path
 
 from core.infra.logs import configure
 from core.infra.settings import Settings
-from workers.recommender.data import InteractionData, load_beauty, load_demo, load_files
+from workers.recommender.data import DATASETS, InteractionData, load_dataset, load_files
 
 
 def _data_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", choices=["amazon-beauty", "demo"], default=None)
+    parser.add_argument("--dataset", choices=DATASETS, default=None)
     parser.add_argument("--interactions", type=Path, help="CSV/TSV user_id,item_id,timestamp")
     parser.add_argument("--items", type=Path, help="items CSV/JSONL item_id,title,...")
 
 
 def _load_data(args: argparse.Namespace, settings: Settings) -> InteractionData:
-    if args.dataset == "amazon-beauty":
-        return load_beauty(settings.data_dir / "amazon_beauty")
-    if args.dataset == "demo":
-        return load_demo(settings.demo_dir)
+    if args.dataset is not None:
+        return load_dataset(args.dataset, settings.demo_dir, settings.data_dir)
     if args.interactions is None or args.items is None:
         raise SystemExit("give --dataset amazon-beauty|demo, or both --interactions and --items")
     return load_files(args.interactions, args.items)
