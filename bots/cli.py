@@ -29,6 +29,10 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
         "workers.recommender.cli:train_recommender_main",
         "train a recommender",
     ),
+    ("eval", "nlu"): (
+        "workers.nlu.cli:eval_nlu_main",
+        "evaluate the understanding model on the held-out messages",
+    ),
     ("eval", "recommender"): (
         "workers.recommender.cli:eval_recommender_main",
         "evaluate a recommender",
