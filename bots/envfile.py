@@ -11,6 +11,7 @@ import argparse
 import ast
 import io
 import sys
+import textwrap
 import tokenize
 import typing
 from collections.abc import Sequence
@@ -116,6 +117,24 @@ def entries() -> list[Entry]:
                            _display(default)))
         previous_end = max(previous_end, last)
     return found
+
+
+def settings_help(*prefixes: str) -> str:
+    """The settings whose names start with one of `prefixes`, each with what it is and its
+    default: the epilog of a bot command's `--help`."""
+    chosen = [entry for entry in entries() if entry.name.startswith(prefixes)]
+    names = {entry.name: f"CONCIERGE_{entry.name.upper()}" for entry in chosen}
+    width = max(len(name) for name in names.values())
+    lines = ["settings (environment or .env; `concierge env-example` lists every one):"]
+    for entry in chosen:
+        about = "; ".join(part for part in (entry.kind, entry.comment) if part)
+        if entry.default:
+            about += f" (default:\0{entry.default})"  # \0: a space the lines never break at
+        wrapped = textwrap.wrap(about or "-", width=79,
+                                initial_indent=f"  {names[entry.name]:<{width}}  ",
+                                subsequent_indent=" " * (width + 4))
+        lines += [line.replace("\0", " ") for line in wrapped]
+    return "\n".join(lines)
 
 
 def env_example_text() -> str:

@@ -4,6 +4,7 @@ every command (help text for every option, defaults shown)."""
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -54,3 +55,37 @@ def test_command_list_and_groups(capsys: pytest.CaptureFixture[str]) -> None:
     assert "bench recommender" in capsys.readouterr().err
     assert cli.main(["no-such-command"]) == 2
     assert "unknown command" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "needs"),
+    [
+        (["-m", "bots.cli", "telegram", "--help"], "CONCIERGE_TELEGRAM_TOKEN"),
+        (["-m", "bots.telegram", "--help"], "CONCIERGE_TELEGRAM_WEBHOOK_URL"),
+        (["-m", "bots.cli", "slack", "--help"], "CONCIERGE_SLACK_SIGNING_SECRET"),
+        (["-m", "bots.slack", "--help"], "CONCIERGE_SLACK_APP_TOKEN"),
+    ],
+)
+def test_bot_help_describes_its_settings_and_starts_nothing(
+    argv: list[str], needs: str, tmp_path: Path
+) -> None:
+    """Without a token the bot would exit 2 after reading its settings; with --help it only
+    prints what it reads, and exits 0."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONCIERGE_")}
+    env["PYTHONPATH"] = str(REPO)
+    done = subprocess.run([sys.executable, *argv], capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: concierge ") and needs in done.stdout
+    assert "(default: 127.0.0.1)" in done.stdout  # the listener address, for either mode
+    assert done.stderr == ""
+
+
+@pytest.mark.parametrize("command", ["telegram", "slack"])
+def test_bot_rejects_unknown_arguments(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main([command, "--no-such-option"])
+    assert exited.value.code == 2
+    assert "unrecognized arguments: --no-such-option" in capsys.readouterr().err
