@@ -189,7 +189,7 @@ def bench_heldout(
     confident = [r.confidence >= threshold for r in results]
     kept_ok = [ok for ok, sure in zip(intent_ok, confident, strict=True) if sure]
     timing = latency(understander, [row.text for row in held])
-    figures = {
+    figures: dict[str, object] = {
         "bench": "nlu", "dataset": "heldout", **answers.accuracy(),
         "train_s": round(train_s, 1), "load_s": round(load_s, 2),
         "load_fresh_process_s": round(fresh_s, 2),
