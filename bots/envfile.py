@@ -24,6 +24,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from core.infra import settings as settings_module
+from core.infra.commands import CommandHelp
 from core.infra.settings import Settings, packaged_data
 
 ENV_EXAMPLE = Path(".env.example")  # in the project folder the command runs in
@@ -149,7 +150,8 @@ def env_example_text() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="concierge env-example", description=__doc__)
+    parser = argparse.ArgumentParser(prog="concierge env-example", description=__doc__,
+                                     formatter_class=CommandHelp)
     action = parser.add_mutually_exclusive_group()
     action.add_argument("--write", action="store_true", help=f"rewrite {ENV_EXAMPLE.name}")
     action.add_argument("--check", action="store_true",

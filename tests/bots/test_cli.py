@@ -3,8 +3,10 @@ every command (help text for every option, defaults shown)."""
 
 from __future__ import annotations
 
+import argparse
 import importlib.metadata
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -89,3 +91,65 @@ def test_bot_rejects_unknown_arguments(
         cli.main([command, "--no-such-option"])
     assert exited.value.code == 2
     assert "unrecognized arguments: --no-such-option" in capsys.readouterr().err
+
+
+# Their parsers belong to the benchmarks' owner; the figures they publish are read from them.
+BENCHMARKS = {("bench", "chat"), ("bench", "handover"), ("bench", "nlu"), ("bench", "recommender")}
+OPTION_LINE = re.compile(r"^  (-\S.*?)(?:\s{2,}(.*))?$")
+
+
+def option_help(text: str) -> dict[str, str]:
+    """Each option string of a --help text -> the help printed beside and under it."""
+    found: dict[str, str] = {}
+    current: list[str] = []
+    for line in text.splitlines():
+        match = OPTION_LINE.match(line)
+        if match:
+            current = re.findall(r"(?:^|, )(--?[\w-]+)", match.group(1))
+            found |= {name: match.group(2) or "" for name in current}
+        elif current and line.startswith("    "):
+            for name in current:
+                found[name] += " " + line.strip()
+        else:
+            current = []
+    return found
+
+
+def test_option_help_reads_argparse_output() -> None:
+    text = ("options:\n  -h, --help  show this\n  --port N    where (default: 1)\n"
+            "  --a-very-long-option-name VALUE\n                        said below\n"
+            "  --bare\n\nsettings:\n  X  y\n")
+    assert option_help(text) == {"-h": "show this", "--help": "show this",
+                                 "--port": "where (default: 1)",
+                                 "--a-very-long-option-name": " said below", "--bare": ""}
+
+
+@pytest.mark.parametrize("words", sorted(set(cli.COMMANDS) - BENCHMARKS), ids=" ".join)
+def test_every_option_has_help_and_shows_its_default(
+    words: tuple[str, ...], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`concierge WORDS --help` prints help and exits 0 without doing anything else; every
+    option has help text, and an option with a default (other than None, or a flag's off)
+    says what it is."""
+    parsers: list[argparse.ArgumentParser] = []
+    parse = argparse.ArgumentParser.parse_known_args
+
+    def recording(self: argparse.ArgumentParser, *args: object, **kwargs: object) -> object:
+        parsers.append(self)
+        return parse(self, *args, **kwargs)
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_known_args", recording)
+    with pytest.raises(SystemExit) as exited:
+        cli.main([*words, "--help"])
+    assert exited.value.code == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"usage: concierge {' '.join(words)} "), text[:200]
+    assert parsers, "the command reads its arguments without argparse"
+    printed = option_help(text)
+    for action in parsers[0]._actions:
+        if not action.option_strings or action.help == argparse.SUPPRESS:
+            continue
+        name = action.option_strings[-1]
+        assert printed.get(name, "").strip(), f"{name} has no help text"
+        if action.default not in (None, argparse.SUPPRESS) and action.nargs != 0:
+            assert "default" in printed[name], f"{name} does not show its default"

@@ -44,10 +44,13 @@ def _settings(settings: Settings | None) -> Settings:
 
 def train_nlu_main(argv: Sequence[str], settings: Settings | None = None) -> int:
     """`concierge train nlu ...`: train the local model from the taxonomy file."""
-    parser = argparse.ArgumentParser(prog="concierge train nlu",
+    parser = argparse.ArgumentParser(prog="concierge train nlu", formatter_class=CommandHelp,
                                      description="Train the local understanding model.")
-    parser.add_argument("--taxonomy", type=Path, help="intents file (default: settings)")
-    parser.add_argument("--out", type=Path, help="model directory (default: models/nlu)")
+    parser.add_argument("--taxonomy", type=Path, metavar="FILE",
+                        help="intents file (default: CONCIERGE_NLU_TAXONOMY, else the shipped "
+                             "data/nlu/intents.yaml)")
+    parser.add_argument("--out", type=Path, metavar="DIR",
+                        help="model directory (default: CONCIERGE_NLU_DIR, else models/nlu)")
     parser.add_argument("--public-intents", type=int, default=0, metavar="N",
                         help="also use up to N Bitext messages per mapped intent")
     parser.add_argument("--public-sentiment", type=int, default=0, metavar="N",
