@@ -1,15 +1,18 @@
 """`concierge worker` and `concierge flower` hand Celery what it should get: their own options
-parsed (with the settings' defaults), every other option passed on unchanged."""
+parsed (with the settings' defaults), every other option passed on unchanged. `concierge bench
+recommender` measures the settings' model when no --model is given."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import pytest
 
 from core.infra.settings import Settings
+from tests.workers.conftest import TinyStore
 from workers import dashboard
-from workers.recommender.cli import worker_main
+from workers.recommender.cli import bench_recommender_main, worker_main
 
 
 class RecordingApp:
@@ -49,3 +52,13 @@ def test_flower_binds_loopback_unless_told(app: RecordingApp) -> None:
     assert app.argv == ["flower", "--address=127.0.0.1", "--port=5555"]
     assert dashboard.main(["--port", "6000", "--basic-auth=a:b"], settings) == 0
     assert app.argv == ["flower", "--address=127.0.0.1", "--port=6000", "--basic-auth=a:b"]
+
+
+def test_bench_recommender_defaults_to_the_settings_model(
+    tiny_store: TinyStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = Settings(demo_dir=tiny_store.folder, recommender_dir=tiny_store.model_dir,
+                        log_level="WARNING")
+    assert bench_recommender_main(["--no-celery", "--requests", "5"], settings) == 0
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert figures["items"] == len(tiny_store.products) and figures["requests"] == 5

@@ -177,7 +177,7 @@ def bench_recommender_main(
     from workers.recommender.benchmark import benchmark_command
 
     parser = argparse.ArgumentParser(prog="concierge bench recommender")
-    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--model", type=Path, help="default: CONCIERGE_RECOMMENDER_DIR")
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--no-celery", action="store_true", help="in-process figures only")
