@@ -13,12 +13,24 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 from core.infra.commands import CommandHelp
 from core.infra.logs import configure
 from core.infra.settings import Settings
 from core.turn.taxonomy import TaxonomyError
+
+
+@dataclass(frozen=True)
+class _Model:
+    """One model `concierge train` keeps current."""
+
+    name: str
+    folder: Path
+    state: str  # "current", "out of date" or "missing"
+    train: Callable[[], int]  # builds it in `folder`; an exit status
 
 
 def train_main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
@@ -31,6 +43,41 @@ def train_main(argv: Sequence[str] | None = None, settings: Settings | None = No
     parser.add_argument("--force", action="store_true",
                         help="train every model, current or not")
     args = parser.parse_args(argv)
+    settings = settings or Settings()
+    configure(settings.log_level, settings.log_format)
+    try:
+        models = _models(settings)
+    except (OSError, TaxonomyError) as exc:
+        print(f"concierge train: {exc}", file=sys.stderr)
+        return 2
+    if args.check:
+        for model in models:
+            print(_line(model, model.state))
+        return 1 if any(model.state != "current" for model in models) else 0
+    outcome = {}
+    for model in models:
+        outcome[model.name] = model.state
+        if model.state == "current" and not args.force:
+            continue
+        print(f"{model.name}: {model.state}, training", flush=True)
+        started = time.perf_counter()
+        try:
+            status = model.train()
+        except (OSError, TaxonomyError) as exc:
+            print(f"{model.name}: {exc}", file=sys.stderr)
+            return 2
+        if status != 0:
+            return status
+        outcome[model.name] = (f"trained in {time.perf_counter() - started:.1f} s "
+                               f"(was {model.state})")
+    for model in models:
+        print(_line(model, outcome[model.name]))
+    return 0
+
+
+def _models(settings: Settings) -> list[_Model]:
+    """The models the settings use, each with its state and how to train it: a new model is
+    one more entry here."""
     # torch and the training code only now, so that --help answers at once.
     from workers.encoder import configure_torch
     from workers.nlu.model import WEIGHTS
@@ -40,51 +87,28 @@ def train_main(argv: Sequence[str] | None = None, settings: Settings | None = No
     from workers.recommender.model import CHECKPOINT
     from workers.recommender.train import checkpoint_is_current
 
-    settings = settings or Settings()
-    configure(settings.log_level, settings.log_format)
-
     nlu_dir, recommender_dir = settings.nlu_path, settings.recommender_dir
-    try:
-        data = load_dataset(settings.recommender_catalog, settings.demo_dir, settings.data_dir)
-    except OSError as exc:
-        print(f"recommender: cannot read the {settings.recommender_catalog} data ({exc})",
-              file=sys.stderr)
-        return 2
-    states = {
-        "nlu": _state(is_current(nlu_dir, settings.nlu_taxonomy), (nlu_dir / WEIGHTS).exists()),
-        "recommender": _state(checkpoint_is_current(recommender_dir, data),
-                              (recommender_dir / CHECKPOINT).exists()),
-    }
-    wanted = [name for name, state in states.items() if args.force or state != "current"]
-    if args.check:
-        for name, folder in (("nlu", nlu_dir), ("recommender", recommender_dir)):
-            print(_line(name, str(folder), states[name]))
-        return 1 if any(state != "current" for state in states.values()) else 0
+    catalog = settings.recommender_catalog
+    data = load_dataset(catalog, settings.demo_dir, settings.data_dir)
 
-    outcome = dict(states)
-    if "nlu" in wanted:
-        print(f"nlu: {states['nlu']}, training", flush=True)
+    def train_understanding() -> int:
         configure_torch(settings.nlu_threads)
-        started = time.perf_counter()
-        try:
-            train_nlu(settings.nlu_taxonomy, nlu_dir, settings.data_dir)
-        except (TaxonomyError, FileNotFoundError) as exc:
-            print(f"nlu: {exc}", file=sys.stderr)
-            return 2
-        outcome["nlu"] = f"trained in {time.perf_counter() - started:.1f} s (was {states['nlu']})"
-    if "recommender" in wanted:
-        print(f"recommender: {states['recommender']}, training", flush=True)
-        started = time.perf_counter()
-        argv_recommender = ["--dataset", settings.recommender_catalog,
-                            "--out", str(recommender_dir)]
-        status = train_recommender_main(argv_recommender, settings)
-        if status != 0:
-            return status
-        outcome["recommender"] = (f"trained in {time.perf_counter() - started:.1f} s "
-                                  f"(was {states['recommender']})")
-    for name, folder in (("nlu", nlu_dir), ("recommender", recommender_dir)):
-        print(_line(name, str(folder), outcome[name]))
-    return 0
+        train_nlu(settings.nlu_taxonomy, nlu_dir, settings.data_dir)
+        return 0
+
+    def train_recommender() -> int:  # what `concierge train recommender --dataset ...` does
+        return train_recommender_main(["--dataset", catalog, "--out", str(recommender_dir)],
+                                      settings)
+
+    return [
+        _Model("nlu", nlu_dir,
+               _state(is_current(nlu_dir, settings.nlu_taxonomy), (nlu_dir / WEIGHTS).exists()),
+               train_understanding),
+        _Model("recommender", recommender_dir,
+               _state(checkpoint_is_current(recommender_dir, data),
+                      (recommender_dir / CHECKPOINT).exists()),
+               train_recommender),
+    ]
 
 
 def _state(current: bool, present: bool) -> str:
@@ -93,5 +117,5 @@ def _state(current: bool, present: bool) -> str:
     return "out of date" if present else "missing"
 
 
-def _line(name: str, folder: str, what: str) -> str:
-    return f"{name:<12} {folder:<28} {what}"
+def _line(model: _Model, what: str) -> str:
+    return f"{model.name:<12} {model.folder!s:<28} {what}"

@@ -74,3 +74,13 @@ def test_train_check_reports_missing_models(
     assert train_main(["--check"], settings) == 1
     assert status(capsys.readouterr().out) == {"nlu": "missing", "recommender": "missing"}
     assert not (tmp_path / "models").exists()
+
+
+def test_train_says_which_data_it_cannot_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = Settings(models_dir=tmp_path / "models", recommender_catalog="amazon-beauty",
+                        data_dir=tmp_path / "no-data", log_level="WARNING")
+    assert train_main([], settings) == 2
+    assert "amazon_beauty" in capsys.readouterr().err
+    assert not (tmp_path / "models").exists()
