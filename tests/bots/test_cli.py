@@ -7,6 +7,7 @@ import argparse
 import importlib.metadata
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -153,3 +154,65 @@ def test_every_option_has_help_and_shows_its_default(
         assert printed.get(name, "").strip(), f"{name} has no help text"
         if action.default not in (None, argparse.SUPPRESS) and action.nargs != 0:
             assert "default" in printed[name], f"{name} does not show its default"
+
+
+class Parsed(Exception):
+    """Raised instead of running the command once its arguments parsed."""
+
+
+def readme_commands() -> list[str]:
+    """Every `concierge ...` command README.md shows: in inline code, and on the lines of code
+    blocks that start with it (diagrams and printed output aside). Optional parts written
+    `[--flag]` count as given; `# comments` are dropped."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    found = re.findall(r"`(concierge [^`]+)`", text)
+    for block in re.findall(r"```[a-z]*\n(.*?)```", text, flags=re.S):
+        for line in block.splitlines():
+            line = line.removeprefix("$ ").strip()
+            if line.startswith("concierge ") and not line.split()[1].endswith(":"):
+                found.append(line)
+    commands = {re.sub(r"[\[\]]", "", line.split("#")[0]).strip() for line in found}
+    return sorted(c for c in commands if not c.split()[1].isupper())  # not `concierge COMMAND`
+
+
+def test_readme_shows_the_commands_it_should() -> None:
+    commands = readme_commands()
+    for expected in ("concierge bench recommender", "concierge eval nlu", "concierge train",
+                     "concierge chat --user C0009", "concierge doctor --for telegram"):
+        assert expected in commands
+
+
+@pytest.mark.parametrize("command", readme_commands())
+def test_every_readme_command_parses_as_written(
+    command: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The command exists and accepts its arguments; nothing runs (no chat, no training)."""
+    words = shlex.split(command)[1:]
+    if words[0].startswith("-"):  # concierge --help, --version
+        assert cli.main(words) == 0
+        return
+    found = cli.resolve(words)
+    assert found is not None, f"{command}: no such command"
+    function, rest = found
+    parse_known = argparse.ArgumentParser.parse_known_args
+
+    def known(self: argparse.ArgumentParser, *args: object, **kwargs: object) -> object:
+        raise Parsed(parse_known(self, *args, **kwargs))
+
+    def full(self: argparse.ArgumentParser, *args: object, **kwargs: object) -> object:
+        _, extra = parse_known(self, *args, **kwargs)
+        if extra:
+            self.error(f"unrecognized arguments: {' '.join(extra)}")
+        raise Parsed()
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_known_args", known)
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", full)
+    try:
+        function(rest)
+    except SystemExit as exited:
+        if exited.code == 0 and "--help" in rest:
+            return
+        pytest.fail(f"{command}: exit {exited.code}: {capsys.readouterr().err.strip()}")
+    except Parsed:
+        return
+    pytest.fail(f"{command}: ran without parsing its arguments")
