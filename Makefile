@@ -6,7 +6,6 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-RECOMMENDER_MODEL := models/recommender-demo/model.pt
 EMULATOR := tests/bots/telegram_emulator
 
 .PHONY: chat test setup models lint bench
@@ -32,12 +31,10 @@ $(VENV)/.test-deps: $(VENV)/.installed $(EMULATOR)/package-lock.json
 	cd $(EMULATOR) && npm ci --silent --no-audit --no-fund
 	touch $@
 
-# The NLU model is rebuilt when its code or taxonomy changed (a few seconds), else kept.
-models: $(RECOMMENDER_MODEL) | $(VENV)/.installed
-	$(BIN)/concierge train nlu --if-missing
-
-$(RECOMMENDER_MODEL): | $(VENV)/.installed
-	$(BIN)/concierge train recommender --dataset demo
+# Each model is rebuilt when it is missing or its code or training data changed (seconds for
+# the defaults), else kept: `concierge train` compares the fingerprint saved with it.
+models: | $(VENV)/.installed
+	$(BIN)/concierge train
 
 lint: setup
 	$(BIN)/ruff check bots core workers tests

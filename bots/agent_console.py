@@ -40,6 +40,7 @@ from core.handover.deliveries.loop import Deliveries
 from core.handover.deliveries.store import customer_topic
 from core.handover.escalation import Refused, SupportDesk, last_turns, summarize, trend
 from core.handover.tickets.store import ACTIVE, Ticket
+from core.infra.commands import CommandHelp
 from core.infra.errors import StoreUnavailable
 from core.infra.settings import Settings
 from core.state.store import ConversationState, EscalationState
@@ -222,6 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="concierge agent",
         description="Agent console for the embedded default: answer escalated conversations.",
+        formatter_class=CommandHelp,
     )
     parser.add_argument("--agent", default=None, help="your agent id (default: your login name)")
     parser.add_argument("--name", default=None, help="the name customers see (default: none)")

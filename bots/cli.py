@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Callable, Sequence
+from importlib.metadata import PackageNotFoundError, version
 
 # command words -> "module:function"; the function takes the remaining argv and returns an
 # exit code.
@@ -22,10 +23,15 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("agent",): ("bots.agent_console:main", "agent console: answer escalated conversations"),
     ("worker",): ("workers.recommender.cli:worker_main", "a Celery worker that scores products"),
     ("understand",): ("bots.understand:main", "JSON lines in, understanding out"),
+    ("train",): ("workers.cli:train_main", "train every model that is missing or out of date"),
     ("train", "nlu"): ("workers.nlu.cli:train_nlu_main", "train the local understanding model"),
     ("train", "recommender"): (
         "workers.recommender.cli:train_recommender_main",
         "train a recommender",
+    ),
+    ("eval", "nlu"): (
+        "workers.nlu.cli:eval_nlu_main",
+        "evaluate the understanding model on the held-out messages",
     ),
     ("eval", "recommender"): (
         "workers.recommender.cli:eval_recommender_main",
@@ -45,12 +51,27 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
 }
 
 
-def usage() -> str:
-    width = max(len(" ".join(words)) for words in COMMANDS)
-    lines = ["usage: concierge COMMAND [options]   (COMMAND --help for its options)", ""]
-    for words, (_, summary) in sorted(COMMANDS.items()):
+def usage(group: str | None = None) -> str:
+    """The command list; with `group` (e.g. "bench"), only the commands under that word."""
+    chosen = {words: item for words, item in COMMANDS.items() if group in (None, words[0])}
+    width = max(len(" ".join(words)) for words in chosen)
+    lines = [
+        "usage: concierge COMMAND [options]   (COMMAND --help for its options)",
+        "       concierge --version",
+        "",
+    ]
+    for words, (_, summary) in sorted(chosen.items()):
         lines.append(f"  {' '.join(words):<{width}}  {summary}")
     return "\n".join(lines)
+
+
+def version_line() -> str | None:
+    """`concierge <version>` of the installed distribution; None when it is not installed
+    (run from a source folder without `pip install`), which has no version to report."""
+    try:
+        return f"concierge {version('concierge')}"
+    except PackageNotFoundError:
+        return None
 
 
 def resolve(argv: Sequence[str]) -> tuple[Callable[[Sequence[str]], int], list[str]] | None:
@@ -69,7 +90,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args or args[0] in ("-h", "--help", "help"):
         print(usage())
         return 0
+    if args[0] in ("-V", "--version"):
+        line = version_line()
+        if line is None:
+            print("concierge: version unknown: the package is not installed "
+                  "(install it with `pip install -e .` in the project folder)", file=sys.stderr)
+            return 1
+        print(line)
+        return 0
     found = resolve(args)
+    groups = {words[0] for words in COMMANDS if len(words) > 1}
+    if found is None and args[0] in groups and args[1:2] in ([], ["-h"], ["--help"]):
+        asked = bool(args[1:])  # `concierge bench --help`, or `concierge bench` alone
+        print(usage(args[0]), file=sys.stdout if asked else sys.stderr)
+        return 0 if asked else 2
     if found is None:
         print(f"concierge: unknown command {' '.join(args[:2])!r}\n\n{usage()}", file=sys.stderr)
         return 2

@@ -24,6 +24,7 @@ from typing import Literal
 
 from pydantic import SecretStr, ValidationError
 
+from core.infra.commands import CommandHelp
 from core.infra.health import model_version
 from core.infra.logs import configure
 from core.infra.redis_client import redacted, redis_client
@@ -359,10 +360,11 @@ def explain_settings_error(error: ValidationError) -> list[Finding]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="concierge doctor", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=CommandHelp)
     parser.add_argument("--for", dest="roles", action="append", choices=ROLES, default=[],
                         help="a process that will run with these settings (repeatable): its "
-                             "required settings must be present")
+                             "required settings must be present (default: none, so only "
+                             "what the settings ask for is checked)")
     parser.add_argument("--json", action="store_true", help="one JSON object per check")
     args = parser.parse_args(argv)
     # The findings say what went wrong; library warnings on stderr would only repeat them.
@@ -385,8 +387,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def health_main(argv: Sequence[str] | None = None) -> int:
     """`concierge health`: asks this host's process for /healthz; exit 0 only on 200. Used as
     the container health check."""
-    parser = argparse.ArgumentParser(prog="concierge health", description=health_main.__doc__)
-    parser.add_argument("--url", help="default: http://127.0.0.1:$CONCIERGE_METRICS_PORT/healthz")
+    parser = argparse.ArgumentParser(prog="concierge health", description=health_main.__doc__,
+                                     formatter_class=CommandHelp)
+    parser.add_argument("--url", help="the health address to ask (default: "
+                                      "http://127.0.0.1:$CONCIERGE_METRICS_PORT/healthz)")
     args = parser.parse_args(argv)
     url = args.url
     if url is None:

@@ -11,6 +11,7 @@ import argparse
 import ast
 import io
 import sys
+import textwrap
 import tokenize
 import typing
 from collections.abc import Sequence
@@ -23,6 +24,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from core.infra import settings as settings_module
+from core.infra.commands import CommandHelp
 from core.infra.settings import Settings, packaged_data
 
 ENV_EXAMPLE = Path(".env.example")  # in the project folder the command runs in
@@ -118,6 +120,24 @@ def entries() -> list[Entry]:
     return found
 
 
+def settings_help(*prefixes: str) -> str:
+    """The settings whose names start with one of `prefixes`, each with what it is and its
+    default: the epilog of a bot command's `--help`."""
+    chosen = [entry for entry in entries() if entry.name.startswith(prefixes)]
+    names = {entry.name: f"CONCIERGE_{entry.name.upper()}" for entry in chosen}
+    width = max(len(name) for name in names.values())
+    lines = ["settings (environment or .env; `concierge env-example` lists every one):"]
+    for entry in chosen:
+        about = "; ".join(part for part in (entry.kind, entry.comment) if part)
+        if entry.default:
+            about += f" (default:\0{entry.default})"  # \0: a space the lines never break at
+        wrapped = textwrap.wrap(about or "-", width=79,
+                                initial_indent=f"  {names[entry.name]:<{width}}  ",
+                                subsequent_indent=" " * (width + 4))
+        lines += [line.replace("\0", " ") for line in wrapped]
+    return "\n".join(lines)
+
+
 def env_example_text() -> str:
     out = [HEADER]
     for entry in entries():
@@ -130,7 +150,8 @@ def env_example_text() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="concierge env-example", description=__doc__)
+    parser = argparse.ArgumentParser(prog="concierge env-example", description=__doc__,
+                                     formatter_class=CommandHelp)
     action = parser.add_mutually_exclusive_group()
     action.add_argument("--write", action="store_true", help=f"rewrite {ENV_EXAMPLE.name}")
     action.add_argument("--check", action="store_true",

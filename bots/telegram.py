@@ -8,6 +8,7 @@ deliveries answered once. Run it as a module: `python -m bots.telegram`.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import hashlib
@@ -38,12 +39,14 @@ from telegram.ext import (
 )
 
 from bots.channel import ConversationOrder, Handler, own_replies, run_turn, threadsafe
+from bots.envfile import settings_help
 from bots.layout import rows, split_text, utf16_units
 from bots.ledger.factory import open_ledger
 from bots.ledger.payloads import fits, full_payload, short_payloads
 from bots.ledger.store import Ledger
 from core.handover.deliveries.store import customer_topic
 from core.infra import logs
+from core.infra.commands import CommandHelp
 from core.infra.health import serve as serve_health
 from core.infra.logs import event
 from core.infra.settings import Settings
@@ -317,6 +320,15 @@ def webhook_secret(settings: Settings) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`concierge telegram`: long polling, or a webhook when a public URL is configured."""
+    argparse.ArgumentParser(
+        prog="concierge telegram", formatter_class=CommandHelp,
+        description="Serve customers in Telegram. Needs CONCIERGE_TELEGRAM_TOKEN (from\n"
+                    "@BotFather). Long polling by default (no public address needed); a\n"
+                    "webhook when CONCIERGE_TELEGRAM_WEBHOOK_URL is set, listening on\n"
+                    "CONCIERGE_TELEGRAM_BIND_HOST:CONCIERGE_TELEGRAM_PORT behind your TLS\n"
+                    "proxy. `concierge doctor --for telegram` checks the settings first.",
+        epilog=settings_help("telegram_"),
+    ).parse_args(argv)
     settings = Settings()
     logs.configure(settings.log_level, settings.log_format)
     if settings.telegram_token is None:

@@ -21,6 +21,7 @@ from typing import TextIO
 
 from bots.shutdown import Shutdown, TurnAbandoned
 from core.handover.deliveries.store import customer_topic
+from core.infra.commands import CommandHelp
 from core.infra.health import serve
 from core.infra.settings import Settings
 from core.turn import replies
@@ -111,11 +112,13 @@ def _typed_lines(out: TextIO) -> Iterable[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="concierge chat", description=__doc__)
+    parser = argparse.ArgumentParser(prog="concierge chat", description=__doc__,
+                                     formatter_class=CommandHelp)
     parser.add_argument(
         "--user",
         default=None,
-        help="chat as this demo customer (e.g. C0001); default: a new customer",
+        help="chat as this demo customer (C0001 to C0220, who have order histories); "
+             "default: a new customer",
     )
     args = parser.parse_args(argv)
     from bots.wiring import build_conversation, configure_logging

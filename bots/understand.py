@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from core.infra.commands import CommandHelp
 from core.infra.settings import Settings
 from core.llm.understanders import CascadeUnderstander
 from core.state.store import ConversationState, Turn
@@ -64,9 +65,9 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
     """`concierge understand [--backend local|llm|cascade]`: JSON lines in, JSON lines out."""
     parser = argparse.ArgumentParser(
         prog="concierge understand",
-        description='Reads {"text": ..., "history": [...]} lines on stdin, writes one '
+        description='Reads {"text": ..., "history": [...]} lines on stdin, writes one\n'
         "understanding per line.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=CommandHelp,
     )
     parser.add_argument(
         "--backend", choices=["local", "llm", "cascade"], default="local",

@@ -4,6 +4,7 @@ bolt app. `concierge slack` or `python -m bots.slack`; HTTP Events API or Socket
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import logging
@@ -14,6 +15,7 @@ from functools import partial
 from aiohttp import web
 
 from bots.channel import threadsafe
+from bots.envfile import settings_help
 from bots.ledger.factory import open_ledger
 from bots.slack.customers import (
     SlackAdapter,
@@ -28,6 +30,7 @@ from core.handover.deliveries.loop import Deliveries
 from core.handover.deliveries.store import customer_topic
 from core.handover.escalation import SupportDesk
 from core.infra import logs
+from core.infra.commands import CommandHelp
 from core.infra.health import serve as serve_health
 from core.infra.settings import Settings
 from core.turn.conversation import Conversation
@@ -72,6 +75,17 @@ def install_handover(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`concierge slack`: HTTP Events API or Socket Mode, as `CONCIERGE_SLACK_MODE` says."""
+    argparse.ArgumentParser(
+        prog="concierge slack", formatter_class=CommandHelp,
+        description="Serve customers in Slack and, when CONCIERGE_SUPPORT_CHANNEL is set, the\n"
+                    "support desk (agents answer escalated conversations in that channel).\n"
+                    "CONCIERGE_SLACK_MODE=http (the default) receives the Events API on\n"
+                    "CONCIERGE_SLACK_BIND_HOST:CONCIERGE_SLACK_PORT behind your TLS proxy and\n"
+                    "needs CONCIERGE_SLACK_SIGNING_SECRET; socket opens a WebSocket to Slack\n"
+                    "and needs CONCIERGE_SLACK_APP_TOKEN. Both need CONCIERGE_SLACK_BOT_TOKEN.\n"
+                    "`concierge doctor --for slack` checks the settings first.",
+        epilog=settings_help("slack_", "support_"),
+    ).parse_args(argv)
     settings = Settings()
     logs.configure(settings.log_level, settings.log_format)
     missing = missing_setting(settings)

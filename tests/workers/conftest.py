@@ -1,4 +1,5 @@
-"""A tiny store (catalog, interactions) and a model trained on it, shared by worker tests."""
+"""Shared by worker tests: the default understanding model, and a tiny store (catalog,
+interactions) with a recommender trained on it."""
 
 from __future__ import annotations
 
@@ -9,9 +10,29 @@ from pathlib import Path
 
 import pytest
 
+from core.infra.settings import Settings
+from core.turn.taxonomy import DEFAULT_PATH
+from workers.encoder import configure_torch
+from workers.nlu.cli import train_nlu_main
+from workers.nlu.training import is_current
 from workers.recommender.data import load_demo
 from workers.recommender.model import RecommenderConfig
 from workers.recommender.train import TrainConfig, train
+
+
+@pytest.fixture(scope="session")
+def nlu_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default understanding model: models/nlu when it was built by this code from this
+    taxonomy, otherwise trained now into a temporary directory (about a minute on one thread).
+    Read it, never write to it: it may be the project's own models/nlu."""
+    configure_torch(1)
+    built = Settings().nlu_path
+    if is_current(built, DEFAULT_PATH):
+        return built
+    directory = tmp_path_factory.mktemp("nlu")
+    assert train_nlu_main(["--out", str(directory)]) == 0
+    return directory
+
 
 KINDS = [
     # (category, subcategory, noun, attributes, colors, price range)

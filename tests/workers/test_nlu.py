@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 from collections.abc import Iterator
@@ -11,16 +12,14 @@ import numpy as np
 import pytest
 
 from bots.understand import understand_lines
-from core.infra.settings import Settings
 from core.llm.client import LlmClient, LlmConfig
 from core.llm.understanders import CascadeUnderstander, LlmUnderstander
 from core.state.store import ConversationState
 from core.turn.taxonomy import DEFAULT_PATH, load_labelled, load_taxonomy
 from core.turn.understanding import Intent, Sentiment
 from tests.conftest import StandIn
-from workers.encoder import configure_torch
 from workers.nlu.bench import read_labelled, split
-from workers.nlu.cli import bench_nlu_main, train_nlu_main
+from workers.nlu.cli import bench_nlu_main, eval_nlu_main, train_nlu_main
 from workers.nlu.model import NluConfig
 from workers.nlu.training import fit_temperature, is_current, train_model, training_sets
 from workers.nlu.understander import LocalUnderstander
@@ -30,21 +29,8 @@ STATE = ConversationState(conversation_id="t")
 
 
 @pytest.fixture(scope="session")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The default model: models/nlu when it was built by this code from this taxonomy,
-    otherwise trained now into a temporary directory (about a minute on one thread)."""
-    configure_torch(1)
-    built = Settings().nlu_path
-    if is_current(built, DEFAULT_PATH):
-        return built
-    directory = tmp_path_factory.mktemp("nlu")
-    assert train_nlu_main(["--out", str(directory)]) == 0
-    return directory
-
-
-@pytest.fixture(scope="session")
-def local(model_dir: Path) -> LocalUnderstander:
-    return LocalUnderstander.load(model_dir)
+def local(nlu_model_dir: Path) -> LocalUnderstander:
+    return LocalUnderstander.load(nlu_model_dir)
 
 
 def test_heldout_messages_never_used_in_training() -> None:
@@ -103,8 +89,10 @@ def test_typos_still_understood(local: LocalUnderstander) -> None:
     assert local.understand("i wnat to talk to a humna", STATE).intent is Intent.HUMAN_AGENT
 
 
-def test_model_reloads_with_same_predictions(model_dir: Path, local: LocalUnderstander) -> None:
-    again = LocalUnderstander.load(model_dir)
+def test_model_reloads_with_same_predictions(
+    nlu_model_dir: Path, local: LocalUnderstander
+) -> None:
+    again = LocalUnderstander.load(nlu_model_dir)
     for text in ("where is order 48213", "a gift for my dad who hikes", "this is awful"):
         assert again.understand(text, STATE) == local.understand(text, STATE)
 
@@ -270,3 +258,34 @@ def test_ngram_tables_match_scikit_learn() -> None:
             got = np.zeros_like(row)
             got[columns] = values
             assert np.allclose(got, row, atol=1e-6), (vectorizer.analyzer, text)
+
+
+def test_eval_command_writes_the_table_and_the_confusion_matrix(
+    nlu_model_dir: Path, local: LocalUnderstander, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = tmp_path / "reports"
+    assert eval_nlu_main(["--model", str(nlu_model_dir), "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    figures = json.loads(lines[-1])
+    held = load_labelled(HELDOUT)
+    hits = [local.understand(row.text, STATE).intent.value == row.intent for row in held]
+    assert figures["messages"] == len(held)
+    assert figures["intent_accuracy"] == round(sum(hits) / len(held), 4)
+    assert any(line.startswith(f"held-out: {len(held)} messages, intent accuracy")
+               for line in lines)
+    table = list(csv.DictReader((out / "intents.csv").open(encoding="utf-8")))
+    per_intent = {row["intent"]: row for row in table if "avg" not in row["intent"]}
+    assert set(per_intent) == set(load_taxonomy().intent_names)
+    assert sum(int(row["support"]) for row in per_intent.values()) == len(held)
+    assert float(table[-2]["f1"]) == pytest.approx(figures["intent_macro_f1"], abs=1e-4)
+    for row in per_intent.values():  # every intent line of the printed table too
+        assert any(line.split()[:1] == [row["intent"]] for line in lines)
+    assert (out / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_eval_command_without_a_model_says_how_to_build_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert eval_nlu_main(["--model", str(tmp_path / "none"), "--out", str(tmp_path)]) == 2
+    assert "concierge train nlu" in capsys.readouterr().err

@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from pathlib import Path
 
+import pytest
 import torch
 
+from tests.workers.conftest import TinyStore
 from workers.recommender import model as model_module
-from workers.recommender.data import InteractionData, ItemRecord
+from workers.recommender import train as train_module
+from workers.recommender.data import InteractionData, ItemRecord, load_demo
 from workers.recommender.metrics import rank_cases, ranking_metrics
 from workers.recommender.model import RecommenderConfig, RecommenderNet, pad_histories
 from workers.recommender.split import leave_one_out
-from workers.recommender.train import TrainConfig, _batch, _training_samples, train
+from workers.recommender.train import (
+    TrainConfig,
+    _batch,
+    _training_samples,
+    checkpoint_is_current,
+    train,
+)
 
 
 def _model(**overrides: object) -> RecommenderNet:
@@ -126,3 +136,24 @@ def test_tiny_training_run_learns_the_planted_next_item() -> None:
     assert float((ranks < 1).float().mean()) > 0.5  # chance: 1/30
     assert figures["hr@10"] > 0.95
     assert result.curve[-1]["loss"] < result.curve[0]["loss"]
+
+
+def test_checkpoint_is_current_for_its_own_data_and_code(
+    tiny_store: TinyStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = load_demo(tiny_store.folder)
+    assert checkpoint_is_current(tiny_store.model_dir, data)
+    assert not checkpoint_is_current(tmp_path / "nothing", data)
+    one_more = {**data.sequences, "C9999": [1, 2]}
+    assert not checkpoint_is_current(
+        tiny_store.model_dir, InteractionData(data.name, data.items, one_more)
+    )
+    retitled = (replace(data.items[0], title="Another title"), *data.items[1:])
+    assert not checkpoint_is_current(
+        tiny_store.model_dir, InteractionData(data.name, retitled, data.sequences)
+    )
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / model_module.CHECKPOINT).write_bytes(b"not a checkpoint")
+    assert not checkpoint_is_current(tmp_path / "broken", data)
+    monkeypatch.setattr(train_module, "training_code_version", lambda: "edited code")
+    assert not checkpoint_is_current(tiny_store.model_dir, data)

@@ -21,7 +21,8 @@ from pathlib import Path
 from sklearn.metrics import accuracy_score, f1_score
 
 from core.state.store import ConversationState
-from core.turn.taxonomy import load_labelled, load_taxonomy
+from core.turn.taxonomy import load_taxonomy
+from workers.nlu.evaluate import answer_heldout
 from workers.nlu.model import WEIGHTS, NluConfig
 from workers.nlu.training import train_model, training_sets
 from workers.nlu.understander import LocalUnderstander
@@ -182,19 +183,14 @@ def bench_heldout(
         understander = LocalUnderstander.load(directory)
         load_s = time.perf_counter() - load_started
         fresh_s = fresh_load_s(directory)
-    held = load_labelled(heldout_path)
-    state = ConversationState(conversation_id="bench")
-    results = [understander.understand(row.text, state) for row in held]
-    pairs = list(zip(results, held, strict=True))
-    intent_ok = [r.intent.value == row.intent for r, row in pairs]
-    sentiment_ok = [r.sentiment.value == row.sentiment for r, row in pairs]
+    answers = answer_heldout(understander, heldout_path)
+    held, results = answers.messages, answers.results
+    intent_ok = answers.intent_hits()
     confident = [r.confidence >= threshold for r in results]
     kept_ok = [ok for ok, sure in zip(intent_ok, confident, strict=True) if sure]
     timing = latency(understander, [row.text for row in held])
-    figures = {
-        "bench": "nlu", "dataset": "heldout", "messages": len(held),
-        "intent_accuracy": round(sum(intent_ok) / len(held), 4),
-        "sentiment_accuracy": round(sum(sentiment_ok) / len(held), 4),
+    figures: dict[str, object] = {
+        "bench": "nlu", "dataset": "heldout", **answers.accuracy(),
         "train_s": round(train_s, 1), "load_s": round(load_s, 2),
         "load_fresh_process_s": round(fresh_s, 2),
         "latency_median_ms": round(timing.median_ms, 2),
@@ -205,8 +201,7 @@ def bench_heldout(
         "cascade_saved_share": round(sum(confident) / len(held), 4),
         "local_accuracy_when_confident": round(sum(kept_ok) / max(1, len(kept_ok)), 4),
     }
-    say(f"held-out: {len(held)} messages, intent accuracy {figures['intent_accuracy']:.3f}, "
-        f"sentiment accuracy {figures['sentiment_accuracy']:.3f}")
+    say(answers.accuracy_line())
     say(f"model load {load_s:.2f}s ({fresh_s:.2f}s in a fresh process, imports included), "
         f"latency median {timing.median_ms:.1f} ms, p99 {timing.p99_ms:.1f} ms "
         f"(CPU time median {timing.cpu_median_ms:.1f} ms)")

@@ -5,6 +5,7 @@
     concierge bench nlu --train F --test F [--text-column C --label-column C]
     concierge bench nlu --dataset banking77|bitext
     concierge bench nlu --heldout [F] [--model DIR]
+    concierge eval nlu [--model DIR] [--heldout F] [--out DIR]
 
 Each function takes the arguments after its subcommand words and returns an exit status.
 """
@@ -18,12 +19,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from core.infra.commands import CommandHelp
 from core.infra.logs import configure
 from core.infra.settings import Settings
 from core.turn.taxonomy import DEFAULT_PATH as DEFAULT_TAXONOMY
 from core.turn.taxonomy import TaxonomyError
 from workers.encoder import configure_torch
 from workers.nlu.bench import bench_classifier, bench_dataset, bench_heldout, read_labelled
+from workers.nlu.evaluate import CONFUSION, TABLE, evaluate_nlu
 from workers.nlu.model import NluConfig
 from workers.nlu.training import is_current, train_nlu
 
@@ -41,10 +44,13 @@ def _settings(settings: Settings | None) -> Settings:
 
 def train_nlu_main(argv: Sequence[str], settings: Settings | None = None) -> int:
     """`concierge train nlu ...`: train the local model from the taxonomy file."""
-    parser = argparse.ArgumentParser(prog="concierge train nlu",
+    parser = argparse.ArgumentParser(prog="concierge train nlu", formatter_class=CommandHelp,
                                      description="Train the local understanding model.")
-    parser.add_argument("--taxonomy", type=Path, help="intents file (default: settings)")
-    parser.add_argument("--out", type=Path, help="model directory (default: models/nlu)")
+    parser.add_argument("--taxonomy", type=Path, metavar="FILE",
+                        help="intents file (default: CONCIERGE_NLU_TAXONOMY, else the shipped "
+                             "data/nlu/intents.yaml)")
+    parser.add_argument("--out", type=Path, metavar="DIR",
+                        help="model directory (default: CONCIERGE_NLU_DIR, else models/nlu)")
     parser.add_argument("--public-intents", type=int, default=0, metavar="N",
                         help="also use up to N Bitext messages per mapped intent")
     parser.add_argument("--public-sentiment", type=int, default=0, metavar="N",
@@ -66,6 +72,36 @@ def train_nlu_main(argv: Sequence[str], settings: Settings | None = None) -> int
         return 2
     print(f"trained on {report.intent_examples} intent and {report.sentiment_examples} "
           f"sentiment examples in {report.seconds:.1f}s -> {report.directory}")
+    return 0
+
+
+def eval_nlu_main(argv: Sequence[str], settings: Settings | None = None) -> int:
+    """`concierge eval nlu ...`: the trained model on the held-out messages; last line JSON."""
+    parser = argparse.ArgumentParser(
+        prog="concierge eval nlu", formatter_class=CommandHelp,
+        description="Evaluate the local understanding model on the held-out messages: the\n"
+                    "accuracy line, precision / recall / F1 per intent, and a confusion matrix.\n"
+                    f"Writes {TABLE} and {CONFUSION} into --out; the last line is JSON.")
+    parser.add_argument("--model", type=Path, metavar="DIR",
+                        help="trained model directory (default: CONCIERGE_NLU_DIR, else "
+                             "models/nlu)")
+    parser.add_argument("--heldout", type=Path, default=HELDOUT, metavar="FILE",
+                        help="held-out messages, JSON lines of text, intent and sentiment")
+    parser.add_argument("--out", type=Path, default=Path("reports/nlu"), metavar="DIR",
+                        help="folder for the per-intent table (CSV) and the confusion matrix "
+                             "(PNG)")
+    args = parser.parse_args(list(argv))
+    settings = _settings(settings)
+    model_dir = args.model or settings.nlu_path
+    if not is_current(model_dir, settings.nlu_taxonomy):
+        print(f"note: {model_dir} was not built by this code from {settings.nlu_taxonomy} "
+              "(`concierge train nlu` rebuilds it)", flush=True)
+    try:
+        figures = evaluate_nlu(model_dir, args.heldout, args.out)
+    except (FileNotFoundError, TaxonomyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(figures))
     return 0
 
 

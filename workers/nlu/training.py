@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import logging
 import random
@@ -22,6 +21,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from core.infra.logs import event
 from core.turn.taxonomy import Taxonomy, load_taxonomy
+from workers.fingerprint import file_digest
 from workers.nlu.model import (
     SUMMARY,
     WEIGHTS,
@@ -224,12 +224,9 @@ def training_sets(
 def code_version(taxonomy_path: Path) -> str:
     """A fingerprint of what a model was built from (model and training code, taxonomy file):
     equal fingerprints mean a saved model is current and can be reused."""
-    digest = hashlib.sha256()
     here = Path(__file__).resolve().parent
     encoder = here.parent / "minilm.py"
-    for path in (encoder, here / "model.py", here / "training.py", taxonomy_path):
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
+    return file_digest((encoder, here / "model.py", here / "training.py", taxonomy_path))
 
 
 def is_current(model_dir: Path, taxonomy_path: Path) -> bool:

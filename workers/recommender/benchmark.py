@@ -27,11 +27,13 @@ from workers.encoder import configure_torch
 
 
 def benchmark_command(
-    settings: Settings, model_dir: Path, requests: int, concurrency: int, celery: bool
+    settings: Settings, model_dir: Path | None, requests: int, concurrency: int, celery: bool
 ) -> dict[str, Any]:
+    """Scoring figures of the model in `model_dir` (None: the settings' recommender_dir)."""
     from workers.recommender.service import ScoringService
 
-    settings = settings.model_copy(update={"recommender_dir": model_dir})
+    if model_dir is not None:
+        settings = settings.model_copy(update={"recommender_dir": model_dir})
     configure_torch(settings.worker_threads)
     service = ScoringService.from_settings(settings)
     batch = _requests(service, requests)

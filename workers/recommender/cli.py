@@ -12,22 +12,25 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from core.infra.commands import CommandHelp
 from core.infra.logs import configure
 from core.infra.settings import Settings
-from workers.recommender.data import InteractionData, load_beauty, load_demo, load_files
+from workers.recommender.data import DATASETS, InteractionData, load_dataset, load_files
 
 
-def _data_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", choices=["amazon-beauty", "demo"], default=None)
-    parser.add_argument("--interactions", type=Path, help="CSV/TSV user_id,item_id,timestamp")
-    parser.add_argument("--items", type=Path, help="items CSV/JSONL item_id,title,...")
+def _data_arguments(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument("--dataset", choices=DATASETS, default=None,
+                        help="demo (the demo store) or amazon-beauty (under "
+                             f"CONCIERGE_DATA_DIR); or your own files below (default: {default})")
+    parser.add_argument("--interactions", type=Path, metavar="FILE",
+                        help="your interactions: CSV/TSV user_id,item_id,timestamp")
+    parser.add_argument("--items", type=Path, metavar="FILE",
+                        help="your items: CSV/JSONL item_id,title,...")
 
 
 def _load_data(args: argparse.Namespace, settings: Settings) -> InteractionData:
-    if args.dataset == "amazon-beauty":
-        return load_beauty(settings.data_dir / "amazon_beauty")
-    if args.dataset == "demo":
-        return load_demo(settings.demo_dir)
+    if args.dataset is not None:
+        return load_dataset(args.dataset, settings.demo_dir, settings.data_dir)
     if args.interactions is None or args.items is None:
         raise SystemExit("give --dataset amazon-beauty|demo, or both --interactions and --items")
     return load_files(args.interactions, args.items)
@@ -41,9 +44,15 @@ def train_recommender_main(
     from workers.recommender.model import RecommenderConfig
     from workers.recommender.train import TrainConfig, train
 
-    parser = argparse.ArgumentParser(prog="concierge train recommender")
-    _data_arguments(parser)
-    parser.add_argument("--out", type=Path, help="model folder (default: recommender_dir)")
+    parser = argparse.ArgumentParser(
+        prog="concierge train recommender", formatter_class=CommandHelp,
+        description="Train the transformer recommender and save it, its config and training\n"
+                    "facts in one checkpoint. `concierge train` does this for the settings'\n"
+                    "model when it is missing or out of date.")
+    _data_arguments(parser, "none: give a dataset or both files")
+    parser.add_argument("--out", type=Path, metavar="DIR",
+                        help="model folder (default: CONCIERGE_RECOMMENDER_DIR, else "
+                             "models/recommender-demo)")
     parser.add_argument("--id-only", action="store_true", help="the ID-only SASRec baseline")
     parser.add_argument(
         "--cold-fraction",
@@ -51,24 +60,29 @@ def train_recommender_main(
         default=0.0,
         help="share of items held out of training (cold-start evaluation)",
     )
-    parser.add_argument("--budget-min", type=float, default=25.0, help="training time budget")
-    parser.add_argument("--epochs", type=int, default=200)
-    parser.add_argument("--patience", type=int, default=5)
-    parser.add_argument("--dim", type=int, default=64)
-    parser.add_argument("--layers", type=int, default=2)
-    parser.add_argument("--heads", type=int, default=2)
-    parser.add_argument("--max-len", type=int, default=50)
+    parser.add_argument("--budget-min", type=float, default=25.0,
+                        help="training time budget, in minutes")
+    parser.add_argument("--epochs", type=int, default=200, help="at most this many epochs")
+    parser.add_argument("--patience", type=int, default=5,
+                        help="stop after this many epochs without a better validation score")
+    parser.add_argument("--dim", type=int, default=64, help="width of the item and state vectors")
+    parser.add_argument("--layers", type=int, default=2, help="transformer layers")
+    parser.add_argument("--heads", type=int, default=2, help="attention heads per layer")
+    parser.add_argument("--max-len", type=int, default=50,
+                        help="history items the model reads (the most recent)")
     parser.add_argument(
         "--dropout",
         type=float,
         default=None,
         help="default 0.3, or 0.5 for --id-only (SASRec's setting)",
     )
-    parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--request-prob", type=float, default=0.2)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--lr", type=float, default=3e-3, help="learning rate (AdamW)")
+    parser.add_argument("--batch-size", type=int, default=128, help="sequences per batch")
+    parser.add_argument("--request-prob", type=float, default=0.2,
+                        help="share of training positions that get a request text")
+    parser.add_argument("--seed", type=int, default=7, help="random seed (split and training)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: CONCIERGE_WORKER_THREADS)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     settings = settings or Settings()
@@ -126,13 +140,24 @@ def eval_recommender_main(
     from workers.encoder import configure_torch
     from workers.recommender.evaluate import evaluate_command
 
-    parser = argparse.ArgumentParser(prog="concierge eval recommender")
-    _data_arguments(parser)
-    parser.add_argument("--model", type=Path, required=True, help="the model folder")
-    parser.add_argument("--baseline", type=Path, help="ID-only SASRec model folder")
-    parser.add_argument("--cold-model", type=Path, help="model trained with --cold-fraction")
-    parser.add_argument("--report", type=Path, default=Path("reports/recommender.html"))
-    parser.add_argument("--threads", type=int, default=None)
+    parser = argparse.ArgumentParser(
+        prog="concierge eval recommender", formatter_class=CommandHelp,
+        description="Leave-one-out full ranking (HR@10, NDCG@10) of a model beside a\n"
+                    "popularity baseline and, if given, the ID-only SASRec baseline; writes an\n"
+                    "HTML report with plots. The last line is JSON.")
+    _data_arguments(parser, "amazon-beauty")
+    parser.add_argument("--model", type=Path, required=True, metavar="DIR",
+                        help="the model folder to evaluate (required)")
+    parser.add_argument("--baseline", type=Path, metavar="DIR",
+                        help="an ID-only SASRec model folder (train recommender --id-only) to "
+                             "compare with; default: none")
+    parser.add_argument("--cold-model", type=Path, metavar="DIR",
+                        help="a model trained with --cold-fraction, for the cold-start figures; "
+                             "default: none")
+    parser.add_argument("--report", type=Path, default=Path("reports/recommender.html"),
+                        metavar="FILE", help="the HTML report")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: CONCIERGE_WORKER_THREADS)")
     args = parser.parse_args(argv)
     settings = settings or Settings()
     configure(settings.log_level, settings.log_format)
@@ -152,7 +177,7 @@ def bench_recommender_main(
     from workers.recommender.benchmark import benchmark_command
 
     parser = argparse.ArgumentParser(prog="concierge bench recommender")
-    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--model", type=Path, help="default: CONCIERGE_RECOMMENDER_DIR")
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--no-celery", action="store_true", help="in-process figures only")
@@ -168,13 +193,23 @@ def bench_recommender_main(
 
 def worker_main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
     """`concierge worker`: a Celery worker with the project's settings (extra args pass on)."""
+    parser = argparse.ArgumentParser(
+        prog="concierge worker", formatter_class=CommandHelp, allow_abbrev=False,
+        description="A Celery worker that scores products for the bots: the recommender in\n"
+                    "CONCIERGE_RECOMMENDER_DIR, loaded once per process; jobs from\n"
+                    "CONCIERGE_CELERY_BROKER_URL, queue CONCIERGE_CELERY_QUEUE. Every other\n"
+                    "option goes to `celery worker` (--pool, --hostname, --loglevel, ...;\n"
+                    "`celery worker --help` lists them).")
+    parser.add_argument("-c", "--concurrency", type=int, metavar="N",
+                        help="worker processes, each holding the model (default: "
+                             "CONCIERGE_WORKER_CONCURRENCY, 1 unless set)")
+    args, celery_args = parser.parse_known_args(list(argv or []))
     from workers.app import build_app
 
     settings = settings or Settings()
     configure(settings.log_level, settings.log_format)
     app = build_app(settings)
-    args = list(argv or [])
-    if not any(arg.startswith(("--concurrency", "-c")) for arg in args):
-        args.append(f"--concurrency={settings.worker_concurrency}")
-    app.worker_main(["worker", f"--loglevel={settings.log_level}", *args])
+    concurrency = args.concurrency or settings.worker_concurrency
+    app.worker_main(["worker", f"--loglevel={settings.log_level}", *celery_args,
+                     f"--concurrency={concurrency}"])
     return 0

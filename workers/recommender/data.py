@@ -73,10 +73,14 @@ class InteractionData:
         return {item.item_id: number for number, item in enumerate(self.items, start=1)}
 
     def fingerprint(self) -> str:
+        """A short hash of everything a model learns from: the items (id and text, in order)
+        and every customer's sequence. Equal fingerprints mean the same training data,
+        whatever files or format it was read from."""
         digest = hashlib.sha1()
         for item in self.items:
-            digest.update(item.text().encode())
-            digest.update(b"\0")
+            digest.update(f"{item.item_id}\0{item.text()}\0".encode())
+        for user in sorted(self.sequences):
+            digest.update(f"{user}\0{' '.join(map(str, self.sequences[user]))}\0".encode())
         return digest.hexdigest()[:16]
 
 
@@ -142,6 +146,18 @@ def load_files(interactions: Path, items: Path, name: str = "") -> InteractionDa
 def load_demo(demo_dir: Path) -> InteractionData:
     """The demo store: data/demo/catalog.jsonl and data/demo/interactions.csv."""
     return load_files(demo_dir / "interactions.csv", demo_dir / "catalog.jsonl", name="demo")
+
+
+DATASETS = ("amazon-beauty", "demo")  # the names `--dataset` and CONCIERGE_RECOMMENDER_CATALOG use
+
+
+def load_dataset(name: str, demo_dir: Path, data_dir: Path) -> InteractionData:
+    """A dataset by name: the demo store in `demo_dir`, or Amazon Beauty under `data_dir`."""
+    if name == "amazon-beauty":
+        return load_beauty(data_dir / "amazon_beauty")
+    if name == "demo":
+        return load_demo(demo_dir)
+    raise ValueError(f"unknown dataset {name!r}: one of {', '.join(DATASETS)}")
 
 
 def item_record(raw: dict[str, object]) -> ItemRecord:

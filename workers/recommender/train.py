@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import pickle
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -15,6 +16,7 @@ import torch
 from tqdm import tqdm
 
 from core.infra.logs import event
+from workers.fingerprint import file_digest
 from workers.recommender import model as model_module
 from workers.recommender.data import InteractionData, text_embeddings
 from workers.recommender.metrics import rank_cases, ranking_metrics
@@ -22,6 +24,10 @@ from workers.recommender.model import RecommenderConfig, RecommenderNet, pad_his
 from workers.recommender.split import Scorer, Split, leave_one_out, sample
 
 log = logging.getLogger(__name__)
+
+# The code a checkpoint's weights depend on (with the MiniLM encoder of item texts): editing any
+# of these makes every saved model out of date for `concierge train`.
+TRAINING_CODE = ("model.py", "train.py", "data.py", "split.py", "metrics.py")
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,29 @@ class TrainResult:
     curve: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
     best_epoch: int = 0
+
+
+def training_code_version() -> str:
+    """A fingerprint of the code that trains a model from data, saved in its checkpoint."""
+    here = Path(__file__).resolve().parent
+    encoder = (here.parent / "minilm.py", here.parent / "encoder.py")
+    return file_digest([*encoder, *(here / name for name in TRAINING_CODE)])
+
+
+def checkpoint_is_current(folder: Path, data: InteractionData) -> bool:
+    """Whether `folder` holds a model that this code trained to the end on exactly `data`
+    (same items, texts and sequences); a missing or unreadable checkpoint is not current."""
+    if not (folder / model_module.CHECKPOINT).exists():
+        return False
+    try:
+        _, extra = model_module.load_checkpoint(folder)
+    except (OSError, RuntimeError, EOFError, KeyError, TypeError, pickle.UnpicklingError):
+        return False
+    return bool(
+        extra.get("finished")
+        and extra.get("fingerprint") == data.fingerprint()
+        and extra.get("code_version") == training_code_version()
+    )
 
 
 def build_model(
@@ -152,8 +181,8 @@ def train(
                 0,
                 epoch,
             )
-            if out is not None:
-                extra = _extra(result, config, data, split, elapsed)
+            if out is not None:  # the best so far, kept if training is interrupted
+                extra = _extra(result, config, data, split, elapsed, finished=False)
                 model_module.save_checkpoint(model, out, extra)
         else:
             stale += 1
@@ -164,7 +193,7 @@ def train(
     model.eval()
     result.seconds = time.monotonic() - started
     if out is not None:
-        extra = _extra(result, config, data, split, result.seconds)
+        extra = _extra(result, config, data, split, result.seconds, finished=True)
         model_module.save_checkpoint(model, out, extra)
     event(
         log,
@@ -177,8 +206,15 @@ def train(
 
 
 def _extra(
-    result: TrainResult, config: TrainConfig, data: InteractionData, split: Split, seconds: float
+    result: TrainResult,
+    config: TrainConfig,
+    data: InteractionData,
+    split: Split,
+    seconds: float,
+    finished: bool,
 ) -> dict[str, object]:
+    """What the checkpoint says about its training; `fingerprint` (the data), `code_version`
+    and `finished` are what `checkpoint_is_current` compares."""
     return {
         "curve": result.curve,
         "train_config": asdict(config),
@@ -187,6 +223,8 @@ def _extra(
         "seconds": seconds,
         "cold_items": sorted(split.cold_items),
         "fingerprint": data.fingerprint(),
+        "code_version": training_code_version(),
+        "finished": finished,
     }
 
 
