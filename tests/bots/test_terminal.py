@@ -13,23 +13,17 @@ from bots.terminal import TerminalOutbox, reply_text, to_incoming
 from core.shop.demo.generator import DEFAULT_DEMO_DIR
 from core.shop.files import load_shop
 from core.turn.messages import Button, Incoming, Reply
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.processes import clean_env
 
 
 def chat(lines: list[str], tmp_path: Path, *args: str) -> str:
-    env = {
-        **os.environ,
-        "CONCIERGE_SQLITE_PATH": str(tmp_path / "state.sqlite3"),
-        "HF_HUB_OFFLINE": "1",
-    }
     done = subprocess.run(
         [sys.executable, "-m", "bots.terminal", *args],
         input="\n".join(lines) + "\n",
         capture_output=True,
         text=True,
-        cwd=REPO,
-        env=env,
+        cwd=tmp_path,
+        env=clean_env(sqlite_path=tmp_path / "state.sqlite3"),
         timeout=240,
     )
     assert done.returncode == 0, done.stderr
