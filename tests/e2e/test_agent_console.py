@@ -8,7 +8,6 @@ person typing, and read back from stdout.
 
 from __future__ import annotations
 
-import os
 import queue
 import re
 import subprocess
@@ -22,8 +21,8 @@ import pytest
 
 from core.handover.tickets.sqlite import SqliteTicketStore
 from core.turn import replies
+from tests.processes import clean_env
 
-REPO = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 120.0  # generous: the first turn loads the models on a busy machine
 
 
@@ -44,7 +43,7 @@ class Process:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            cwd=REPO,
+            cwd=Path(env["CONCIERGE_SQLITE_PATH"]).parent,
             env=env,
             bufsize=1,
         )
@@ -109,14 +108,9 @@ class Process:
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "CONCIERGE_SQLITE_PATH": str(tmp_path / "concierge.sqlite3"),
-        "CONCIERGE_STATE_BACKEND": "sqlite",
-        "CONCIERGE_DELIVERY_WAIT_S": "0.5",
-        "HF_HUB_OFFLINE": "1",
-        "PYTHONUNBUFFERED": "1",
-    }
+    return clean_env(
+        sqlite_path=tmp_path / "concierge.sqlite3", state_backend="sqlite", delivery_wait_s="0.5"
+    )
 
 
 # The customer's process: the terminal chat with deterministic understanding, and the real
