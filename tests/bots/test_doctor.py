@@ -40,8 +40,9 @@ def built_models(tmp_path: Path) -> Path:
 
 def doctor(tmp_path: Path, *args: str, **env: str) -> tuple[int, str]:
     """Runs the doctor in an empty folder (no .env) with only these CONCIERGE_ settings."""
-    clean = clean_env(sqlite_path=tmp_path / "state.sqlite3", models_dir=built_models(tmp_path),
-                      **env)
+    defaults = {"sqlite_path": str(tmp_path / "state.sqlite3"),
+                "models_dir": str(built_models(tmp_path))}
+    clean = clean_env(**(defaults | env))
     done = subprocess.run([sys.executable, "-m", "bots.doctor", *args], cwd=tmp_path, env=clean,
                           capture_output=True, text=True, timeout=120)
     return done.returncode, done.stdout + done.stderr
