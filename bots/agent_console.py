@@ -25,7 +25,6 @@ import getpass
 import json
 import multiprocessing
 import random
-import statistics
 import sys
 import tempfile
 import threading
@@ -42,6 +41,7 @@ from core.handover.escalation import Refused, SupportDesk, last_turns, summarize
 from core.handover.tickets.store import ACTIVE, Ticket
 from core.infra.commands import CommandHelp
 from core.infra.errors import StoreUnavailable
+from core.infra.percentiles import median, percentile
 from core.infra.settings import Settings
 from core.state.store import ConversationState, EscalationState
 from core.turn.messages import Reply
@@ -267,9 +267,16 @@ def _receive(settings: Settings, topic: str, results: Any, ready: Any) -> None:
 
 def bench_handover(argv: Sequence[str] | None = None) -> int:
     """Delay from an agent's reply to its delivery in the customer's process, per backend."""
-    parser = argparse.ArgumentParser(prog="concierge bench handover")
-    parser.add_argument("--replies", type=int, default=100)
-    parser.add_argument("--backend", choices=("sqlite", "redis", "both"), default="both")
+    parser = argparse.ArgumentParser(
+        prog="concierge bench handover", formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument("--replies", type=int, default=100, help="agent replies timed")
+    parser.add_argument(
+        "--backend",
+        choices=("sqlite", "redis", "both"),
+        default="both",
+        help="where tickets and deliveries live",
+    )
     args = parser.parse_args(argv)
     from bots.wiring import build_support_desk, configure_logging
 
@@ -291,12 +298,11 @@ def bench_handover(argv: Sequence[str] | None = None) -> int:
             finally:
                 if backend == "redis":
                     _forget(settings)
-        delays.sort()
         results[backend] = {
             "replies": len(delays),
-            "median_ms": round(statistics.median(delays), 1),
-            "p99_ms": round(delays[min(len(delays) - 1, int(len(delays) * 0.99))], 1),
-            "max_ms": round(delays[-1], 1),
+            "median_ms": round(median(delays), 1),
+            "p99_ms": round(percentile(delays, 99), 1),
+            "max_ms": round(max(delays), 1),
         }
         print(
             f"agent reply -> customer delivery ({backend}, separate processes): "

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 import threading
@@ -23,6 +22,7 @@ from bots.shutdown import Shutdown, TurnAbandoned
 from core.handover.deliveries.store import customer_topic
 from core.infra.commands import CommandHelp
 from core.infra.health import serve
+from core.infra.percentiles import median, percentile
 from core.infra.settings import Settings
 from core.turn import replies
 from core.turn.conversation import Conversation
@@ -176,10 +176,21 @@ SCRIPT = (
 
 
 def bench_chat(argv: Sequence[str] | None = None) -> int:
-    """Per-turn latency of the terminal chat over scripted turns: median and p99."""
-    parser = argparse.ArgumentParser(prog="concierge bench chat")
-    parser.add_argument("--turns", type=int, default=200)
-    parser.add_argument("--user", default="C0001")
+    """Per-turn latency of the terminal chat over scripted turns: median and p99.
+
+    One full pass of the script runs first, untimed, so the models' lazy loading (the first
+    understanding, the first recommendation) is not counted as a turn; the time until the
+    chat is ready, that warm-up pass included, is reported as `ready_s`.
+    """
+    parser = argparse.ArgumentParser(
+        prog="concierge bench chat", formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument("--turns", type=int, default=200, help="timed turns")
+    parser.add_argument(
+        "--user",
+        default="C0001",
+        help="the demo customer who chats (their first order is asked about)",
+    )
     args = parser.parse_args(argv)
     from bots.wiring import build_conversation, configure_logging
 
@@ -188,37 +199,55 @@ def bench_chat(argv: Sequence[str] | None = None) -> int:
         configure_logging(settings, default_level="WARNING")
         started = time.perf_counter()
         conversation = build_conversation(settings)
-        load_s = time.perf_counter() - started
+        build_s = time.perf_counter() - started
         order_id = conversation.services.orders.for_customer(args.user)[0].id
         script = [line.format(order_id=order_id) for line in SCRIPT]
         outbox = TerminalOutbox(open("/dev/null", "w"))  # noqa: SIM115
-        latencies: list[float] = []
-        for turn in range(args.turns):
-            if turn % len(script) == 0:
-                conversation_id = f"bench:{turn}"
-            line = script[turn % len(script)]
-            event = to_incoming(line, outbox, conversation_id, args.user, turn)
-            if isinstance(event, str):
-                continue
-            conversation.handle(event, outbox)
-            assert conversation.last_turn is not None
-            latencies.append(conversation.last_turn.ms)
-    latencies.sort()
+        warmup_started = time.perf_counter()
+        _run_script(conversation, outbox, script, len(script), args.user, "bench-warmup")
+        warmup_s = time.perf_counter() - warmup_started
+        latencies = _run_script(conversation, outbox, script, args.turns, args.user, "bench")
     result = {
         "turns": len(latencies),
-        "median_ms": round(statistics.median(latencies), 1),
-        "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 1),
-        "max_ms": latencies[-1],
-        "startup_s": round(load_s, 2),
+        "median_ms": round(median(latencies), 1),
+        "p99_ms": round(percentile(latencies, 99), 1),
+        "max_ms": round(max(latencies), 1),
+        "startup_s": round(build_s, 2),  # the services built, models not yet used
+        "warmup_s": round(warmup_s, 2),  # one untimed pass of the script: lazy loads happen here
+        "ready_s": round(build_s + warmup_s, 2),  # process start to a chat at full speed
         "understander": settings.understander,
         "recommender": settings.recommender,
     }
     print(
         f"terminal chat: {result['turns']} turns, median {result['median_ms']} ms, "
-        f"p99 {result['p99_ms']} ms, startup {result['startup_s']} s"
+        f"p99 {result['p99_ms']} ms (nearest rank), startup {result['startup_s']} s + warm-up "
+        f"{result['warmup_s']} s ({len(script)} turns, not timed) = ready in {result['ready_s']} s"
     )
     print(json.dumps(result))
     return 0
+
+
+def _run_script(
+    conversation: Conversation,
+    outbox: TerminalOutbox,
+    script: Sequence[str],
+    turns: int,
+    user_id: str,
+    prefix: str,
+) -> list[float]:
+    """`turns` turns of the script (a new conversation each time it starts over); each turn's ms."""
+    latencies: list[float] = []
+    conversation_id = f"{prefix}:0"
+    for turn in range(turns):
+        if turn % len(script) == 0:
+            conversation_id = f"{prefix}:{turn}"
+        event = to_incoming(script[turn % len(script)], outbox, conversation_id, user_id, turn)
+        if isinstance(event, str):
+            continue
+        conversation.handle(event, outbox)
+        assert conversation.last_turn is not None
+        latencies.append(conversation.last_turn.ms)
+    return latencies
 
 
 if __name__ == "__main__":

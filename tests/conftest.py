@@ -25,6 +25,15 @@ from typing import Any
 
 import pytest
 
+from core.infra.settings import Settings
+
+# What a developer set must not change what is tested (tests/processes.py does the same for
+# the processes tests start): no `CONCIERGE_*` variable, and Settings() in this process reads
+# no `.env`, wherever pytest runs from.
+for _name in [name for name in os.environ if name.startswith("CONCIERGE_")]:
+    del os.environ[_name]
+Settings.model_config["env_file"] = None
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GGUF = REPO_ROOT / "models" / "gemma-3-270m-q4_k_m.gguf"
 STARTUP_S = 180.0

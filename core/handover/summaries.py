@@ -8,6 +8,8 @@ from `core.handover.escalation.summarize` is used and the reason logged.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -30,13 +32,27 @@ class Briefing(BaseModel):
     summary: str = Field(min_length=1, max_length=2000)
 
 
+@dataclass(frozen=True)
+class TicketSummary:
+    """A briefing and where it came from: the LLM's (validated), or the template's."""
+
+    text: str
+    source: Literal["llm", "template"]
+    fallback_reason: str | None = None  # why the template was used: the LLM error's reason
+
+
 class LlmSummarizer:
-    """`summarizer(ticket)` -> a short briefing; the template's when the LLM gives none."""
+    """`summarizer(ticket)` -> a short briefing; the template's when the LLM gives none.
+
+    `brief(ticket)` says which of the two it is (`TicketSummary.source`)."""
 
     def __init__(self, client: LlmClient) -> None:
         self.client = client
 
     def __call__(self, ticket: Ticket) -> str:
+        return self.brief(ticket).text
+
+    def brief(self, ticket: Ticket) -> TicketSummary:
         prompt = render_prompt(
             PROMPT,
             reason=ticket.reason,
@@ -49,12 +65,13 @@ class LlmSummarizer:
             )
         except LlmError as exc:
             event(log, "summary.fallback", logging.WARNING, ticket=ticket.id, reason=exc.reason)
-            return summarize(ticket)
+            return TicketSummary(summarize(ticket), "template", exc.reason)
         text = " ".join(briefing.summary.split())
         if not text:
-            return summarize(ticket)
+            event(log, "summary.fallback", logging.WARNING, ticket=ticket.id, reason="blank")
+            return TicketSummary(summarize(ticket), "template", "blank")
         clipped = text if len(text) <= SUMMARY_CHARS else text[: SUMMARY_CHARS - 1] + "…"
-        return f"{clipped} (AI summary; reason: {ticket.reason})"
+        return TicketSummary(f"{clipped} (AI summary; reason: {ticket.reason})", "llm")
 
 
 def transcript(ticket: Ticket) -> str:

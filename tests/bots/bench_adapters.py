@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import statistics
 import sys
 import tempfile
 import time
@@ -35,6 +33,7 @@ from bots.channel import Handler
 from bots.ledger.sqlite import SqliteLedger
 from bots.slack import customers as slack
 from core.infra import logs
+from core.infra.percentiles import median, percentile
 from core.infra.settings import Settings
 from core.turn.messages import Button, CollectingOutbox, Incoming, Outbox, Reply
 from tests.bots.peers import (
@@ -68,12 +67,10 @@ def echo(incoming: Incoming, outbox: Outbox) -> None:
 
 
 def summary(samples_ms: Sequence[float]) -> dict[str, float]:
-    ordered = sorted(samples_ms)
-    p99 = ordered[max(0, math.ceil(0.99 * len(ordered)) - 1)]  # nearest rank
     return {
-        "median_ms": round(statistics.median(ordered), 1),
-        "p99_ms": round(p99, 1),
-        "max_ms": round(ordered[-1], 1),
+        "median_ms": round(median(samples_ms), 1),
+        "p99_ms": round(percentile(samples_ms, 99), 1),
+        "max_ms": round(max(samples_ms), 1),
     }
 
 
@@ -214,8 +211,12 @@ def slack_path(
         closers.append(lambda: loop.run(runner.cleanup()))
     url = f"http://127.0.0.1:{port}{settings.slack_path}"
 
+    def thread(i: int) -> str:
+        """Message i's ts: a new thread, so a new conversation, which its reply is posted in."""
+        return f"{1700002000 if socket_mode else 1700001000}.{i:06d}"
+
     def send(i: int) -> None:
-        ts = f"{1700002000 if socket_mode else 1700001000}.{i:06d}"  # new thread, new conversation
+        ts = thread(i)
         event = {
             "type": "message",
             "channel_type": "im",
@@ -243,8 +244,16 @@ def slack_path(
         assert status == 200, status
 
     def replied_at(i: int) -> float | None:
-        calls = [c for c in api.calls if c["method"] == "chat.postMessage" and c["status"] == 200]
-        return float(calls[i]["at"]) if len(calls) > i else None
+        # Paired by thread, not by order of posting: a late or extra post of another message
+        # cannot be taken for this one's reply.
+        replies = [
+            c
+            for c in list(api.calls)
+            if c["method"] == "chat.postMessage"
+            and c["status"] == 200
+            and c["body"].get("thread_ts") == thread(i)
+        ]
+        return float(replies[0]["at"]) if replies else None
 
     try:
         return measure(count, interval, send, replied_at)
@@ -261,20 +270,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--messages", type=int, default=100)
+    parser.add_argument(
+        "--messages", type=int, default=100, help="messages per path (default: %(default)s)"
+    )
     parser.add_argument(
         "--interval",
         type=float,
         default=0.05,
-        help="pause between messages, s (keeps within Telegram's 30 msg/s)",
+        help="pause between messages, s (keeps within Telegram's 30 msg/s; default: %(default)s)",
     )
     parser.add_argument(
         "--poll-interval",
         type=float,
         default=0.01,
-        help="getUpdates pause for the emulator, which ignores long-poll timeouts",
+        help="getUpdates pause for the emulator, which ignores long-poll timeouts "
+        "(default: %(default)s)",
     )
-    parser.add_argument("--core", choices=["echo", "conversation"], default="echo")
+    parser.add_argument(
+        "--core",
+        choices=["echo", "conversation"],
+        default="echo",
+        help="echo: the adapters' own cost; conversation: the configured core "
+        "(default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     logs.configure("WARNING", Settings().log_format)  # per-turn logs would time the terminal
     results: dict[str, dict[str, float]] = {}
@@ -309,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             handler.turns_ms.clear()
             results[name] = summary(run())
             figures = results[name]
-            figures["core_turn_median_ms"] = round(statistics.median(handler.turns_ms), 1)
+            figures["core_turn_median_ms"] = round(median(handler.turns_ms), 1)
             print(
                 f"{name:18} n={args.messages} median={figures['median_ms']:.1f} ms "
                 f"p99={figures['p99_ms']:.1f} ms max={figures['max_ms']:.1f} ms "

@@ -58,6 +58,24 @@ def wait_for(fetch: Callable[[], list[T]], count: int, timeout: float = 10.0) ->
     return wait_until(lambda: items if len(items := fetch()) >= count else [], timeout)
 
 
+def settled(fetch: Callable[[], T], quiet: float = 0.3, timeout: float = 10.0) -> T:
+    """`fetch()` once its value has stayed the same for `quiet` seconds: to check that nothing
+    more arrives after what a test waited for. Call it after waiting for the event that must
+    come first (the reply was posted, the job started), so the quiet period starts from there;
+    anything that arrives resets it. AssertionError if the value still changes at `timeout`."""
+    deadline = time.monotonic() + timeout
+    value = fetch()
+    since = time.monotonic()
+    while time.monotonic() - since < quiet:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still changing after {timeout}s: {value!r}")
+        time.sleep(min(0.02, quiet / 5))
+        latest = fetch()
+        if latest != value:
+            value, since = latest, time.monotonic()
+    return value
+
+
 def post_json(url: str, body: Any, headers: dict[str, str] | None = None) -> tuple[int, Any]:
     data = json.dumps(body).encode()
     return post_bytes(url, data, {"Content-Type": "application/json", **(headers or {})})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -16,8 +15,8 @@ from typing import Any
 import pytest
 
 from bots.doctor import signing_secret_problem, slack_token_problem, telegram_token_problem
+from tests.processes import clean_env
 
-REPO = Path(__file__).resolve().parents[2]
 GOOD_TELEGRAM = "123456789:" + "A" * 20 + "b_-" + "9" * 12
 GOOD_SECRET = "0123456789abcdef" * 2
 
@@ -41,11 +40,9 @@ def built_models(tmp_path: Path) -> Path:
 
 def doctor(tmp_path: Path, *args: str, **env: str) -> tuple[int, str]:
     """Runs the doctor in an empty folder (no .env) with only these CONCIERGE_ settings."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("CONCIERGE_")}
-    clean |= {"PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1",
-              "CONCIERGE_SQLITE_PATH": str(tmp_path / "state.sqlite3"),
-              "CONCIERGE_MODELS_DIR": str(built_models(tmp_path))}
-    clean |= {f"CONCIERGE_{k.upper()}": v for k, v in env.items()}
+    defaults = {"sqlite_path": str(tmp_path / "state.sqlite3"),
+                "models_dir": str(built_models(tmp_path))}
+    clean = clean_env(**(defaults | env))
     done = subprocess.run([sys.executable, "-m", "bots.doctor", *args], cwd=tmp_path, env=clean,
                           capture_output=True, text=True, timeout=120)
     return done.returncode, done.stdout + done.stderr

@@ -4,7 +4,6 @@ and starts nothing new; /metrics counts its turns; `concierge health` asks it ho
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import sqlite3
@@ -17,21 +16,15 @@ from pathlib import Path
 import pytest
 
 from bots.doctor import health_main
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.processes import clean_env
 
 
 def start(tmp_path: Path, seconds: float, grace_s: float, **extra: str) -> subprocess.Popen[str]:
-    env = {
-        **os.environ,
-        "CONCIERGE_SQLITE_PATH": str(tmp_path / "state.sqlite3"),
-        "CONCIERGE_SHUTDOWN_GRACE_S": str(grace_s),
-        "CONCIERGE_LOG_LEVEL": "INFO",
-        **{f"CONCIERGE_{k.upper()}": v for k, v in extra.items()},
-    }
+    env = clean_env(sqlite_path=tmp_path / "state.sqlite3", shutdown_grace_s=str(grace_s),
+                    log_level="INFO", **extra)
     return subprocess.Popen(
         [sys.executable, "-m", "tests.bots.slow_chat", str(seconds), "C0001"],
-        cwd=REPO, env=env, text=True, bufsize=1,
+        cwd=tmp_path, env=env, text=True, bufsize=1,
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
 
@@ -154,10 +147,9 @@ def test_metrics_count_the_turns_and_health_answers(tmp_path: Path) -> None:
 def test_concierge_chat_serves_metrics_of_its_turns(tmp_path: Path) -> None:
     """The real `concierge chat` (local models, demo store) with metrics on."""
     port = free_port()
-    env = {**os.environ, "CONCIERGE_SQLITE_PATH": str(tmp_path / "state.sqlite3"),
-           "CONCIERGE_METRICS_PORT": str(port), "HF_HUB_OFFLINE": "1"}
+    env = clean_env(sqlite_path=tmp_path / "state.sqlite3", metrics_port=str(port))
     chat = subprocess.Popen([sys.executable, "-m", "bots.cli", "chat", "--user", "C0009"],
-                            cwd=REPO, env=env, text=True, bufsize=1, stdin=subprocess.PIPE,
+                            cwd=tmp_path, env=env, text=True, bufsize=1, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert chat.stdin and chat.stdout
     try:

@@ -4,7 +4,6 @@ interpreter after its services are built exactly as its `main()` builds them."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,8 +13,7 @@ import pytest
 from bots.wiring import FirstUseUnderstander
 from core.state.store import ConversationState
 from core.turn.understanding import Intent, Understanding
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.processes import clean_env
 
 # Built as in each adapter's main(); the last line prints what was imported.
 BUILD = {
@@ -48,14 +46,14 @@ def loaded_after_building(adapter: str, tmp_path: Path, **settings: str) -> list
         "top = {m.split('.')[0] for m in sys.modules}\n"
         "print(json.dumps(sorted(m for m in heavy if m in top or m in sys.modules)))\n"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONCIERGE_")} | {
-        "CONCIERGE_SQLITE_PATH": str(tmp_path / "state.sqlite3"),
-        "CONCIERGE_TELEGRAM_TOKEN": "123456:" + "A" * 35,
-        "CONCIERGE_SLACK_BOT_TOKEN": "xoxb-test",
-        "CONCIERGE_SLACK_SIGNING_SECRET": "0" * 32,
-        "CONCIERGE_LOG_LEVEL": "WARNING",
-        **{f"CONCIERGE_{name.upper()}": value for name, value in settings.items()},
-    }
+    env = clean_env(
+        sqlite_path=tmp_path / "state.sqlite3",
+        telegram_token="123456:" + "A" * 35,
+        slack_bot_token="xoxb-test",
+        slack_signing_secret="0" * 32,
+        log_level="WARNING",
+        **settings,
+    )
     done = subprocess.run(
         [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
         timeout=120,
@@ -67,10 +65,7 @@ def loaded_after_building(adapter: str, tmp_path: Path, **settings: str) -> list
 @pytest.mark.parametrize("adapter", sorted(BUILD))
 def test_scaled_bot_process_imports_no_torch(adapter: str, tmp_path: Path) -> None:
     """LLM understanding and Celery scoring: the process holds no model and no torch."""
-    loaded = loaded_after_building(
-        adapter, tmp_path, understander="llm", recommender="celery",
-        models_dir=str(REPO / "models"),
-    )
+    loaded = loaded_after_building(adapter, tmp_path, understander="llm", recommender="celery")
     print(f"{adapter} (llm + celery) loaded: {loaded}")
     assert loaded == []
 
@@ -78,7 +73,7 @@ def test_scaled_bot_process_imports_no_torch(adapter: str, tmp_path: Path) -> No
 @pytest.mark.parametrize("adapter", sorted(BUILD))
 def test_embedded_bot_process_imports_no_training_code(adapter: str, tmp_path: Path) -> None:
     """The embedded default runs the models in-process (torch), never training code."""
-    loaded = loaded_after_building(adapter, tmp_path, models_dir=str(REPO / "models"))
+    loaded = loaded_after_building(adapter, tmp_path)
     print(f"{adapter} (local + inprocess) loaded: {loaded}")
     assert loaded == ["torch"]  # the check sees torch when it is there
 

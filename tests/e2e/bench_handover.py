@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import random
-import statistics
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from core.infra.percentiles import median, percentile
 from tests.bots.peers import TelegramEmulator, wait_until
 from tests.e2e.handover_world import (
     DANA,
@@ -36,6 +35,8 @@ from tests.e2e.handover_world import (
     thread_ts,
     ticket_in_channel,
 )
+
+POLL_S = 0.05  # how often the emulator is asked whether the reply arrived
 
 
 def measure(world: dict[str, Any], replies: int) -> list[float]:
@@ -59,7 +60,9 @@ def measure(world: dict[str, Any], replies: int) -> list[float]:
         words = f"reply number {n}"
         sent = time.time()
         deliver(world["url"], message(SUPPORT, DANA, words, thread_ts(ticket), "channel"))
-        at = wait_until(_arrival(emulator, chat, words), SLOW, 0.002)
+        # The emulator stamps the arrival itself, so polling every 50 ms costs no accuracy and
+        # leaves the two shared cores to the bot processes being measured.
+        at = wait_until(_arrival(emulator, chat, words), SLOW, POLL_S)
         samples.append((at - sent) * 1000)
     return samples
 
@@ -78,19 +81,26 @@ def _arrival(emulator: TelegramEmulator, chat: int, words: str) -> Callable[[], 
 
 
 def summary(samples: Sequence[float]) -> dict[str, float | int]:
-    ordered = sorted(samples)
     return {
-        "replies": len(ordered),
-        "median_ms": round(statistics.median(ordered), 1),
-        "p99_ms": round(ordered[max(0, math.ceil(0.99 * len(ordered)) - 1)], 1),
-        "max_ms": round(ordered[-1], 1),
+        "replies": len(samples),
+        "median_ms": round(median(samples), 1),
+        "p99_ms": round(percentile(samples, 99), 1),
+        "max_ms": round(max(samples), 1),
     }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--replies", type=int, default=50)
-    parser.add_argument("--backend", choices=("sqlite", "redis", "both"), default="both")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--replies", type=int, default=50, help="agent replies timed")
+    parser.add_argument(
+        "--backend",
+        choices=("sqlite", "redis", "both"),
+        default="both",
+        help="where state, tickets and deliveries live",
+    )
     args = parser.parse_args(argv)
     backends = ("sqlite", "redis") if args.backend == "both" else (args.backend,)
     results: dict[str, dict[str, float | int]] = {}

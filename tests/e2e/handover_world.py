@@ -10,7 +10,6 @@ the peers received.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -36,8 +35,8 @@ from tests.bots.peers import (
     signed_headers,
     wait_until,
 )
+from tests.processes import clean_env
 
-REPO = Path(__file__).resolve().parents[2]
 TOKEN = "7000:handover-token"
 SECRET = "handover-signing-secret"
 SUPPORT = "C0SUPPORT"
@@ -59,7 +58,7 @@ class Bot:
         log = open(self.logs / f"{self.kind}-{self.starts}.log", "wb")  # noqa: SIM115
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tests.e2e.handover_bot", self.kind],
-            cwd=REPO,
+            cwd=self.logs,
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -86,25 +85,23 @@ def running(backend: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
     emulator = TelegramEmulator(TOKEN).start()
     api = SlackWebApi().start()
     port = free_port()
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "CONCIERGE_STATE_BACKEND": backend,
-        "CONCIERGE_REDIS_URL": REDIS_URL,
-        "CONCIERGE_REDIS_PREFIX": prefix,
-        "CONCIERGE_SQLITE_PATH": str(tmp_path / "concierge.sqlite3"),
-        "CONCIERGE_DELIVERY_WAIT_S": "0.3",
-        "CONCIERGE_ESCALATION_SLA_S": "3600",
-        "CONCIERGE_TELEGRAM_TOKEN": TOKEN,
-        "CONCIERGE_TELEGRAM_BASE_URL": emulator.url,
-        "CONCIERGE_TELEGRAM_POLL_INTERVAL_S": "0.05",
-        "CONCIERGE_SLACK_BOT_TOKEN": "xoxb-handover",
-        "CONCIERGE_SLACK_SIGNING_SECRET": SECRET,
-        "CONCIERGE_SLACK_API_URL": api.base_url,
-        "CONCIERGE_SLACK_PORT": str(port),
-        "CONCIERGE_SUPPORT_CHANNEL": SUPPORT,
-        "CONCIERGE_SUPPORT_AGENTS": json.dumps([DANA]),
-    }
+    env = clean_env(
+        state_backend=backend,
+        redis_url=REDIS_URL,
+        redis_prefix=prefix,
+        sqlite_path=tmp_path / "concierge.sqlite3",
+        delivery_wait_s="0.3",
+        escalation_sla_s="3600",
+        telegram_token=TOKEN,
+        telegram_base_url=emulator.url,
+        telegram_poll_interval_s="0.05",
+        slack_bot_token="xoxb-handover",
+        slack_signing_secret=SECRET,
+        slack_api_url=api.base_url,
+        slack_port=str(port),
+        support_channel=SUPPORT,
+        support_agents=json.dumps([DANA]),
+    )
     tickets: TicketStore = (
         SqliteTicketStore(tmp_path / "concierge.sqlite3")
         if backend == "sqlite"

@@ -1,14 +1,13 @@
 """`python -m bots.telegram` and `python -m bots.slack` as real processes, wired by main().
 
 They build the core with `bots.wiring.build_conversation` from environment settings, exactly
-as in production, and talk to the local platform peers. Skipped only while the runtime cannot
-build a core from the lightest settings (keyword understanding, popularity recommender).
+as in production (the default local understanding model and in-process recommender), and
+talk to the local platform peers. A customer says "hi" and must get the greeting back.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from core.turn import replies
 from tests.bots.peers import (
     LoopThread,
     SlackWebApi,
@@ -29,20 +29,16 @@ from tests.bots.peers import (
     signed_headers,
     wait_for,
 )
+from tests.processes import clean_env
 
-REPO = Path(__file__).resolve().parents[2]
 SECRET = "process-signing-secret"
 
 
 @pytest.fixture
 def environment(tmp_path: Path) -> dict[str, str]:
-    light = {
-        "CONCIERGE_STATE_BACKEND": "sqlite",
-        "CONCIERGE_SQLITE_PATH": str(tmp_path / "concierge.sqlite3"),
-        "CONCIERGE_LOG_LEVEL": "INFO",
-    }
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("CONCIERGE_")}
-    return clean | light | {"PYTHONPATH": str(REPO)}
+    return clean_env(
+        state_backend="sqlite", sqlite_path=tmp_path / "concierge.sqlite3", log_level="INFO"
+    )
 
 
 @pytest.fixture
@@ -54,7 +50,7 @@ def spawn(module: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes
     with log.open("wb") as out:
         return subprocess.Popen(
             [sys.executable, "-m", module],
-            cwd=REPO,
+            cwd=log.parent,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -95,7 +91,8 @@ def test_telegram_process_answers_a_customer(environment, logs_dir, mode):
             listening(port, process, log)
         emulator.send("hi", chat_id=8001, user_id=8001)
         [reply] = wait_for(lambda: emulator.bot_messages(8001), 1, timeout=60)
-        assert reply["message"]["text"].strip()
+        # The core understood the greeting and answered it: not an error reply, not an echo.
+        assert reply["message"]["text"] == replies.GREETING
         assert reply["message"]["reply_parameters"]["message_id"]
     finally:
         output = stop(process, log)
@@ -145,7 +142,7 @@ def test_slack_process_answers_a_customer(environment, logs_dir):
         )
         assert status == 200
         [post] = wait_for(lambda: api.posted("D8"), 1, timeout=60)
-        assert post["thread_ts"] == ts and post["text"].strip()
+        assert post["thread_ts"] == ts and post["text"] == replies.GREETING
     finally:
         output = stop(process, log)
         api.stop()
@@ -188,7 +185,7 @@ def test_slack_socket_mode_process_answers_a_customer(environment, logs_dir):
             }
         )
         [post] = wait_for(lambda: api.posted("D9"), 1, timeout=60)
-        assert post["thread_ts"] == ts and post["text"].strip()
+        assert post["thread_ts"] == ts and post["text"] == replies.GREETING
         assert any(ack.get("envelope_id") == "env-p1" for ack in server.acks)
     finally:
         output = stop(process, log)

@@ -8,9 +8,10 @@ person typing, and read back from stdout.
 
 from __future__ import annotations
 
-import os
+import json
 import queue
 import re
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -22,8 +23,9 @@ import pytest
 
 from core.handover.tickets.sqlite import SqliteTicketStore
 from core.turn import replies
+from tests.bots.peers import wait_until
+from tests.processes import clean_env
 
-REPO = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 120.0  # generous: the first turn loads the models on a busy machine
 
 
@@ -44,7 +46,7 @@ class Process:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            cwd=REPO,
+            cwd=Path(env["CONCIERGE_SQLITE_PATH"]).parent,
             env=env,
             bufsize=1,
         )
@@ -107,16 +109,22 @@ class Process:
         return self.popen.stderr.read()[-2000:]
 
 
+def turn_saved(path: Path, text: str) -> bool:
+    """Whether a customer turn with `text` is in the saved state and no turn holds a lock."""
+    db = sqlite3.connect(path)
+    try:
+        states = [row[0] for row in db.execute("SELECT state FROM conversations")]
+        locks = db.execute("SELECT count(*) FROM locks").fetchone()[0]
+    finally:
+        db.close()
+    return locks == 0 and any(json.dumps(text) in state for state in states)
+
+
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "CONCIERGE_SQLITE_PATH": str(tmp_path / "concierge.sqlite3"),
-        "CONCIERGE_STATE_BACKEND": "sqlite",
-        "CONCIERGE_DELIVERY_WAIT_S": "0.5",
-        "HF_HUB_OFFLINE": "1",
-        "PYTHONUNBUFFERED": "1",
-    }
+    return clean_env(
+        sqlite_path=tmp_path / "concierge.sqlite3", state_backend="sqlite", delivery_wait_s="0.5"
+    )
 
 
 # The customer's process: the terminal chat with deterministic understanding, and the real
@@ -152,7 +160,11 @@ def test_customer_in_terminal_agent_in_console(
 
         customer.send("my parcel never arrived")
         agent.expect(rf"\[{ticket_id}\] customer: my parcel never arrived")
-        assert customer.quiet(1.0) == []  # the assistant stays silent while a person handles it
+        # The assistant stays silent while a person handles it: once the customer's turn is
+        # over (saved, its lock released), nothing was said, and nothing comes after.
+        wait_until(lambda: turn_saved(Path(env["CONCIERGE_SQLITE_PATH"]),
+                                      "my parcel never arrived"), TIMEOUT_S)
+        assert customer.quiet(0.5) == []
 
         # The agent console restarts mid-ticket: nothing is lost.
         agent.stop()

@@ -17,16 +17,19 @@ from pathlib import Path
 
 import pytest
 import redis
+from celery.result import AsyncResult
 
 from core.infra.settings import Settings
 from core.turn.recommendation import RecommendationRequest, RecommenderUnavailable
+from tests.processes import clean_env
 from tests.workers.conftest import TinyStore
-from workers.app import SCORE_MANY_TASK, build_app
+from tests.workers.slow_job import SLOW_TASK
+from workers.app import build_app
 from workers.client import CeleryRecommender
 
 REDIS_URL = "redis://127.0.0.1:6379/11"
-REPO = Path(__file__).resolve().parents[2]
 VISIBILITY_S = 4.0
+JOB_S = 5.0  # the slow job's length: long enough to be killed in the middle
 # A queue of this test run's own: other runs sharing the Redis DB neither take nor give jobs.
 QUEUE = f"concierge.score.test-{uuid.uuid4().hex[:8]}"
 
@@ -60,18 +63,15 @@ class Worker:
     """One `celery worker` process group (main process plus one pool child)."""
 
     def __init__(self, store: TinyStore, log: Path) -> None:
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(REPO),
-            "CONCIERGE_CELERY_BROKER_URL": REDIS_URL,
-            "CONCIERGE_CELERY_RESULT_BACKEND": REDIS_URL,
-            "CONCIERGE_DEMO_DIR": str(store.folder),
-            "CONCIERGE_RECOMMENDER_DIR": str(store.model_dir),
-            "CONCIERGE_BROKER_VISIBILITY_TIMEOUT_S": str(VISIBILITY_S),
-            "CONCIERGE_CELERY_QUEUE": QUEUE,
-            "CONCIERGE_TASK_TIME_LIMIT_S": "300",
-            "HF_HUB_OFFLINE": "1",
-        }
+        env = clean_env(
+            celery_broker_url=REDIS_URL,
+            celery_result_backend=REDIS_URL,
+            demo_dir=store.folder,
+            recommender_dir=store.model_dir,
+            broker_visibility_timeout_s=str(VISIBILITY_S),
+            celery_queue=QUEUE,
+            task_time_limit_s="300",
+        )
         self.name = f"test-{uuid.uuid4().hex[:8]}@localhost"
         self.log = log
         self.process = subprocess.Popen(
@@ -89,8 +89,9 @@ class Worker:
                 self.name,
                 "--without-gossip",
                 "--without-mingle",
+                "--include=tests.workers.slow_job",  # a job that shows when it is under way
             ],
-            cwd=REPO,
+            cwd=log.parent,
             env=env,
             stdout=log.open("ab"),
             stderr=subprocess.STDOUT,
@@ -154,6 +155,17 @@ def test_scored_request_round_trip(
     assert products[suggestions[0].item_id]["subcategory"] == "rain-jackets"
 
 
+def started(mark: Path, result: AsyncResult, timeout: float = 60.0) -> None:
+    """Waits until the slow job's body runs (it leaves `<mark>.started`), not just until a
+    worker took it, so what follows happens in the middle of the job."""
+    deadline = time.monotonic() + timeout
+    while not mark.with_suffix(".started").exists():
+        assert not result.ready(), result.result
+        assert time.monotonic() < deadline, "the job never started"
+        time.sleep(0.05)
+    mark.with_suffix(".started").unlink()  # the next run of the job leaves a new one
+
+
 def test_job_of_a_killed_worker_is_completed_by_a_restarted_worker(
     tiny_store: TinyStore, clean_redis: redis.Redis, workers: list[Worker], tmp_path: Path
 ) -> None:
@@ -162,30 +174,19 @@ def test_job_of_a_killed_worker_is_completed_by_a_restarted_worker(
     first = Worker(tiny_store, tmp_path / "first.log")
     workers.append(first)
     first.wait_ready(app)
-    # A bulk job long enough to be caught mid-run: distinct texts, each encoded by MiniLM.
-    requests = [
-        RecommendationRequest(user_id=f"C{n % 100 + 1:04d}", text=f"gift idea number {n}", k=3)
-        for n in range(400)
-    ]
-    result = app.send_task(SCORE_MANY_TASK, args=[[r.model_dump(mode="json") for r in requests]])
-    deadline = time.monotonic() + 60
-    running = False
-    while time.monotonic() < deadline and not running:
-        active = app.control.inspect(destination=[first.name], timeout=0.5).active() or {}
-        running = any(job["id"] == result.id for jobs in active.values() for job in jobs)
-    assert running, "the job never started"
-    time.sleep(0.5)
+    mark = tmp_path / "job"
+    result = app.send_task(SLOW_TASK, args=[str(mark), JOB_S])
+    started(mark, result)
     first.kill()
-    assert not result.ready()
+    assert not mark.exists() and not result.ready()  # killed in the middle of the job
     # The job was not acknowledged, so after the visibility timeout a new worker gets it.
     second = Worker(tiny_store, tmp_path / "second.log")
     workers.append(second)
     second.wait_ready(app)
-    batches = result.get(timeout=240)
+    assert result.get(timeout=240) == str(mark)
     result.forget()
-    assert len(batches) == len(requests)
-    assert all(len(batch) == 3 for batch in batches)
-    assert "workers.score_many" in (tmp_path / "second.log").read_text()
+    assert mark.read_text() == "done"
+    assert SLOW_TASK in (tmp_path / "second.log").read_text()  # the new worker ran it
 
 
 def test_job_of_a_killed_pool_child_is_redelivered_at_once(
@@ -196,25 +197,19 @@ def test_job_of_a_killed_pool_child_is_redelivered_at_once(
     worker = Worker(tiny_store, tmp_path / "worker.log")
     workers.append(worker)
     worker.wait_ready(app)
-    requests = [
-        RecommendationRequest(user_id="C0002", text=f"warm present {n}", k=2) for n in range(300)
-    ]
-    result = app.send_task(SCORE_MANY_TASK, args=[[r.model_dump(mode="json") for r in requests]])
-    deadline = time.monotonic() + 60
-    child = None
-    while time.monotonic() < deadline and child is None:
-        active = app.control.inspect(destination=[worker.name], timeout=0.5).active() or {}
-        for jobs in active.values():
-            child = next((job["worker_pid"] for job in jobs if job["id"] == result.id), None)
-    assert child is not None, "the job never started"
-    time.sleep(0.5)
+    mark = tmp_path / "job"
+    result = app.send_task(SLOW_TASK, args=[str(mark), JOB_S])
+    started(mark, result)
+    active = app.control.inspect(destination=[worker.name], timeout=5).active() or {}
+    [child] = [job["worker_pid"] for jobs in active.values() for job in jobs
+               if job["id"] == result.id]
     os.kill(child, signal.SIGKILL)
-    assert not result.ready()
+    assert not mark.exists() and not result.ready()  # killed in the middle of the job
     # The main process sees its child die, rejects the job back to the queue
     # (task_reject_on_worker_lost), forks a new child, and that child runs it again.
-    batches = result.get(timeout=240)
+    assert result.get(timeout=240) == str(mark)
     result.forget()
-    assert len(batches) == len(requests)
+    assert mark.read_text() == "done"
     assert worker.process.poll() is None
     assert "SIGKILL" in worker.log.read_text()  # the child really died mid-job
 
@@ -242,15 +237,10 @@ def test_broker_down_means_unavailable_quickly(tiny_store: TinyStore) -> None:
     assert time.monotonic() - started < 2.0 + 3.0
 
 
-def test_importing_the_client_does_not_import_torch() -> None:
+def test_importing_the_client_does_not_import_torch(tmp_path: Path) -> None:
     code = (
         "import sys, workers.client, workers.app\n"
         "heavy = [m for m in ('torch', 'transformers', 'workers.tasks') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )
-    subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=REPO,
-        check=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
+    subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True, env=clean_env())

@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 import redis
 
-pytest.importorskip("workers.app", reason="the Celery app (workers/app.py) has not landed yet")
+from tests.processes import clean_env
 
-REPO = Path(__file__).resolve().parents[2]
 BROKER = "redis://127.0.0.1:6379/15"
 
 
@@ -25,9 +24,7 @@ def test_flower_serves_on_loopback(tmp_path: Path) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONCIERGE_")}
-    env |= {"PYTHONPATH": str(REPO), "CONCIERGE_CELERY_BROKER_URL": BROKER,
-            "CONCIERGE_CELERY_RESULT_BACKEND": BROKER}
+    env = clean_env(celery_broker_url=BROKER, celery_result_backend=BROKER)
     flower = subprocess.Popen([sys.executable, "-m", "bots.cli", "flower", f"--port={port}"],
                               cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True, start_new_session=True)

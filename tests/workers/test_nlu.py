@@ -196,6 +196,16 @@ def test_bench_command_prints_figures_and_json(
     assert figures["latency_median_ms"] > 0 and "macro_f1" in figures
 
 
+def test_heldout_bench_of_a_given_model_reports_no_training_time(
+    model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert bench_nlu_main(["--heldout", "--model", str(model_dir)]) == 0
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert figures["train_s"] is None  # nothing was trained, so no time is claimed for it
+    assert figures["messages"] == len(load_labelled(HELDOUT))
+    assert figures["latency_p99_ms"] >= figures["latency_median_ms"] > 0
+
+
 @pytest.fixture
 def trained_into(tmp_path: Path) -> Iterator[Path]:
     yield tmp_path / "nlu"

@@ -12,7 +12,7 @@ from core.turn.recommendation import RecommendationRequest
 from tests.workers.conftest import TinyStore
 from workers.encoder import encode
 from workers.recommender import model as model_module
-from workers.recommender.service import ScoringService, load_histories
+from workers.recommender.service import ScoringService, ServiceConfig, load_histories
 
 
 @pytest.fixture(scope="module")
@@ -127,3 +127,21 @@ def test_new_catalog_item_is_scored_by_its_text(tiny_store: TinyStore) -> None:
         RecommendationRequest(user_id="new", text="insulated snow parka", k=1)
     )
     assert [s.item_id for s in found] == ["P0999"]
+
+
+def test_model_only_benchmark_scores_the_pool_a_request_gets(tiny_store: TinyStore) -> None:
+    """`model_only_ms` times the model on what `recommend` hands it, never the whole catalog."""
+    from workers.recommender.benchmark import _model_only
+
+    model, _ = model_module.load_checkpoint(tiny_store.model_dir)
+    products = [Product(**p) for p in tiny_store.products]  # type: ignore[arg-type]
+    histories = load_histories(tiny_store.folder / "interactions.csv")
+    small = ScoringService(model, products, histories, lambda texts: encode(texts),
+                           ServiceConfig(candidates=12))
+    requests = [RecommendationRequest(user_id="C0001", k=3),  # no text: the full pool of 12
+                RecommendationRequest(user_id="C0002", text="rain jacket", k=3)]
+    pools = [small.candidate_pool(request) for request in requests]
+    assert [len(pool.items) for pool in pools if pool is not None] == [12, 10]
+    figures = _model_only(small, requests)
+    assert figures["candidates_median"] == 11 < len(products)
+    assert 0 < figures["median"] <= figures["p95"]

@@ -21,13 +21,12 @@ import redis
 
 from core.infra.health import model_version
 from core.infra.settings import Settings
+from tests.processes import clean_env
 from tests.workers.slow_job import SLOW_TASK
+from workers.app import build_app
 
-celery_app = pytest.importorskip("workers.app", reason="workers/app.py has not landed yet")
-build_app = celery_app.build_app
 QUEUE = f"concierge.score.ops-test-{uuid.uuid4().hex[:8]}"  # this run's own queue
 
-REPO = Path(__file__).resolve().parents[2]
 BROKER = "redis://127.0.0.1:6379/15"
 SETTINGS = Settings(celery_broker_url=BROKER, celery_result_backend=BROKER, celery_queue=QUEUE)
 
@@ -39,19 +38,16 @@ def free_port() -> int:
 
 
 def environment(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONCIERGE_")}
-    env |= {
-        "PYTHONPATH": str(REPO),
-        "HF_HUB_OFFLINE": "1",
-        "CONCIERGE_CELERY_BROKER_URL": BROKER,
-        "CONCIERGE_CELERY_RESULT_BACKEND": BROKER,
-        "CONCIERGE_CELERY_QUEUE": QUEUE,
-        "CONCIERGE_RECOMMENDER": "celery",
-        "CONCIERGE_RECOMMENDER_DIR": str(tmp_path / "model"),
-        "CONCIERGE_SQLITE_PATH": str(tmp_path / "state.sqlite3"),
-        "CONCIERGE_LOG_LEVEL": "INFO",
-    }
-    return env | {f"CONCIERGE_{k.upper()}": v for k, v in extra.items()}
+    return clean_env(
+        celery_broker_url=BROKER,
+        celery_result_backend=BROKER,
+        celery_queue=QUEUE,
+        recommender="celery",
+        recommender_dir=tmp_path / "model",
+        sqlite_path=tmp_path / "state.sqlite3",
+        log_level="INFO",
+        **extra,
+    )
 
 
 def start_worker(tmp_path: Path, name: str, **extra: str) -> subprocess.Popen[str]:

@@ -110,16 +110,23 @@ def bench_nlu_main(argv: Sequence[str], settings: Settings | None = None) -> int
     parser = argparse.ArgumentParser(prog="concierge bench nlu",
                                      description="Benchmark the local understanding method.")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--train", type=Path, help="CSV/TSV/JSONL with text and label")
-    source.add_argument("--dataset", choices=["banking77", "bitext"])
+    source.add_argument("--train", type=Path,
+                        help="CSV/TSV/JSONL with text and label (default: none; with --test)")
+    source.add_argument("--dataset", choices=["banking77", "bitext"],
+                        help="a public data set under settings' data_dir (default: none)")
     source.add_argument("--heldout", type=Path, nargs="?", const=HELDOUT,
-                        help="the default taxonomy's held-out messages (JSONL)")
-    parser.add_argument("--test", type=Path, help="test file, with --train")
-    parser.add_argument("--text-column", default="text")
-    parser.add_argument("--label-column", default="label")
+                        help="the default taxonomy's held-out messages, JSONL (default when "
+                        f"given without a file: {HELDOUT.name} beside the taxonomy)")
+    parser.add_argument("--test", type=Path, help="test file, with --train (default: none)")
+    parser.add_argument("--text-column", default="text",
+                        help="text column of --train/--test (default: %(default)s)")
+    parser.add_argument("--label-column", default="label",
+                        help="label column of --train/--test (default: %(default)s)")
     parser.add_argument("--model", type=Path, help="with --heldout: a trained model directory "
                         "to evaluate (default: train a fresh one from the taxonomy)")
-    parser.add_argument("--threshold", type=float, help="cascade threshold (default: settings)")
+    parser.add_argument("--threshold", type=float,
+                        help="cascade threshold (default: settings' cascade_threshold, "
+                        "CONCIERGE_CASCADE_THRESHOLD)")
     args = parser.parse_args(list(argv))
     settings = _settings(settings)
     config = NluConfig(calibrate=args.heldout is not None)

@@ -177,10 +177,23 @@ def bench_recommender_main(
     from workers.recommender.benchmark import benchmark_command
 
     parser = argparse.ArgumentParser(prog="concierge bench recommender")
-    parser.add_argument("--model", type=Path, help="default: CONCIERGE_RECOMMENDER_DIR")
-    parser.add_argument("--requests", type=int, default=300)
-    parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--no-celery", action="store_true", help="in-process figures only")
+    parser.add_argument(
+        "--model", type=Path, help="the model folder (default: CONCIERGE_RECOMMENDER_DIR)"
+    )
+    parser.add_argument(
+        "--requests", type=int, default=300, help="requests timed (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=8,
+        help="clients sending at once in the throughput test (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--no-celery",
+        action="store_true",
+        help="in-process figures only (default: also start a worker and time Celery)",
+    )
     args = parser.parse_args(argv)
     settings = settings or Settings()
     configure(settings.log_level, settings.log_format)

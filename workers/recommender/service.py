@@ -51,6 +51,17 @@ class ServiceConfig:
     query_cache: int = 1024  # request texts whose embeddings are kept
 
 
+@dataclass(frozen=True)
+class CandidatePool:
+    """What stage 1 hands to stage 2 for one request."""
+
+    history: list[int]  # the customer's items (and a liked one last), catalog numbers
+    like: int | None  # the item of "more like this", if pressed
+    query: Tensor | None  # (D,) the request text's embedding
+    items: Tensor  # (C,) candidate catalog numbers, at most `ServiceConfig.candidates`
+    retrieval: Tensor  # (C,) their retrieval scores
+
+
 class ScoringService:
     def __init__(
         self,
@@ -133,6 +144,31 @@ class ScoringService:
     @torch.inference_mode()
     def recommend(self, request: RecommendationRequest) -> list[Suggestion]:
         started = time.perf_counter()
+        pool = self.candidate_pool(request)
+        if pool is None:
+            return []
+        ranking = self.model_scores(pool)  # (C,)
+        final = _standardise(ranking)
+        if pool.query is not None or pool.history:
+            final = final + self.config.retrieval_weight * _standardise(pool.retrieval)
+        order = final.topk(min(request.k, len(pool.items))).indices
+        suggestions = [
+            self._suggestion(int(pool.items[i]), float(final[i]), request, pool.history, pool.like)
+            for i in order
+        ]
+        event(
+            log,
+            "recommender.scored",
+            user=request.user_id,
+            candidates=len(pool.items),
+            history=len(pool.history),
+            ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+        return suggestions
+
+    @torch.inference_mode()
+    def candidate_pool(self, request: RecommendationRequest) -> CandidatePool | None:
+        """Stage 1: the items the model will rank for `request` (None when nothing is allowed)."""
         history = list(self._histories.get(request.user_id, []))
         like = self._index.get(request.like_item_id or "")
         if like is not None:
@@ -140,34 +176,17 @@ class ScoringService:
         query = self._query(request)
         allowed = self._allowed(request, history)
         if not bool(allowed.any()):
-            return []
+            return None
         retrieval = self._retrieval_scores(history, like, query)  # (N+1,)
         retrieval = retrieval.masked_fill(~allowed, -math.inf)
         available = int(allowed.sum())
-        pool = min(self.config.candidates, available)
+        size = min(self.config.candidates, available)
         if query is not None:
             # A stated request gates relevance: only the best-matching tenth of what is
             # allowed (at least `min_candidates`) goes on to be ranked by the model.
-            pool = min(pool, max(self.config.min_candidates, available // 10))
-        candidates = retrieval.topk(pool).indices  # (C,)
-        ranking = self._model_scores(history, query, candidates)  # (C,)
-        final = _standardise(ranking)
-        if query is not None or history:
-            final = final + self.config.retrieval_weight * _standardise(retrieval[candidates])
-        order = final.topk(min(request.k, pool)).indices
-        suggestions = [
-            self._suggestion(int(candidates[i]), float(final[i]), request, history, like)
-            for i in order
-        ]
-        event(
-            log,
-            "recommender.scored",
-            user=request.user_id,
-            candidates=pool,
-            history=len(history),
-            ms=round((time.perf_counter() - started) * 1000, 2),
-        )
-        return suggestions
+            size = min(size, max(self.config.min_candidates, available // 10))
+        items = retrieval.topk(size).indices  # (C,)
+        return CandidatePool(history, like, query, items, retrieval[items])
 
     def recommend_many(self, requests: Sequence[RecommendationRequest]) -> list[list[Suggestion]]:
         return [self.recommend(request) for request in requests]
@@ -226,11 +245,12 @@ class ScoringService:
         # A little popularity breaks ties between near-identical texts in favour of proven items.
         return self._text @ direction + 0.01 * self._popularity  # (N+1,)
 
-    def _model_scores(self, history: list[int], query: Tensor | None, candidates: Tensor) -> Tensor:
-        batch, lengths = pad_histories([history], self.model.config.max_len)
-        request = query.unsqueeze(0) if query is not None else None
+    def model_scores(self, pool: CandidatePool) -> Tensor:
+        """Stage 2: the transformer's score of each candidate in the pool. (C,)"""
+        batch, lengths = pad_histories([pool.history], self.model.config.max_len)
+        request = pool.query.unsqueeze(0) if pool.query is not None else None
         user = self.model.user_vectors(batch, lengths, request)[0]  # (C_dim,)
-        return self.model.item_table()[candidates] @ user  # (C,)
+        return self.model.item_table()[pool.items] @ user  # (C,)
 
     def _suggestion(
         self,

@@ -147,16 +147,43 @@ def test_lock_holds_across_processes(store: StateStore) -> None:
         other.join(10)
 
 
+BAD_STATE = '{"turns": "many"}'
+
+
+def quarantined(store: StateStore, conversation_id: str) -> list[str]:
+    """The unreadable states the store set aside for `conversation_id`, oldest first."""
+    if isinstance(store, SqliteStateStore):
+        db = sqlite3.connect(store.path)
+        try:
+            rows = db.execute(
+                "SELECT state, error FROM quarantine WHERE id = ? ORDER BY at", (conversation_id,)
+            ).fetchall()
+        finally:
+            db.close()
+        assert all("turns" in error for _, error in rows)  # the reason is kept with it
+        return [state for state, _ in rows]
+    assert isinstance(store, RedisStateStore)
+    key = store.redis.key("quarantine", conversation_id)
+    return [raw.decode() for raw in store.redis.client.lrange(key, 0, -1)]
+
+
 def test_unreadable_state_is_quarantined_not_fatal(store: StateStore) -> None:
     if isinstance(store, SqliteStateStore):
         db = sqlite3.connect(store.path)
-        db.execute("INSERT INTO conversations VALUES ('bad', '{\"turns\": \"many\"}', 0)")
+        db.execute("INSERT INTO conversations VALUES ('bad', ?, 0)", (BAD_STATE,))
         db.commit()
         db.close()
     else:
         assert isinstance(store, RedisStateStore)
-        store.redis.client.set(store.redis.key("state", "bad"), b'{"turns": "many"}')
+        store.redis.client.set(store.redis.key("state", "bad"), BAD_STATE.encode())
+    assert quarantined(store, "bad") == []
     assert store.load("bad") == ConversationState(conversation_id="bad")
+    assert quarantined(store, "bad") == [BAD_STATE]  # kept for inspection, byte for byte
+    # The conversation starts afresh: the bad state is no longer where states live.
+    assert reopen(store).load("bad") == ConversationState(conversation_id="bad")
+    assert quarantined(store, "bad") == [BAD_STATE]
+    store.save(ConversationState(conversation_id="bad", turns=1))
+    assert store.load("bad").turns == 1
 
 
 def test_corrupted_sqlite_file_is_reported(tmp_path: Path) -> None:
