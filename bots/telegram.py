@@ -119,18 +119,22 @@ class TelegramAdapter:
 
     # -- parse --------------------------------------------------------------------------------
 
+    # Each handler takes its conversation's place in line before its first `await`: updates are
+    # handled concurrently, and a later message must not overtake an earlier one while the
+    # earlier one's delivery key is still being claimed.
+
     async def on_help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.message
-        if message is None or not await self._first_delivery(message):
+        if message is None:
             return
         conversation = self._conversation(message)
-        await self.send_reply(conversation, Reply(replies.CHAT_HELP), message.message_id)
+        async with self.order.hold(conversation):
+            if await self._first_delivery(message):
+                await self.send_reply(conversation, Reply(replies.CHAT_HELP), message.message_id)
 
     async def on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.message
         if message is None or message.text is None or not self._addressed(message):
-            return
-        if not await self._first_delivery(message):
             return
         user = message.from_user
         incoming = Incoming(
@@ -141,7 +145,9 @@ class TelegramAdapter:
             message_id=f"{message.chat.id}:{message.message_id}",
             platform=PLATFORM,
         )
-        await self._turn(incoming, message)
+        async with self.order.hold(incoming.conversation_id):
+            if await self._first_delivery(message):
+                await self._turn(incoming, message)
 
     async def on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
@@ -154,33 +160,35 @@ class TelegramAdapter:
         message = query.message
         if query.data is None or message is None or not isinstance(message, Message):
             return  # inline-mode or too old to reply to: nothing to continue
-        if not await asyncio.to_thread(self.ledger.claim, f"{PLATFORM}:callback:{query.id}"):
-            return
-        payload = await asyncio.to_thread(full_payload, self.ledger, query.data)
-        incoming = Incoming(
-            conversation_id=self._conversation(message),
-            user_id=f"{PLATFORM}:{query.from_user.id}",
-            button=payload,
-            thread_id=str(_topic(message)) if _topic(message) is not None else None,
-            message_id=f"callback:{query.id}",
-            platform=PLATFORM,
-        )
-        await self._turn(incoming, message)
+        conversation = self._conversation(message)
+        async with self.order.hold(conversation):
+            if not await asyncio.to_thread(self.ledger.claim, f"{PLATFORM}:callback:{query.id}"):
+                return
+            payload = await asyncio.to_thread(full_payload, self.ledger, query.data)
+            incoming = Incoming(
+                conversation_id=conversation,
+                user_id=f"{PLATFORM}:{query.from_user.id}",
+                button=payload,
+                thread_id=str(_topic(message)) if _topic(message) is not None else None,
+                message_id=f"callback:{query.id}",
+                platform=PLATFORM,
+            )
+            await self._turn(incoming, message)
 
     async def on_other(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.message
-        if (
-            message is None
-            or not self._addressed(message)
-            or not await self._first_delivery(message)
-        ):
+        if message is None or not self._addressed(message):
             return
-        album = message.media_group_id
-        if album and not await asyncio.to_thread(self.ledger.claim, f"{PLATFORM}:album:{album}"):
-            return  # an album arrives as one message per photo: answer it once
-        event(log, "telegram.not_text", chat=message.chat.id)
         conversation = self._conversation(message)
-        await self.send_reply(conversation, Reply(replies.TEXT_ONLY), message.message_id)
+        async with self.order.hold(conversation):
+            if not await self._first_delivery(message):
+                return
+            album = message.media_group_id
+            key = f"{PLATFORM}:album:{album}"
+            if album and not await asyncio.to_thread(self.ledger.claim, key):
+                return  # an album arrives as one message per photo: answer it once
+            event(log, "telegram.not_text", chat=message.chat.id)
+            await self.send_reply(conversation, Reply(replies.TEXT_ONLY), message.message_id)
 
     def _addressed(self, message: Message) -> bool:
         """Private chats always; groups only when the bot is mentioned or replied to."""
@@ -216,13 +224,13 @@ class TelegramAdapter:
     # -- turn and render ----------------------------------------------------------------------
 
     async def _turn(self, incoming: Incoming, message: Message) -> None:
-        async with self.order.hold(incoming.conversation_id):
-            typing = asyncio.create_task(self._keep_typing(message.chat.id, _topic(message)))
-            try:
-                replies = await run_turn(self.handler, incoming)
-            finally:
-                typing.cancel()
-            await self._render(incoming, message, replies)
+        """Run the turn (the caller holds the conversation's place in line) and render it."""
+        typing = asyncio.create_task(self._keep_typing(message.chat.id, _topic(message)))
+        try:
+            turn_replies = await run_turn(self.handler, incoming)
+        finally:
+            typing.cancel()
+        await self._render(incoming, message, turn_replies)
 
     async def _render(
         self, incoming: Incoming, message: Message, turn_replies: Sequence[Reply]

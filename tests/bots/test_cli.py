@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
-import os
 import re
 import shlex
 import subprocess
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from bots import cli
+from tests.processes import clean_env
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -38,9 +38,9 @@ def test_version_without_an_installed_package_says_so(
     assert "version unknown" in captured.err and "pip install -e ." in captured.err
 
 
-def test_version_from_a_fresh_process() -> None:
+def test_version_from_a_fresh_process(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "bots.cli", "-V"], capture_output=True,
-                          text=True, cwd=REPO, timeout=60, check=False)
+                          text=True, cwd=tmp_path, env=clean_env(), timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("concierge ") and "Traceback" not in done.stderr
 
@@ -74,10 +74,8 @@ def test_bot_help_describes_its_settings_and_starts_nothing(
 ) -> None:
     """Without a token the bot would exit 2 after reading its settings; with --help it only
     prints what it reads, and exits 0."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONCIERGE_")}
-    env["PYTHONPATH"] = str(REPO)
-    done = subprocess.run([sys.executable, *argv], capture_output=True, text=True, env=env,
-                          cwd=tmp_path, timeout=60, check=False)
+    done = subprocess.run([sys.executable, *argv], capture_output=True, text=True,
+                          env=clean_env(), cwd=tmp_path, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("usage: concierge ") and needs in done.stdout
     assert "(default: 127.0.0.1)" in done.stdout  # the listener address, for either mode

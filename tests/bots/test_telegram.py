@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from bots.ledger.store import DELIVERY_TTL_S, Ledger
 from bots.telegram import (
     MAX_CALLBACK_BYTES,
     TelegramAdapter,
@@ -71,10 +72,33 @@ def clerk() -> Clerk:
     return Clerk()
 
 
+HESITANT_CHAT = 2015
+
+
+class HesitantLedger:
+    """The real ledger, except that the first delivery claim in HESITANT_CHAT takes 0.5 s."""
+
+    def __init__(self, inner: Ledger) -> None:
+        self.inner = inner
+        self.hesitated = False
+
+    def claim(self, key: str, ttl_s: int = DELIVERY_TTL_S) -> bool:
+        if f":{HESITANT_CHAT}:" in key and not self.hesitated:
+            self.hesitated = True
+            time.sleep(0.5)
+        return self.inner.claim(key, ttl_s)
+
+    def put(self, key: str, value: str) -> None:
+        self.inner.put(key, value)
+
+    def get(self, key: str) -> str | None:
+        return self.inner.get(key)
+
+
 @pytest.fixture(scope="module")
 def bot(emulator: TelegramEmulator, clerk: Clerk, tmp_path_factory: pytest.TempPathFactory):
     settings = Settings(telegram_token=SecretStr(TOKEN), telegram_base_url=emulator.url)
-    ledger = make_ledger(tmp_path_factory.mktemp("tg") / "ledger.sqlite3")
+    ledger = HesitantLedger(make_ledger(tmp_path_factory.mktemp("tg") / "ledger.sqlite3"))
     loop = LoopThread()
     running = Running(telegram_adapter(settings, clerk, ledger), loop)
     loop.run(running.start_polling())
@@ -196,6 +220,16 @@ def test_messages_of_one_chat_are_answered_in_order(emulator, bot, clerk):
     texts = [m["message"]["text"] for m in replies(emulator, 2013, 2)]
     assert texts == ["You said: slow", "You said: right after"]
     assert clerk.texts("telegram:2013") == ["slow", "right after"]
+
+
+def test_a_later_message_never_overtakes_one_whose_claim_is_slow(emulator, bot, clerk):
+    """Updates are handled concurrently; the first message's delivery claim is slow here, and
+    the second still waits for it (it took its place in line before any await)."""
+    emulator.send("first", chat_id=HESITANT_CHAT, user_id=HESITANT_CHAT)
+    emulator.send("second", chat_id=HESITANT_CHAT, user_id=HESITANT_CHAT)
+    texts = [m["message"]["text"] for m in replies(emulator, HESITANT_CHAT, 2)]
+    assert texts == ["You said: first", "You said: second"]
+    assert clerk.texts(f"telegram:{HESITANT_CHAT}") == ["first", "second"]
 
 
 def test_rate_limited_send_is_retried_after_retry_after(emulator, bot):

@@ -197,9 +197,9 @@ def test_bench_command_prints_figures_and_json(
 
 
 def test_heldout_bench_of_a_given_model_reports_no_training_time(
-    model_dir: Path, capsys: pytest.CaptureFixture[str]
+    nlu_model_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert bench_nlu_main(["--heldout", "--model", str(model_dir)]) == 0
+    assert bench_nlu_main(["--heldout", "--model", str(nlu_model_dir)]) == 0
     figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert figures["train_s"] is None  # nothing was trained, so no time is claimed for it
     assert figures["messages"] == len(load_labelled(HELDOUT))
