@@ -165,7 +165,9 @@ def test_background_loop_receives_from_another_process(queue: DeliveryQueue) -> 
             done.set()
 
     loop = Deliveries.to_customers(queue, "chat", send, wait_s=0.2).start()
-    producer = multiprocessing.get_context("fork").Process(
+    # spawn, not fork: the delivery loop's thread may be inside SQLite at the moment of a fork,
+    # and a child that inherits a held SQLite mutex hangs.
+    producer = multiprocessing.get_context("spawn").Process(
         target=_produce, args=(kind, where, prefix, 20)
     )
     producer.start()
