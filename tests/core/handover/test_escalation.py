@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import redis
 
 from core.handover.deliveries.loop import Deliveries
 from core.handover.deliveries.redis import RedisDeliveryQueue
@@ -29,6 +28,7 @@ from core.turn import replies
 from core.turn.conversation import Conversation, Services
 from core.turn.messages import CollectingOutbox, Incoming, Reply
 from core.turn.understanding import Intent, Sentiment
+from tests.conftest import redis_namespace
 from tests.core.turn.test_conversation import FilteringRecommender, ScriptedUnderstander, says
 
 REDIS_URL = "redis://127.0.0.1:6379/14"
@@ -104,11 +104,8 @@ class Setup:
 
 @pytest.fixture(params=["sqlite", "redis"])
 def setup(request: pytest.FixtureRequest, tmp_path: Path, demo: Shop) -> Iterator[Setup]:
-    prefix = f"test-escalation-{time.monotonic_ns()}"
-    yield Setup(request.param, tmp_path / "state.sqlite3", prefix, demo)
-    client = redis.Redis.from_url(REDIS_URL)
-    for key in client.scan_iter(f"{prefix}:*"):
-        client.delete(key)
+    with redis_namespace("test-escalation", REDIS_URL) as prefix:
+        yield Setup(request.param, tmp_path / "state.sqlite3", prefix, demo)
 
 
 def say(conversation: Conversation, text: str = "", button: str | None = None) -> list[Reply]:

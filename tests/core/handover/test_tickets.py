@@ -5,28 +5,18 @@ from __future__ import annotations
 import multiprocessing
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
 from core.handover.tickets.redis import RedisTicketStore
 from core.handover.tickets.sqlite import SqliteTicketStore
 from core.handover.tickets.store import Ticket, TicketEntry, TicketStore, new_ticket_id
 from core.state.sqlite import SqliteStateStore
 from core.state.store import ConversationState
+from tests.conftest import TEST_REDIS
 
-REDIS_URL = "redis://127.0.0.1:6379/14"
-
-
-@pytest.fixture
-def redis_prefix() -> Iterator[str]:
-    prefix = f"test-tickets-{time.monotonic_ns()}"
-    yield prefix
-    client = redis.Redis.from_url(REDIS_URL)
-    for key in client.scan_iter(f"{prefix}:*"):
-        client.delete(key)
+REDIS_URL = TEST_REDIS
 
 
 @pytest.fixture(params=["sqlite", "redis"])

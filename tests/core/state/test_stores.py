@@ -6,11 +6,9 @@ import multiprocessing
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
 from core.infra.errors import StoreUnavailable
 from core.state.redis import RedisStateStore
@@ -23,17 +21,9 @@ from core.state.store import (
     StateStore,
     Turn,
 )
+from tests.conftest import TEST_REDIS
 
-REDIS_URL = "redis://127.0.0.1:6379/13"
-
-
-@pytest.fixture
-def redis_prefix() -> Iterator[str]:
-    prefix = f"test-{time.monotonic_ns()}"
-    yield prefix
-    client = redis.Redis.from_url(REDIS_URL)
-    for key in client.scan_iter(f"{prefix}:*"):
-        client.delete(key)
+REDIS_URL = TEST_REDIS
 
 
 @pytest.fixture(params=["sqlite", "redis"])
