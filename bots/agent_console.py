@@ -344,11 +344,13 @@ def _measure(settings: Settings, desk: SupportDesk, count: int) -> list[float]:
 
 
 def _forget(settings: Settings) -> None:
-    import redis
+    """Delete the benchmark's keys (its own prefix) from Redis."""
+    from core.infra.redis_client import RedisConnection
 
-    client = redis.Redis.from_url(settings.redis_url)
-    for key in client.scan_iter(f"{settings.redis_prefix}:*"):
-        client.delete(key)
+    connection = RedisConnection(settings.redis_url, settings.redis_prefix)
+    with connection.guard():
+        for key in connection.client.scan_iter(f"{settings.redis_prefix}:*"):
+            connection.client.delete(key)
 
 
 if __name__ == "__main__":

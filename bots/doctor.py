@@ -221,7 +221,7 @@ def check_workers(settings: Settings) -> Finding:
     served_version = next(iter(versions.values()), "unknown")
     if served_version == "None":
         return fail("workers", f"{listed}: no model in their CONCIERGE_RECOMMENDER_DIR",
-                    "build it (`concierge train recommender --dataset demo`) or mount it")
+                    "build it (`concierge train`) or mount it")
     note = "" if local is None or str(local) == served_version else (
         f"; this host has model {local}, the workers serve {served_version}")
     return ok("workers", f"{len(names)} answered: {listed}{note}")
@@ -326,11 +326,11 @@ def check_models(settings: Settings, wanted: frozenset[str]) -> list[Finding]:
     findings = []
     if settings.understander in ("local", "cascade"):
         findings.append(check_model("nlu model", settings.nlu_path, "CONCIERGE_NLU_DIR",
-                                    "concierge train nlu"))
+                                    "concierge train"))
     if settings.recommender == "inprocess" or "worker" in wanted:
         findings.append(check_model("recommender model", settings.recommender_dir,
                                     "CONCIERGE_RECOMMENDER_DIR",
-                                    "concierge train recommender --dataset demo"))
+                                    "concierge train"))
     return findings
 
 
