@@ -22,8 +22,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The project's wheel, built from a copy of the tracked files and unpacked (what
     `pip install .` puts in site-packages)."""
     source = tmp_path_factory.mktemp("source")
-    tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True,
-                             check=True).stdout.split()
+    tracked = subprocess.run(["git", "-C", str(REPO), "ls-files"], capture_output=True,
+                             text=True, check=True).stdout.split()
     for name in tracked:
         if (REPO / name).is_file():
             (source / name).parent.mkdir(parents=True, exist_ok=True)
