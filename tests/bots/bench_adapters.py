@@ -25,7 +25,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
 from pydantic import SecretStr
 
 from bots import telegram
@@ -44,6 +43,7 @@ from tests.bots.peers import (
     event_body,
     free_port,
     post_bytes,
+    serve_on,
     signed_headers,
     wait_until,
 )
@@ -200,14 +200,7 @@ def slack_path(
         closers.append(lambda: loop.run(handler_.close_async()))
         closers.append(server.stop)
     else:
-
-        async def start() -> web.AppRunner:
-            runner = web.AppRunner(slack.http_app(adapter, settings))
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", port).start()
-            return runner
-
-        runner = loop.run(start())
+        runner = loop.run(serve_on(slack.http_app(adapter, settings), port))
         closers.append(lambda: loop.run(runner.cleanup()))
     url = f"http://127.0.0.1:{port}{settings.slack_path}"
 

@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
+from aiohttp import web
+
 T = TypeVar("T")
 
 EMULATOR_DIR = Path(__file__).resolve().parent / "telegram_emulator"
@@ -111,6 +113,15 @@ class LoopThread:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
         self.loop.close()
+
+
+async def serve_on(application: web.Application, port: int) -> web.AppRunner:
+    """Serve an aiohttp application (an adapter's HTTP endpoint) on 127.0.0.1:`port`; run it on
+    a `LoopThread` and `cleanup()` the runner to stop."""
+    runner = web.AppRunner(application)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner
 
 
 # -- Telegram ---------------------------------------------------------------------------------

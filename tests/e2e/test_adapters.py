@@ -40,6 +40,7 @@ from tests.bots.peers import (
     event_body,
     free_port,
     post_bytes,
+    serve_on,
     signed_headers,
     wait_for,
 )
@@ -128,10 +129,7 @@ def adapters(core, tmp_path_factory) -> Iterator[tuple[TelegramEmulator, SlackWe
         assert bot.updater is not None
         await bot.updater.start_polling(poll_interval=0.02)
         await bot.start()
-        runner = web.AppRunner(slack.http_app(app, settings))
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        return runner
+        return await serve_on(slack.http_app(app, settings), port)
 
     async def stop(runner: web.AppRunner) -> None:
         assert bot.updater is not None

@@ -9,7 +9,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from aiohttp import web
 from pydantic import SecretStr
 
 from bots.ledger.redis import RedisLedger
@@ -33,6 +32,7 @@ from tests.bots.peers import (
     event_body,
     free_port,
     post_bytes,
+    serve_on,
     settled,
     signed_headers,
     wait_for,
@@ -75,13 +75,7 @@ def slack(api: SlackWebApi, clerk: Clerk, redis_ledger: RedisLedger) -> Iterator
     adapter = slack_adapter(settings, clerk, redis_ledger)
     loop = LoopThread()
 
-    async def start() -> web.AppRunner:
-        runner = web.AppRunner(http_app(adapter, settings))
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        return runner
-
-    runner = loop.run(start())
+    runner = loop.run(serve_on(http_app(adapter, settings), port))
     yield f"http://127.0.0.1:{port}{settings.slack_path}"
     loop.run(runner.cleanup())
     loop.close()

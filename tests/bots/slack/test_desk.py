@@ -17,7 +17,6 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import pytest
-from aiohttp import web
 from pydantic import SecretStr
 
 from bots.ledger.sqlite import SqliteLedger
@@ -40,6 +39,7 @@ from tests.bots.peers import (
     event_body,
     free_port,
     post_bytes,
+    serve_on,
     settled,
     signed_headers,
     wait_until,
@@ -114,13 +114,7 @@ def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
     slack_desk.install(adapter.app)
     loop = LoopThread()
 
-    async def start() -> web.AppRunner:
-        runner = web.AppRunner(http_app(adapter, settings))
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        return runner
-
-    runner = loop.run(start())
+    runner = loop.run(serve_on(http_app(adapter, settings), port))
     url = f"http://127.0.0.1:{port}{settings.slack_path}"
     yield {
         "api": api,
