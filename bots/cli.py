@@ -11,10 +11,12 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 
+from core.infra.errors import StoreNotReady
+
 # command words -> "module:function"; the function takes the remaining argv and returns an
 # exit code.
 COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
-    ("chat",): ("bots.terminal:main", "chat with the demo store in the terminal"),
+    ("chat",): ("bots.terminal:main", "chat with the store in the terminal"),
     ("telegram",): ("bots.telegram:main", "serve customers in Telegram (polling or webhook)"),
     ("slack",): (
         "bots.slack.app:main",
@@ -44,6 +46,10 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ),
     ("bench", "nlu"): ("workers.nlu.cli:bench_nlu_main", "train and test the local NLU method"),
     ("bench", "recommender"): ("workers.recommender.cli:bench_recommender_main", "scoring latency"),
+    ("store", "import"): ("bots.store:import_main", "import a shop's files into the store database"),
+    ("store", "schema"): ("bots.store:schema_main", "the JSON Schema of each import file"),
+    ("store", "stats"): ("bots.store:stats_main", "row counts of the store database"),
+    ("store", "migrate"): ("bots.store:migrate_main", "create or upgrade the store database"),
     ("doctor",): ("bots.doctor:main", "check the configuration and the services it names"),
     ("health",): ("bots.doctor:health_main", "ask this host's process for /healthz (exit 0 = ok)"),
     ("env-example",): ("bots.envfile:main", "print, --write or --check .env.example"),
@@ -108,7 +114,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"concierge: unknown command {' '.join(args[:2])!r}\n\n{usage()}", file=sys.stderr)
         return 2
     function, rest = found
-    return int(function(rest) or 0)
+    try:
+        return int(function(rest) or 0)
+    except StoreNotReady as error:  # the message says what to run
+        print(f"concierge: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

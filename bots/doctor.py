@@ -151,18 +151,25 @@ def check_redis(check: str, url: str, env: str) -> Finding:
     return ok(check, f"{redacted(url)} answered PING in {ms:.1f} ms")
 
 
-def check_demo_store(settings: Settings) -> Finding:
-    from core.shop.files import load_shop
-    from core.shop.jsonl import StoreDataError
+def check_store(settings: Settings) -> Finding:
+    from core.infra.errors import StoreNotReady
+    from core.shopdb.database import ShopDatabase
 
+    database = ShopDatabase(settings.store_url.get_secret_value())
     try:
-        store = load_shop(settings.demo_dir)
-    except (StoreDataError, OSError) as exc:
-        return fail("data", f"the demo store in {settings.demo_dir} cannot be read: {exc}",
-                    "set CONCIERGE_DEMO_DIR to a folder with catalog.jsonl, orders.jsonl and "
-                    "faq.jsonl (data/demo in the repository: `git checkout data/demo`)")
-    products = len(list(store.catalog.all()))
-    return ok("data", f"demo store in {settings.demo_dir}: {products} products")
+        database.check_ready()
+        counts = database.counts()
+    except StoreNotReady as exc:
+        return fail("store", str(exc),
+                    "import a store: `concierge store import --demo`, or your own files "
+                    "(`concierge store import --help`)")
+    finally:
+        database.close()
+    if not counts["products"]:
+        return fail("store", f"the store database {database.shown} has no products",
+                    "import a store: `concierge store import --demo`, or your own files")
+    return ok("store", f"{database.shown}: {counts['products']:,} products, "
+                       f"{counts['orders']:,} orders, {counts['articles']:,} articles")
 
 
 def check_sqlite(path: Path) -> Finding:
@@ -304,7 +311,7 @@ def token_findings(settings: Settings, wanted: frozenset[str]) -> list[Finding]:
 
 def examine(settings: Settings, roles: Iterable[str] = ()) -> list[Finding]:
     wanted = frozenset(roles)
-    findings = [check_demo_store(settings)]
+    findings = [check_store(settings)]
     if settings.state_backend == "redis":
         findings.append(check_redis("state", settings.redis_url, "CONCIERGE_REDIS_URL"))
     else:

@@ -19,8 +19,11 @@ from core.handover.deliveries.loop import Deliveries
 from core.handover.escalation import SupportDesk
 from core.handover.tickets.factory import open_ticket_store
 from core.infra import logs, metrics
+from core.infra.errors import StoreNotReady
 from core.infra.settings import Settings, settings_section
-from core.shop.files import load_shop
+from core.shop.live import LiveCatalog
+from core.shopdb.database import ShopDatabase
+from core.shopdb.services import ShopVocabulary, live_catalog, open_shop
 from core.state.factory import open_state_store
 from core.state.store import ConversationState, StateStore
 from core.turn.conversation import Conversation, Services
@@ -28,7 +31,7 @@ from core.turn.explanation import Phraser
 from core.turn.messages import Reply
 from core.turn.policy import PolicyConfig
 from core.turn.recommendation import MeasuredRecommender, Recommender
-from core.turn.slots import SlotVocabulary
+from core.turn.slots import SlotVocabulary, VocabularySource
 from core.turn.understanding import Understander, Understanding
 
 log = logging.getLogger(__name__)
@@ -43,15 +46,21 @@ def configure_logging(settings: Settings, default_level: str | None = None) -> N
     logs.configure(level, settings.log_format)
 
 
-def slot_vocabulary(settings: Settings) -> SlotVocabulary:
-    """Slot words from the store's catalog; an empty vocabulary (generic slots only) if absent."""
-    path = settings.demo_dir / "catalog.jsonl"
-    if not path.exists():
-        log.warning("no catalog at %s: slots without categories, attributes or products", path)
-        return SlotVocabulary()
-    from core.shop.catalog import JsonlCatalog
+def open_store(settings: Settings) -> ShopDatabase:
+    """The store database the settings name (not checked: `open_shop` does that)."""
+    return ShopDatabase(settings.store_url.get_secret_value())
 
-    return SlotVocabulary.from_catalog(JsonlCatalog.load(path))
+
+def slot_vocabulary(settings: Settings) -> VocabularySource:
+    """Slot words from the store's catalog and synonyms, following changes; an empty
+    vocabulary (generic slots only) when the store is not ready."""
+    database = open_store(settings)
+    try:
+        database.check_ready()
+    except StoreNotReady as error:
+        log.warning("%s: slots without categories, attributes or products", error)
+        return SlotVocabulary()
+    return ShopVocabulary(live_catalog(database, settings.store_check_s), database)
 
 
 class FirstUseUnderstander:
@@ -72,7 +81,7 @@ class FirstUseUnderstander:
 
 
 def build_understander(
-    settings: Settings, backend: str | None = None, vocabulary: SlotVocabulary | None = None
+    settings: Settings, backend: str | None = None, vocabulary: VocabularySource | None = None
 ) -> Understander:
     """The local model (embedded default), the LLM with the local model as its fallback, or the
     cascade of both; `backend` overrides `settings.understander`."""
@@ -161,11 +170,17 @@ def build_phraser(settings: Settings) -> Phraser | None:
 
 
 def build_conversation(settings: Settings) -> Conversation:
-    shop = load_shop(settings.demo_dir)
+    """Every service of a turn; StoreNotReady (saying what to run) when the store database
+    has no schema or no products."""
+    database = open_store(settings)
+    shop = open_shop(database, settings.store_check_s)
+    assert isinstance(shop.catalog, LiveCatalog)
     states = open_state_store(settings)
     services = Services(
         store=states,
-        understander=build_understander(settings),
+        understander=build_understander(
+            settings, vocabulary=ShopVocabulary(shop.catalog, database)
+        ),
         recommender=build_recommender(settings),
         catalog=shop.catalog,
         orders=shop.orders,

@@ -45,6 +45,30 @@ GGUF = REPO_ROOT / "models" / "gemma-3-270m-q4_k_m.gguf"
 STARTUP_S = 180.0
 
 
+@pytest.fixture(scope="session", autouse=True)
+def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The demo store imported into a SQLite file of this session's own, as `concierge store
+    import --demo` does; every Settings() here and every process a test starts reads it."""
+    from core.shopdb.database import ShopDatabase
+    from core.shopdb.importer import import_store
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('store') / 'store.sqlite3'}"
+    database = ShopDatabase(url)
+    report = import_store(database, demo_store_files(Settings().demo_dir))
+    database.close()
+    assert not report.bad, report.bad[:3]
+    os.environ["CONCIERGE_STORE_URL"] = url
+    yield url
+    del os.environ["CONCIERGE_STORE_URL"]
+
+
+def demo_store_files(folder: Path) -> dict[str, Path]:
+    """The import files of the demo store in `folder`, by kind."""
+    from bots.store import DEMO_FILES
+
+    return {kind: folder / name for kind, name in DEMO_FILES.items() if (folder / name).exists()}
+
+
 @contextmanager
 def redis_namespace(label: str = "test", url: str = TEST_REDIS) -> Iterator[str]:
     """A key prefix nobody else uses; every key under it is deleted afterwards."""

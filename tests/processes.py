@@ -33,5 +33,8 @@ def clean_env(**settings: str | Path) -> dict[str, str]:
         "CONCIERGE_MODELS_DIR": str(REPO / "models"),
         "CONCIERGE_DATA_DIR": str(REPO.parent / "shared" / "data"),
     }
+    # The session's demo store (tests/conftest.py imports it and names it here).
+    if "CONCIERGE_STORE_URL" in os.environ:
+        env["CONCIERGE_STORE_URL"] = os.environ["CONCIERGE_STORE_URL"]
     env |= {f"CONCIERGE_{name.upper()}": str(value) for name, value in settings.items()}
     return env

@@ -82,14 +82,19 @@ def _models(settings: Settings) -> list[_Model]:
     from workers.encoder import configure_torch
     from workers.nlu.model import WEIGHTS
     from workers.nlu.training import is_current, train_nlu
-    from workers.recommender.cli import train_recommender_main
+    from workers.recommender.cli import store_data, train_recommender_main
     from workers.recommender.data import load_dataset
     from workers.recommender.model import CHECKPOINT
     from workers.recommender.train import checkpoint_is_current
 
     nlu_dir, recommender_dir = settings.nlu_path, settings.recommender_dir
     catalog = settings.recommender_catalog
-    data = load_dataset(catalog, settings.demo_dir, settings.data_dir)
+    if catalog == "store":
+        data = store_data(settings)
+        source = ["--from-store"]
+    else:
+        data = load_dataset(catalog, settings.demo_dir, settings.data_dir)
+        source = ["--dataset", catalog]
 
     def train_understanding() -> int:
         configure_torch(settings.nlu_threads)
@@ -97,8 +102,7 @@ def _models(settings: Settings) -> list[_Model]:
         return 0
 
     def train_recommender() -> int:  # what `concierge train recommender --dataset ...` does
-        return train_recommender_main(["--dataset", catalog, "--out", str(recommender_dir)],
-                                      settings)
+        return train_recommender_main([*source, "--out", str(recommender_dir)], settings)
 
     return [
         _Model("nlu", nlu_dir,

@@ -33,6 +33,13 @@ class Settings(BaseSettings):
         default_factory=lambda: packaged_data("demo"),
         description="the demo store's catalog, orders, customers and FAQ (shipped with Concierge)",
     )
+    # The store database (catalog, customers, orders, help articles): a SQLAlchemy URL.
+    # SQLite (embedded default) or PostgreSQL: postgresql://user:password@host:5432/db.
+    store_url: SecretStr = Field(
+        default=SecretStr("sqlite:///var/store.sqlite3"),
+        description="the store database (SQLAlchemy URL; sqlite:///path or postgresql://...)",
+    )
+    store_check_s: float = 1.0  # how often a process asks whether the catalog changed
     models_dir: Path = Path("models")  # trained models: nlu/, recommender-demo/
     data_dir: Path = Field(
         default=Path("../shared/data"), description="public datasets for training and benchmarks"
@@ -76,8 +83,9 @@ class Settings(BaseSettings):
     recommender_dir: Path = Field(
         default_factory=lambda data: data["models_dir"] / "recommender-demo"
     )
-    # What the scoring service serves: the demo store, or the Amazon Beauty items (benchmarks).
-    recommender_catalog: Literal["demo", "amazon-beauty"] = "demo"
+    # What the scoring service serves: the store database's catalog, or the Amazon Beauty data
+    # set's items as they are (benchmarks of the model alone).
+    recommender_catalog: Literal["store", "amazon-beauty"] = "store"
     celery_broker_url: str = "redis://127.0.0.1:6379/1"  # where scoring jobs queue
     celery_result_backend: str = "redis://127.0.0.1:6379/1"  # where scores come back
     celery_queue: str = "concierge.score"  # separate queues keep deployments (and test runs) apart

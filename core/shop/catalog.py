@@ -17,26 +17,27 @@ _WORD = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
 
 
 class Product(BaseModel):
-    """One sellable item of the store."""
+    """One sellable item of the store. Only id, title and price are required; columns the
+    model does not know are kept (`model_extra`) and stored with the product."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="allow", coerce_numbers_to_str=True)
 
-    id: str = Field(pattern=r"^P\d{4}$")
+    id: str = Field(min_length=1)
     title: str = Field(min_length=1)
-    brand: str
-    category: str
-    subcategory: str
+    brand: str = ""
+    category: str = ""
+    subcategory: str = ""
     price: float = Field(gt=0)
     currency: str = "USD"
     colors: tuple[str, ...] = ()
     sizes: tuple[str, ...] = ()
-    description: str
+    description: str = ""
     attributes: tuple[str, ...] = ()
-    rating: float = Field(ge=1, le=5)
-    review_count: int = Field(ge=0)
-    stock: int = Field(ge=0)
+    rating: float | None = Field(default=None, ge=1, le=5)
+    review_count: int = Field(default=0, ge=0)
+    stock: int = Field(default=0, ge=0)
     materials: str = ""
-    warranty_months: int = Field(ge=0)
+    warranty_months: int = Field(default=0, ge=0)
 
     @property
     def in_stock(self) -> bool:
@@ -92,7 +93,8 @@ class JsonlCatalog:
         return cls(read_unique(path, Product, "product"))
 
     def get(self, item_id: str) -> Product | None:
-        return self._by_id.get(item_id.strip().upper())
+        found = self._by_id.get(item_id.strip())
+        return found if found is not None else self._by_id.get(item_id.strip().upper())
 
     def all(self) -> Sequence[Product]:
         return self._products

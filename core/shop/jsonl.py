@@ -21,6 +21,14 @@ class StoreDataError(Exception):
         super().__init__(f"{where}: {message}")
 
 
+def problems(error: ValidationError) -> str:
+    """A validation error in one line: "price: Input should be greater than 0; title: ..."."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in issue['loc']) or 'record'}: {issue['msg']}"
+        for issue in error.errors()
+    )
+
+
 def read_jsonl(path: Path, model: type[M]) -> list[M]:
     """Parse every non-blank line of `path` as one `model`; raise StoreDataError on any problem."""
     try:
@@ -40,11 +48,9 @@ def read_jsonl(path: Path, model: type[M]) -> list[M]:
         try:
             records.append(model.model_validate(raw))
         except ValidationError as error:
-            problems = "; ".join(
-                f"{'.'.join(str(part) for part in issue['loc']) or 'record'}: {issue['msg']}"
-                for issue in error.errors()
-            )
-            raise StoreDataError(path, f"invalid {model.__name__}: {problems}", number) from error
+            raise StoreDataError(
+                path, f"invalid {model.__name__}: {problems(error)}", number
+            ) from error
     return records
 
 

@@ -31,7 +31,7 @@ DELIVERED: frozenset[str] = frozenset({"delivered", "returned", "refunded"})
 class OrderItem(BaseModel):
     """One line of an order."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", coerce_numbers_to_str=True)
 
     item_id: str
     title: str
@@ -42,10 +42,10 @@ class OrderItem(BaseModel):
 class Order(BaseModel):
     """A customer's order, with dates that agree with its status."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", coerce_numbers_to_str=True)
 
-    id: str = Field(pattern=r"^\d{5}$")
-    customer_id: str
+    id: str = Field(min_length=1)
+    customer_id: str = Field(min_length=1)
     items: tuple[OrderItem, ...] = Field(min_length=1)
     total: float = Field(ge=0)
     status: OrderStatus

@@ -126,11 +126,16 @@ def nothing_found(request: ProductRequest) -> str:
 
 
 def product_details(product: Product) -> str:
-    lines = [
-        f"{product.title} by {product.brand} — ${product.price:,.2f}",
-        product.description,
-        f"Rated {product.rating:.1f}/5 from {product.review_count:,} reviews. {_stock(product)}",
-    ]
+    maker = f" by {product.brand}" if product.brand else ""
+    rated = (
+        f"Rated {product.rating:.1f}/5 from {product.review_count:,} reviews. "
+        if product.rating is not None and product.review_count
+        else ""
+    )
+    lines = [f"{product.title}{maker} — ${product.price:,.2f}"]
+    if product.description:
+        lines.append(product.description)
+    lines.append(rated + _stock(product))
     if product.colors:
         lines.append("Colours: " + ", ".join(product.colors) + ".")
     if product.sizes:

@@ -84,7 +84,7 @@ def test_good_embedded_configuration_passes(tmp_path: Path) -> None:
     code, out = doctor(tmp_path)
     assert code == 0, out
     assert "all " in out and "checks passed" in out
-    assert "ok    data" in out
+    assert "ok    store" in out
 
 
 def test_redis_down_is_named_with_the_fix(tmp_path: Path) -> None:
@@ -104,9 +104,19 @@ def test_redis_up_passes(tmp_path: Path) -> None:
     assert state["status"] == "ok" and "answered PING" in state["detail"]
 
 
-def test_missing_data_and_bad_setting_are_reported(tmp_path: Path) -> None:
-    code, out = doctor(tmp_path, demo_dir=str(tmp_path / "nowhere"))
-    assert code == 1 and "store data directory not found" in out
+def test_missing_store_and_bad_setting_are_reported(tmp_path: Path) -> None:
+    code, out = doctor(tmp_path, store_url=f"sqlite:///{tmp_path / 'empty.sqlite3'}")
+    assert code == 1 and "has no schema yet" in out and "concierge store import --demo" in out
+    code, out = doctor(tmp_path, state_backend="mongodb")
+    assert code == 2 and "CONCIERGE_STATE_BACKEND" in out
+
+
+def test_unreachable_store_is_named_without_its_password(tmp_path: Path) -> None:
+    port = closed_port()
+    code, out = doctor(tmp_path, store_url=f"postgresql://shop:hunter2@127.0.0.1:{port}/shop")
+    assert code == 1
+    assert f"postgresql+psycopg://shop:***@127.0.0.1:{port}/shop" in out
+    assert "hunter2" not in out
     code, out = doctor(tmp_path, state_backend="mongodb")
     assert code == 2 and "CONCIERGE_STATE_BACKEND" in out
 

@@ -15,12 +15,21 @@ from pathlib import Path
 from core.infra.commands import CommandHelp
 from core.infra.logs import configure
 from core.infra.settings import Settings
-from workers.recommender.data import DATASETS, InteractionData, load_dataset, load_files
+from workers.recommender.data import (
+    DATASETS,
+    InteractionData,
+    load_dataset,
+    load_files,
+    load_store,
+)
 
 
 def _data_arguments(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument("--from-store", action="store_true",
+                        help="the store database (CONCIERGE_STORE_URL): its orders and recorded "
+                             "interactions, its catalog as the items")
     parser.add_argument("--dataset", choices=DATASETS, default=None,
-                        help="demo (the demo store) or amazon-beauty (under "
+                        help="demo (the demo store's files) or amazon-beauty (under "
                              f"CONCIERGE_DATA_DIR); or your own files below (default: {default})")
     parser.add_argument("--interactions", type=Path, metavar="FILE",
                         help="your interactions: CSV/TSV user_id,item_id,timestamp")
@@ -29,11 +38,27 @@ def _data_arguments(parser: argparse.ArgumentParser, default: str) -> None:
 
 
 def _load_data(args: argparse.Namespace, settings: Settings) -> InteractionData:
+    if args.from_store:
+        return store_data(settings)
     if args.dataset is not None:
         return load_dataset(args.dataset, settings.demo_dir, settings.data_dir)
     if args.interactions is None or args.items is None:
-        raise SystemExit("give --dataset amazon-beauty|demo, or both --interactions and --items")
+        raise SystemExit("give --from-store, --dataset amazon-beauty|demo, or both --interactions "
+                         "and --items")
     return load_files(args.interactions, args.items)
+
+
+def store_data(settings: Settings) -> InteractionData:
+    """The store database's training data; StoreNotReady, saying what to run, when it has
+    no schema yet."""
+    from core.shopdb.database import ShopDatabase
+
+    database = ShopDatabase(settings.store_url.get_secret_value())
+    try:
+        database.check_ready()
+        return load_store(database)
+    finally:
+        database.close()
 
 
 def train_recommender_main(
@@ -162,7 +187,7 @@ def eval_recommender_main(
     settings = settings or Settings()
     configure(settings.log_level, settings.log_format)
     configure_torch(args.threads or settings.worker_threads)
-    if args.dataset is None and args.interactions is None:
+    if args.dataset is None and args.interactions is None and not args.from_store:
         args.dataset = "amazon-beauty"
     data = _load_data(args, settings)
     summary = evaluate_command(data, args.model, args.baseline, args.cold_model, args.report)

@@ -13,11 +13,16 @@ import json
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from core.infra.logs import event
+
+if TYPE_CHECKING:
+    from core.shopdb.database import ShopDatabase
 
 log = logging.getLogger(__name__)
 
@@ -148,11 +153,35 @@ def load_demo(demo_dir: Path) -> InteractionData:
     return load_files(demo_dir / "interactions.csv", demo_dir / "catalog.jsonl", name="demo")
 
 
-DATASETS = ("amazon-beauty", "demo")  # the names `--dataset` and CONCIERGE_RECOMMENDER_CATALOG use
+def load_store(database: ShopDatabase) -> InteractionData:
+    """The store database: its catalog as items (in id order, text from each product's fields)
+    and, per customer, the products of their orders (cancelled ones excluded) and recorded
+    interactions, oldest first."""
+    records = [item_record(product.model_dump()) for product in database.products()]
+    index = {record.item_id: number for number, record in enumerate(records, start=1)}
+    events: dict[str, list[tuple[datetime, int]]] = {}
+    skipped = 0
+    for customer, item_id, when in database.purchase_events():
+        item = index.get(item_id)
+        if item is None:  # a product since removed from the catalog
+            skipped += 1
+            continue
+        events.setdefault(customer, []).append((when, item))
+    if skipped:
+        event(log, "recommender.data.unknown_items", rows=skipped, file=database.shown)
+    sequences = {
+        user: [item for _, item in sorted(rows, key=lambda pair: pair[0])]
+        for user, rows in events.items()
+    }
+    return InteractionData("store", tuple(records), sequences)
+
+
+DATASETS = ("amazon-beauty", "demo")  # the names `--dataset` uses
 
 
 def load_dataset(name: str, demo_dir: Path, data_dir: Path) -> InteractionData:
-    """A dataset by name: the demo store in `demo_dir`, or Amazon Beauty under `data_dir`."""
+    """A dataset by name: the demo store's files in `demo_dir`, or Amazon Beauty under
+    `data_dir`."""
     if name == "amazon-beauty":
         return load_beauty(data_dir / "amazon_beauty")
     if name == "demo":

@@ -15,11 +15,14 @@ from __future__ import annotations
 import csv
 import logging
 import math
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
@@ -27,11 +30,15 @@ from torch import Tensor
 from core.infra.logs import event
 from core.infra.settings import Settings
 from core.shop.catalog import Product
+from core.shop.live import LiveCatalog
 from core.turn.evidence import gather, has_tag, in_category
 from core.turn.recommendation import RecommendationRequest, Suggestion
 from workers.recommender import model as model_module
 from workers.recommender.data import ItemRecord, item_record, load_beauty
 from workers.recommender.model import RecommenderNet, pad_histories
+
+if TYPE_CHECKING:
+    from core.shopdb.database import ShopDatabase
 
 log = logging.getLogger(__name__)
 
@@ -70,28 +77,42 @@ class ScoringService:
         histories: Mapping[str, Sequence[str]],
         encoder: Encoder,
         config: ServiceConfig = ServiceConfig(),
+        catalog: LiveCatalog | None = None,
     ) -> None:
         self.model = model
         self.config = config
         self._encode = encoder
         self._queries: OrderedDict[str, Tensor] = OrderedDict()
-        _add_new_items(model, products, encoder)
-        self._index = {item_id: number for number, item_id in enumerate(model.config.item_ids, 1)}
-        size = len(model.config.item_ids) + 1
+        self._raw_histories = histories
+        # With a live catalog, a change in the shop (price, stock, a new product) is picked up
+        # by the next request; `products` is then the catalog as it is now.
+        self._catalog = catalog
+        self._snapshot = catalog.snapshot() if catalog is not None else None
+        self._reloading = threading.Lock()
+        self._load(products)
+        model.eval()
+        model.item_table()  # build the cached item table now, not in the first request
+
+    def _load(self, products: Sequence[Product]) -> None:
+        """The per-item tensors the filters read, for this catalog."""
+        _add_new_items(self.model, products, self._encode)
+        self._index = {
+            item_id: number for number, item_id in enumerate(self.model.config.item_ids, 1)
+        }
+        size = len(self.model.config.item_ids) + 1
         self._products: list[Product | None] = [None] * size
         for product in products:
             self._products[self._index[product.id]] = product
-        sellable = torch.tensor([p is not None for p in self._products])
+        self._sellable = torch.tensor([p is not None for p in self._products])
         self._price = torch.tensor([p.price if p else math.inf for p in self._products])
         self._stock = torch.tensor([p.stock if p else 0 for p in self._products])
-        self._sellable = sellable
         self._categories: dict[str, Tensor] = {}
         self._tags: dict[str, Tensor] = {}
         for number, entry in enumerate(self._products):
             if entry is None:
                 continue
             product = entry
-            for name in {product.category.lower(), product.subcategory.lower()}:
+            for name in {product.category.lower(), product.subcategory.lower()} - {""}:
                 self._categories.setdefault(name, torch.zeros(size, dtype=torch.bool))[number] = (
                     True
                 )
@@ -99,27 +120,38 @@ class ScoringService:
                 self._tags.setdefault(tag, torch.zeros(size, dtype=torch.bool))[number] = True
         self._histories = {
             user: [self._index[i] for i in items if i in self._index]
-            for user, items in histories.items()
+            for user, items in self._raw_histories.items()
         }
         counts = torch.zeros(size)
         for items in self._histories.values():
             for item in items:
                 counts[item] += 1
         self._popularity = torch.log1p(counts)
-        self._text = model.text  # (N+1, D) normalised MiniLM embeddings
-        model.eval()
-        model.item_table()  # build the cached item table now, not in the first request
+        self._text = self.model.text  # (N+1, D) normalised MiniLM embeddings
+
+    def _follow_catalog(self) -> None:
+        if self._catalog is None:
+            return
+        snapshot = self._catalog.snapshot()
+        if snapshot is self._snapshot:
+            return
+        with self._reloading:
+            if snapshot is not self._snapshot:
+                self._load(snapshot.all())
+                self.model.item_table()
+                self._snapshot = snapshot
 
     @classmethod
     def from_settings(
         cls, settings: Settings, config: ServiceConfig = ServiceConfig()
     ) -> ScoringService:
-        from core.shop.catalog import JsonlCatalog
+        """The settings' model serving the store database's catalog, followed live (or the
+        Amazon Beauty data set's items as they are, for benchmarks of the model alone)."""
         from workers.encoder import encode
 
         model, _ = model_module.load_checkpoint(settings.recommender_dir)
+        catalog: LiveCatalog | None = None
         if settings.recommender_catalog == "amazon-beauty":
-            # The benchmark catalog: 12k real products, histories from the public data set.
             data = load_beauty(settings.data_dir / "amazon_beauty")
             products = products_from_records(data.items)
             histories = {
@@ -127,9 +159,15 @@ class ScoringService:
                 for user, items in data.sequences.items()
             }
         else:
-            products = list(JsonlCatalog.load(settings.demo_dir / "catalog.jsonl").all())
-            histories = load_histories(settings.demo_dir / "interactions.csv")
-        service = cls(model, products, histories, lambda texts: encode(texts), config)
+            from core.shopdb.database import ShopDatabase
+            from core.shopdb.services import live_catalog
+
+            database = ShopDatabase(settings.store_url.get_secret_value())
+            database.check_ready()
+            catalog = live_catalog(database, settings.store_check_s)
+            products = list(catalog.all())
+            histories = store_histories(database)
+        service = cls(model, products, histories, lambda texts: encode(texts), config, catalog)
         event(
             log,
             "recommender.service.ready",
@@ -169,6 +207,7 @@ class ScoringService:
     @torch.inference_mode()
     def candidate_pool(self, request: RecommendationRequest) -> CandidatePool | None:
         """Stage 1: the items the model will rank for `request` (None when nothing is allowed)."""
+        self._follow_catalog()
         history = list(self._histories.get(request.user_id, []))
         like = self._index.get(request.like_item_id or "")
         if like is not None:
@@ -303,6 +342,18 @@ def load_histories(path: Path) -> dict[str, list[str]]:
         for row in csv.DictReader(handle):
             rows.setdefault(row["user_id"], []).append((float(row["timestamp"]), row["item_id"]))
     return {user: [item for _, item in sorted(items)] for user, items in rows.items()}
+
+
+def store_histories(database: ShopDatabase) -> dict[str, list[str]]:
+    """customer -> product ids, oldest first: their ordered lines and recorded interactions."""
+    rows: dict[str, list[tuple[datetime, str]]] = {}
+    for customer, item, when in database.purchase_events():
+        rows.setdefault(customer, []).append((when, item))
+    # sorted() on the time alone is stable: lines of one order keep their order.
+    return {
+        user: [item for _, item in sorted(items, key=lambda pair: pair[0])]
+        for user, items in rows.items()
+    }
 
 
 def products_from_records(items: Sequence[ItemRecord]) -> list[Product]:

@@ -102,7 +102,7 @@ def test_small_knowledge_base_threshold() -> None:
 
 def test_bad_faq_file(tmp_path: Path) -> None:
     path = tmp_path / "faq.jsonl"
-    path.write_text('{"id": "x", "topic": "weather", "title": "t", "body": "b"}\n')
+    path.write_text('{"id": "x", "topic": "", "title": "t", "body": "b"}\n')
     with pytest.raises(StoreDataError, match=r"faq.jsonl:1: invalid Article.*topic"):
         Bm25KnowledgeBase.load(path)
     path.write_text("")
