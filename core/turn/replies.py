@@ -126,11 +126,18 @@ def nothing_found(request: ProductRequest) -> str:
 
 
 def product_details(product: Product) -> str:
-    lines = [
-        f"{product.title} by {product.brand} — ${product.price:,.2f}",
-        product.description,
-        f"Rated {product.rating:.1f}/5 from {product.review_count:,} reviews. {_stock(product)}",
-    ]
+    # An imported catalog may lack a brand, a description or reviews: say only what is known.
+    by = f" by {product.brand}" if product.brand else ""
+    lines = [f"{product.title}{by} — ${product.price:,.2f}"]
+    if product.description:
+        lines.append(product.description)
+    if product.rating is not None:
+        lines.append(
+            f"Rated {product.rating:.1f}/5 from {product.review_count:,} reviews. "
+            + _stock(product)
+        )
+    else:
+        lines.append(_stock(product))
     if product.colors:
         lines.append("Colours: " + ", ".join(product.colors) + ".")
     if product.sizes:
@@ -166,7 +173,9 @@ def _field_fact(product: Product, field: str) -> str:
             return f"it comes with a {product.warranty_months}-month warranty."
         return "it has no manufacturer warranty beyond our 30-day return window."
     if field == "materials":
-        return f"made of {product.materials}." if product.materials else product.description
+        if product.materials:
+            return f"made of {product.materials}."
+        return product.description or "the listing gives no materials."
     if field == "sizes":
         if product.sizes:
             return "available in sizes " + ", ".join(product.sizes) + "."
