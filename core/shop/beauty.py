@@ -26,11 +26,12 @@ What the store keeps from the data set, exactly:
   order and as written, into `attributes` ("Face"; "Fragrance > Women's > Eau de Parfum" gives
   "Women's"). Matching against attributes ignores case, so a customer asking for a "face"
   cream or a "women's" perfume finds them. The path is ("Beauty", category, *attributes
-  without PRICE_ESTIMATED, subcategory).
+  without PRICE_ESTIMATED, subcategory when not "").
 - Each customer's purchases, oldest first, as orders: reading a customer's orders by
   `placed_at` (ties by order id), line by line, gives back the data set's sequence, whatever
-  the orders' statuses (a few are returned or cancelled). So a recommender trained from this
-  store sees the same items, in the same order, and the same sequences as the data set.
+  the orders' statuses (a few are returned or cancelled: a reader that skipped those would
+  lose purchases). So a recommender trained from this store, reading the catalog in file order
+  and every order, sees the same items, numbered alike, and the same sequences as the data set.
 
 Prices: 585 items have none, and 7,170 purchases (of 5,019 customers) are of them. Leaving them
 out would change those customers' sequences and the recommender comparison with them, so they
@@ -89,6 +90,7 @@ RECENT_SHOPPER_SHARE = 0.06  # customers whose latest order was placed in the la
 RETURNED_SHARE = 0.015
 CANCELLED_SHARE = 0.005
 EXPRESS_SHARE = 0.2
+OUT_OF_STOCK_SHARE, LOW_STOCK_SHARE = 0.04, 0.06  # of products; the rest have 5-250 in stock
 ONE_LINE_SHARE, TWO_LINES_SHARE = 0.65, 0.25  # of orders; the rest have three lines
 ORDER_ID_PREFIX = "B-"
 
@@ -273,17 +275,24 @@ def _products(items: tuple[BeautyItem, ...], rng: random.Random) -> list[Product
         attributes = list(path[1:-1])
         price = item.price
         if price is None:
+            if not prices_on:
+                raise ValueError("no item of the data set has a price to estimate others from")
             nearest = next(path[:depth] for depth in range(len(path), -1, -1)
                            if path[:depth] in prices_on)
             price = round(statistics.median(prices_on[nearest]), 2)
             attributes.append(PRICE_ESTIMATED)
         draw = rng.random()
-        stock = 0 if draw < 0.04 else rng.randint(1, 4) if draw < 0.1 else rng.randint(5, 250)
+        stock = (
+            0 if draw < OUT_OF_STOCK_SHARE
+            else rng.randint(1, 4) if draw < OUT_OF_STOCK_SHARE + LOW_STOCK_SHARE
+            else rng.randint(5, 250)
+        )
+        brand = _clean(item.brand)
         products.append(
             Product(
                 id=item.asin,
                 title=_clean(item.title),
-                brand="" if _clean(item.brand) in NO_BRAND else _clean(item.brand),
+                brand="" if brand in NO_BRAND else brand,
                 category=path[0] if path else "",
                 subcategory=path[-1] if len(path) > 1 else "",
                 price=price,
