@@ -22,7 +22,8 @@ class Product(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="allow", coerce_numbers_to_str=True)
 
-    id: str = Field(min_length=1)
+    # Only id, title and price are required: a store imported from elsewhere may know no more.
+    id: str = Field(min_length=1)  # opaque: any format the store uses
     title: str = Field(min_length=1)
     brand: str = ""
     category: str = ""
@@ -33,7 +34,7 @@ class Product(BaseModel):
     sizes: tuple[str, ...] = ()
     description: str = ""
     attributes: tuple[str, ...] = ()
-    rating: float | None = Field(default=None, ge=1, le=5)
+    rating: float | None = Field(default=None, ge=1, le=5)  # None: no reviews known
     review_count: int = Field(default=0, ge=0)
     stock: int = Field(default=0, ge=0)
     materials: str = ""
@@ -73,7 +74,7 @@ class JsonlCatalog:
 
     def __init__(self, products: Sequence[Product]) -> None:
         self._products = tuple(sorted(products, key=lambda product: product.id))
-        self._by_id = {product.id: product for product in self._products}
+        self._by_id = {product.id.upper(): product for product in self._products}
         if len(self._by_id) != len(self._products):
             raise ValueError("duplicate product ids")
         self._title_tokens = {
@@ -132,4 +133,4 @@ class JsonlCatalog:
             # Highest coverage wins, then most matched weight; ties go to the lower id.
             if best is None or (key[0], key[1]) > (best[0], best[1]):
                 best = key
-        return self._by_id[best[2]] if best is not None else None
+        return self._by_id[best[2].upper()] if best is not None else None

@@ -17,7 +17,7 @@ class Customer(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", coerce_numbers_to_str=True)
 
-    id: str = Field(min_length=1)
+    id: str = Field(min_length=1)  # opaque: any format the store uses
     name: str
     email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[a-z]+$")
     city: str
@@ -34,7 +34,7 @@ class JsonlCustomers:
     """`Customers` held in memory, loaded from a customers.jsonl file."""
 
     def __init__(self, customers: Sequence[Customer]) -> None:
-        self._by_id = {customer.id: customer for customer in customers}
+        self._by_id = {customer.id.upper(): customer for customer in customers}
 
     @classmethod
     def load(cls, path: Path) -> JsonlCustomers:

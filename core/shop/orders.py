@@ -44,7 +44,7 @@ class Order(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", coerce_numbers_to_str=True)
 
-    id: str = Field(min_length=1)
+    id: str = Field(min_length=1)  # opaque: any format the store uses
     customer_id: str = Field(min_length=1)
     items: tuple[OrderItem, ...] = Field(min_length=1)
     total: float = Field(ge=0)
@@ -84,7 +84,8 @@ class Order(BaseModel):
 
 
 def normalize_order_id(order_id: str) -> str:
-    """'#48213', ' 48213 ' and 'order 48213' all become '48213'."""
+    """'#48213', ' 48213 ' and 'order 48213' all become '48213'; letters become lower case,
+    so ids match whatever their case ('B-000123' -> 'b-000123')."""
     text = order_id.strip().lower()
     text = text.removeprefix("order").strip().removeprefix("no.").strip()
     return text.lstrip("#").strip()
@@ -102,12 +103,13 @@ class JsonlOrders:
     """`Orders` held in memory, loaded from an orders.jsonl file."""
 
     def __init__(self, orders: Sequence[Order]) -> None:
-        self._by_id = {order.id: order for order in orders}
+        # Keyed as customers write them: "#B-000123" and "b-000123" find order B-000123.
+        self._by_id = {normalize_order_id(order.id): order for order in orders}
         if len(self._by_id) != len(orders):
             raise ValueError("duplicate order ids")
         by_customer: dict[str, list[Order]] = {}
         for order in orders:
-            by_customer.setdefault(order.customer_id, []).append(order)
+            by_customer.setdefault(order.customer_id.upper(), []).append(order)
         self._by_customer = {
             customer: tuple(sorted(found, key=lambda order: (order.placed_at, order.id))[::-1])
             for customer, found in by_customer.items()

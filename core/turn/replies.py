@@ -171,7 +171,9 @@ def _field_fact(product: Product, field: str) -> str:
             return f"it comes with a {product.warranty_months}-month warranty."
         return "it has no manufacturer warranty beyond our 30-day return window."
     if field == "materials":
-        return f"made of {product.materials}." if product.materials else product.description
+        if product.materials:
+            return f"made of {product.materials}."
+        return product.description or "the listing gives no materials."
     if field == "sizes":
         if product.sizes:
             return "available in sizes " + ", ".join(product.sizes) + "."

@@ -6,7 +6,6 @@ Every loader returns an `InteractionData`: items in a fixed order (item index i 
 
 from __future__ import annotations
 
-import ast
 import csv
 import hashlib
 import json
@@ -20,15 +19,12 @@ from typing import TYPE_CHECKING
 import torch
 
 from core.infra.logs import event
+from core.shop.beauty import ROOT_CATEGORY, read_beauty
 
 if TYPE_CHECKING:
     from core.shopdb.database import ShopDatabase
 
 log = logging.getLogger(__name__)
-
-BEAUTY_SEQUENCES = "Beauty_S3Rec_ICLRec_userseq.txt"
-BEAUTY_ASIN_MAP = "item_id_to_asin_DERIVED.tsv"
-BEAUTY_ITEMS = "Amazon_Beauty_5core.item"
 
 
 @dataclass(frozen=True)
@@ -90,39 +86,21 @@ class InteractionData:
 
 
 def load_beauty(folder: Path) -> InteractionData:
-    """Amazon Beauty 5-core as used by S3-Rec/ICLRec: integer-id sequences, ASIN metadata."""
-    asin_of: dict[int, str] = {}
-    with (folder / BEAUTY_ASIN_MAP).open(encoding="utf-8") as handle:
-        for row in csv.DictReader(handle, delimiter="\t"):
-            asin_of[int(row["item_id"])] = row["asin"]
-    meta: dict[str, dict[str, str]] = {}
-    with (folder / BEAUTY_ITEMS).open(encoding="utf-8") as handle:
-        reader = csv.reader(handle, delimiter="\t")
-        header = [name.split(":")[0] for name in next(reader)]
-        for values in reader:
-            fields = dict(zip(header, values, strict=True))
-            meta[fields["item_id"]] = fields
-    items: list[ItemRecord] = []
-    for number in range(1, max(asin_of) + 1):
-        asin = asin_of[number]
-        record = meta.get(asin, {})
-        categories = [c for c in _category_list(record.get("categories", "")) if c != "Beauty"]
-        price = record.get("price", "")
-        items.append(
-            ItemRecord(
-                item_id=asin,
-                title=record.get("title", "").strip() or f"Beauty product {asin}",
-                brand=record.get("brand", "").strip(),
-                category=" > ".join(categories),
-                price=float(price) if price else None,
-            )
+    """Amazon Beauty 5-core as used by S3-Rec/ICLRec: integer-id sequences, ASIN metadata,
+    parsed by `core.shop.beauty.read_beauty` (the files as written; users by S3-Rec number)."""
+    source = read_beauty(folder)
+    items = tuple(
+        ItemRecord(
+            item_id=item.asin,
+            title=item.title,
+            brand=item.brand,
+            category=" > ".join(c for c in item.categories if c != ROOT_CATEGORY),
+            price=item.price,
         )
-    sequences: dict[str, list[int]] = {}
-    with (folder / BEAUTY_SEQUENCES).open(encoding="utf-8") as handle:
-        for line in handle:
-            user, *rest = line.split()
-            sequences[user] = [int(token) for token in rest]
-    return InteractionData("amazon-beauty", tuple(items), sequences)
+        for item in source.items
+    )
+    sequences = {user: list(sequence) for user, sequence in source.sequences.items()}
+    return InteractionData("amazon-beauty", items, sequences)
 
 
 def load_files(interactions: Path, items: Path, name: str = "") -> InteractionData:
@@ -230,16 +208,6 @@ def _read_table(path: Path) -> Iterator[dict[str, str]]:
     with path.open(encoding="utf-8", newline="") as handle:
         delimiter = "\t" if path.suffix in (".tsv", ".tab") else ","
         yield from csv.DictReader(handle, delimiter=delimiter)
-
-
-def _category_list(text: str) -> list[str]:
-    if not text.strip():
-        return []
-    try:
-        value = ast.literal_eval(f"({text},)")
-    except (ValueError, SyntaxError):
-        return [part.strip(" '\"") for part in text.split(",")]
-    return [str(part) for part in value]
 
 
 def text_embeddings(texts: Sequence[str], cache_dir: Path | None) -> torch.Tensor:

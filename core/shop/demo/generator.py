@@ -253,7 +253,8 @@ def _fit(product: Product, profile: _Profile, price_rank: float) -> float:
     score = 1.2 if product.brand in profile.favorite_brands else 0.0
     score += 0.6 * len(set(product.attributes) & set(profile.favorite_attributes))
     score -= 2.5 * abs(price_rank - (1.0 - profile.price_sensitivity))
-    score += 0.4 * (product.rating - 4.0)
+    if product.rating is not None:  # always set in the demo's own catalog
+        score += 0.4 * (product.rating - 4.0)
     return score
 
 

@@ -97,7 +97,7 @@ def test_valid_order_passes() -> None:
         {"status": "shipped", "delivered_at": None, "tracking_number": None},
         {"shipped_at": datetime(2025, 12, 31, tzinfo=UTC)},
         {"delivered_at": datetime(2026, 1, 1, 12, tzinfo=UTC)},
-        {"id": "1234"},
+        {"id": ""},
         {"items": []},
         {"status": "lost"},
     ],
@@ -116,3 +116,11 @@ def test_bad_orders_file_names_the_line(tmp_path: Path) -> None:
     path.write_text("\n".join([lines[0], lines[0]]))
     with pytest.raises(StoreDataError, match=r"orders.jsonl:2: duplicate order id"):
         JsonlOrders.load(path)
+
+
+def test_ids_of_any_format_are_found_whatever_their_case() -> None:
+    order = Order.model_validate(_delivered_order(id="B-000123", customer_id="A1YJEY40YUW4SE"))
+    book = JsonlOrders([order])
+    assert book.get("B-000123") == order
+    assert book.get("#b-000123") == order
+    assert book.for_customer("a1yjey40yuw4se") == (order,)
