@@ -44,14 +44,18 @@ def configure_logging(settings: Settings, default_level: str | None = None) -> N
 
 
 def slot_vocabulary(settings: Settings) -> SlotVocabulary:
-    """Slot words from the store's catalog; an empty vocabulary (generic slots only) if absent."""
+    """Slot words from the store's catalog and its synonyms file (if any); an empty vocabulary
+    (generic slots only) without a catalog."""
     path = settings.demo_dir / "catalog.jsonl"
     if not path.exists():
         log.warning("no catalog at %s: slots without categories, attributes or products", path)
         return SlotVocabulary()
     from core.shop.catalog import JsonlCatalog
+    from core.shop.synonyms import read_synonyms
 
-    return SlotVocabulary.from_catalog(JsonlCatalog.load(path))
+    words = settings.demo_dir / "synonyms.jsonl"
+    synonyms = read_synonyms(words) if words.exists() else []
+    return SlotVocabulary.from_catalog(JsonlCatalog.load(path), synonyms)
 
 
 class FirstUseUnderstander:
