@@ -46,7 +46,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ),
     ("bench", "nlu"): ("workers.nlu.cli:bench_nlu_main", "train and test the local NLU method"),
     ("bench", "recommender"): ("workers.recommender.cli:bench_recommender_main", "scoring latency"),
-    ("store", "import"): ("bots.store:import_main", "import a shop's files into the store database"),
+    ("store", "import"): ("bots.store:import_main", "import a shop's files into the store"),
     ("store", "schema"): ("bots.store:schema_main", "the JSON Schema of each import file"),
     ("store", "stats"): ("bots.store:stats_main", "row counts of the store database"),
     ("store", "migrate"): ("bots.store:migrate_main", "create or upgrade the store database"),

@@ -17,10 +17,14 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.infra.commands import CommandHelp
 from core.infra.logs import configure
 from core.infra.settings import Settings
+
+if TYPE_CHECKING:
+    from core.shopdb.database import ShopDatabase
 
 # How many bad rows are printed one per line; the rest are counted.
 SHOWN_BAD_ROWS = 20
@@ -138,7 +142,7 @@ def migrate_main(argv: Sequence[str] | None = None, settings: Settings | None = 
     return 0
 
 
-def _database(settings: Settings):  # type: ignore[no-untyped-def]
+def _database(settings: Settings) -> ShopDatabase:
     from core.shopdb.database import ShopDatabase
 
     return ShopDatabase(settings.store_url.get_secret_value())

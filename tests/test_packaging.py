@@ -55,6 +55,7 @@ def run_installed(
 def test_the_wheel_carries_runtime_files(installed: Path) -> None:
     for name in ("core/prompts/understand_v1.md", "core/data/nlu/intents.yaml",
                  "core/data/demo/catalog.jsonl", "core/data/demo/faq.jsonl",
+                 "core/data/demo/synonyms.jsonl",
                  "core/shop/demo/assortment.yaml"):
         assert (installed / name).is_file(), name
 

@@ -20,7 +20,7 @@ from core.llm.client import LlmClient, LlmError
 from core.llm.pii import mask_pii
 from core.llm.templates import render_prompt
 from core.state.store import ConversationState
-from core.turn.slots import SlotVocabulary, extract_slots
+from core.turn.slots import SlotVocabulary, VocabularySource, extract_slots
 from core.turn.taxonomy import Taxonomy
 from core.turn.understanding import Intent, Sentiment, Understander, Understanding
 
@@ -114,12 +114,14 @@ class LlmUnderstander:
         client: LlmClient,
         taxonomy: Taxonomy,
         fallback: Understander,
-        vocabulary: SlotVocabulary | None = None,
+        vocabulary: VocabularySource | None = None,
     ) -> None:
         self.client = client
         self.taxonomy = taxonomy
         self.fallback = fallback
-        self.vocabulary = vocabulary or SlotVocabulary()
+        self.vocabulary: VocabularySource = (
+            vocabulary if vocabulary is not None else SlotVocabulary()
+        )
         self.schema = verdict_schema(taxonomy.intent_names)
         self.fallbacks = 0
 
@@ -130,7 +132,7 @@ class LlmUnderstander:
         self, text: str, state: ConversationState, fallback_answer: Understanding | None
     ) -> Understanding:
         """As `understand`, reusing `fallback_answer` (already computed) if the LLM fails."""
-        slots = extract_slots(text, self.vocabulary)
+        slots = extract_slots(text, self.vocabulary.current())
         if looks_like_injection(text):
             event(log, "understand.injection", chars=len(text))
             return Understanding(intent=Intent.OTHER, sentiment=Sentiment.NEUTRAL, slots=slots,

@@ -29,8 +29,8 @@ What the store keeps from the data set, exactly:
   without PRICE_ESTIMATED, subcategory when not "").
 - Each customer's purchases, oldest first, as orders: reading a customer's orders by
   `placed_at` (ties by order id), line by line, gives back the data set's sequence, whatever
-  the orders' statuses (a few are returned or cancelled: a reader that skipped those would
-  lose purchases). So a recommender trained from this store, reading the catalog in file order
+  the orders' statuses (a few are returned; none is cancelled, since the recommender skips
+  cancelled orders and would lose purchases). So a recommender trained from this store, reading the catalog in file order
   and every order, sees the same items, numbered alike, and the same sequences as the data set.
 
 Prices: 585 items have none, and 7,170 purchases (of 5,019 customers) are of them. Leaving them
@@ -87,8 +87,9 @@ STORE_NOW = datetime(2025, 12, 31, 12, 0, tzinfo=UTC)
 LAST_JOINED = date(2025, 6, 30)
 HISTORY_END = STORE_NOW - timedelta(days=14)  # orders before it have all arrived
 RECENT_SHOPPER_SHARE = 0.06  # customers whose latest order was placed in the last 6 days
+# Every purchase in the data set happened (a review follows it), so no order is cancelled:
+# the recommender learns from the orders that were not, and must see all of them.
 RETURNED_SHARE = 0.015
-CANCELLED_SHARE = 0.005
 EXPRESS_SHARE = 0.2
 OUT_OF_STOCK_SHARE, LOW_STOCK_SHARE = 0.04, 0.06  # of products; the rest have 5-250 in stock
 ONE_LINE_SHARE, TWO_LINES_SHARE = 0.65, 0.25  # of orders; the rest have three lines
@@ -387,8 +388,7 @@ def _moments(joined: date, count: int, rng: random.Random) -> list[datetime]:
 
 def _order(draft: _Draft, order_id: str, rng: random.Random) -> Order:
     """Lay out the order's timeline with the demo store's shipping promises (the FAQ's) and
-    read its status off the store's clock; orders long arrived are sometimes returned or
-    cancelled."""
+    read its status off the store's clock; orders long arrived are sometimes returned."""
     method: ShippingMethod = "express" if rng.random() < EXPRESS_SHARE else "standard"
     carrier = rng.choice(CARRIERS[method])
     dispatch_hours = rng.uniform(2, 20) if method == "express" else rng.uniform(4, 40)
@@ -409,9 +409,7 @@ def _order(draft: _Draft, order_id: str, rng: random.Random) -> Order:
     else:
         status = "delivered"
         draw = rng.random()
-        if draft.placed_at < HISTORY_END and draw < CANCELLED_SHARE:
-            status = "cancelled"
-        elif draft.placed_at < HISTORY_END and draw < CANCELLED_SHARE + RETURNED_SHARE:
+        if draft.placed_at < HISTORY_END and draw < RETURNED_SHARE:
             status = "returned"
 
     items = tuple(

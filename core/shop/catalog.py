@@ -88,6 +88,17 @@ class JsonlCatalog:
             token: math.log(1 + count / frequency)
             for token, frequency in document_frequency.items()
         }
+        # Which titles hold each token (positions in id order): a message is compared only
+        # with the titles it shares a token with, so a large catalog costs little per message.
+        postings: dict[str, list[int]] = {}
+        for index, product in enumerate(self._products):
+            for token in self._title_tokens[product.id]:
+                postings.setdefault(token, []).append(index)
+        self._postings = {token: tuple(found) for token, found in postings.items()}
+        self._token_counts = tuple(len(self._title_tokens[p.id]) for p in self._products)
+        self._weights = tuple(
+            sum(self._idf[token] for token in self._title_tokens[p.id]) for p in self._products
+        )
 
     @classmethod
     def load(cls, path: Path) -> JsonlCatalog:
@@ -118,15 +129,16 @@ class JsonlCatalog:
         words = set(title_tokens(text))
         if not words:
             return None
+        shared: Counter[int] = Counter()
+        for word in words:
+            shared.update(self._postings.get(word, ()))
         best: tuple[float, float, str] | None = None
-        for product in self._products:
-            tokens = self._title_tokens[product.id]
-            matched = tokens & words
-            if len(matched) < min(2, len(tokens)):
-                continue
-            total = sum(self._idf[token] for token in tokens)
+        counts = self._token_counts
+        for index in sorted(i for i, n in shared.items() if n >= 2 or n >= counts[i]):
+            product = self._products[index]
+            matched = self._title_tokens[product.id] & words
             weight = sum(self._idf[token] for token in matched)
-            coverage = weight / total
+            coverage = weight / self._weights[index]
             if coverage < self.MIN_TITLE_COVERAGE:
                 continue
             key = (coverage, weight, product.id)

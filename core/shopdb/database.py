@@ -157,7 +157,7 @@ class ShopDatabase:
         """(customer, product, when) of every ordered line not cancelled, then every imported
         or recorded interaction, each group oldest first."""
         query = (
-            select(orders.c.customer_id, orders.c.items, orders.c.placed_at)
+            select(orders.c.customer_id, orders.c["items"], orders.c.placed_at)
             .where(orders.c.status != "cancelled")
             .order_by(orders.c.placed_at, orders.c.id)
         )
@@ -189,11 +189,10 @@ def upsert(connection: Connection, table: Any, rows: Sequence[dict[str, Any]]) -
     """Insert `rows`, replacing the non-key columns of rows whose key exists."""
     if not rows:
         return
-    if connection.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    statement = insert(table)
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(table)
     keys = [column.name for column in table.primary_key.columns]
     changed = {
         column.name: statement.excluded[column.name]

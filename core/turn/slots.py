@@ -7,106 +7,21 @@ tested with tables and both understanding backends share it (the LLM never inven
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import Protocol
 
+from core.shop.catalog import Catalog, Product
+from core.shop.synonyms import Synonym
 from core.turn.understanding import Slots
 
-# Phrases customers use for a category or a wanted attribute. Each maps to candidate category
-# names (the first one the catalog has wins) and to attributes (kept when the catalog has them).
-OUTERWEAR = ("outerwear", "jackets")
-AUDIO = ("headphones-audio", "audio", "headphones", "electronics")
-FOOTWEAR = ("footwear", "shoes")
-SKINCARE = ("skincare", "beauty")
-BAGS = ("bags-travel", "bags", "luggage", "travel")
-CAMPING = ("hiking-camping", "camping", "outdoor")
-SYNONYMS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "rain jacket": (OUTERWEAR, ("waterproof",)),
-    "raincoat": (OUTERWEAR, ("waterproof",)),
-    "rain coat": (OUTERWEAR, ("waterproof",)),
-    "rain shell": (OUTERWEAR, ("waterproof",)),
-    "jacket": (OUTERWEAR, ()),
-    "coat": (OUTERWEAR, ()),
-    "parka": (OUTERWEAR, ("insulated",)),
-    "puffer": (OUTERWEAR, ("insulated",)),
-    "fleece": (OUTERWEAR, ()),
-    "windbreaker": (OUTERWEAR, ("windproof",)),
-    "headphones": (AUDIO, ()),
-    "headphone": (AUDIO, ()),
-    "earbuds": (AUDIO, ("wireless",)),
-    "earphones": (AUDIO, ()),
-    "headset": (AUDIO, ()),
-    "speaker": (AUDIO, ()),
-    "shoes": (FOOTWEAR, ()),
-    "sneakers": (FOOTWEAR, ()),
-    "trainers": (FOOTWEAR, ()),
-    "boots": (FOOTWEAR, ()),
-    "sandals": (FOOTWEAR, ()),
-    "running shoes": (FOOTWEAR, ()),
-    "hiking boots": (FOOTWEAR, ()),
-    "moisturizer": (SKINCARE, ()),
-    "moisturiser": (SKINCARE, ()),
-    "face cream": (SKINCARE, ()),
-    "serum": (SKINCARE, ()),
-    "cleanser": (SKINCARE, ()),
-    "sunscreen": (SKINCARE, ()),
-    "shampoo": (("haircare", "beauty"), ()),
-    "conditioner": (("haircare", "beauty"), ()),
-    "lipstick": (("makeup", "beauty"), ()),
-    "mascara": (("makeup", "beauty"), ()),
-    "foundation": (("makeup", "beauty"), ()),
-    "backpack": (BAGS, ()),
-    "rucksack": (BAGS, ()),
-    "suitcase": (BAGS, ()),
-    "luggage": (BAGS, ()),
-    "tent": (CAMPING, ()),
-    "sleeping bag": (CAMPING, ()),
-    "headlamp": (CAMPING, ()),
-    "smartwatch": (("running-fitness", "wearables", "electronics"), ()),
-    "yoga mat": (("running-fitness",), ()),
-    "phone case": (("phones-accessories", "accessories", "electronics"), ()),
-    "charger": (("phones-accessories", "electronics"), ()),
-    "novel": (("books",), ()),
-    "cookbook": (("books",), ()),
-    "board game": (("toys-games",), ()),
-    "puzzle": (("toys-games",), ()),
-    "toy": (("toys-games",), ()),
-    "lamp": (("home-decor", "smart-home"), ()),
-    "cushion": (("home-decor",), ()),
-    "candle": (("home-decor",), ()),
-    "frying pan": (("kitchen",), ()),
-    "kettle": (("kitchen",), ()),
-    "thermostat": (("smart-home",), ()),
-    "waterproof": ((), ("waterproof",)),
-    "water resistant": ((), ("water-resistant", "waterproof")),
-    "for the rain": ((), ("waterproof",)),
-    "in the rain": ((), ("waterproof",)),
-    "noise cancelling": ((), ("noise-cancelling",)),
-    "noise canceling": ((), ("noise-cancelling",)),
-    "bluetooth": ((), ("bluetooth", "wireless")),
-    "cordless": ((), ("wireless",)),
-    "vegan leather": ((), ("vegan",)),
-    "cruelty free": ((), ("cruelty-free", "vegan")),
-    "fragrance free": ((), ("fragrance-free",)),
-    "unscented": ((), ("fragrance-free",)),
-    "dry skin": ((), ("for-dry-skin",)),
-    "oily skin": ((), ("for-oily-skin",)),
-    "carry on": ((), ("carry-on-size",)),
-    "hand luggage": ((), ("carry-on-size",)),
-    "machine wash": ((), ("machine-washable",)),
-    "dishwasher": ((), ("dishwasher-safe",)),
-    "fast charging": ((), ("fast-charging",)),
-    "voice control": ((), ("voice-control",)),
-    "alexa": ((), ("voice-control",)),
-    "warm": ((), ("insulated", "warm")),
-    "lightweight": ((), ("lightweight",)),
-    "light weight": ((), ("lightweight",)),
-}
-
-# Words of a category name too vague to name it alone ("home" in "at home").
-VAGUE_CATEGORY_WORDS = frozenset({"home", "smart", "accessories", "decor", "travel", "care"})
+# Words too vague to name a category alone ("home" in "at home", "Women's" under Fragrance).
+VAGUE_CATEGORY_WORDS = frozenset({
+    "home", "smart", "accessories", "accessory", "decor", "travel", "care", "case", "other",
+    "women", "woman", "men", "man", "kids", "unisex", "set", "sets", "kit", "kits", "misc",
+})
 # Catalog colour names that are also everyday words or sizes ("light", "medium" shades).
 VAGUE_COLORS = frozenset({"light", "deep", "fair", "medium", "natural", "clear", "nude"})
 
@@ -181,75 +96,250 @@ _CHEAPER = re.compile(
     re.IGNORECASE,
 )
 _WORD = re.compile(r"[a-zA-Z][a-zA-Z'-]*")
+_LETTERS = re.compile(r"[a-z]+")
+
+
+# A compiled phrase: its first word (a cheap `in` test before the regex), the pattern, and what
+# a match means.
+_Phrase = tuple[str, re.Pattern[str], str | None, tuple[str, ...]]  # key, pattern, category, attrs
+_Named = tuple[str, re.Pattern[str], str]  # key, pattern, name
 
 
 @dataclass(frozen=True)
 class SlotVocabulary:
-    """What the catalog sells, in the words slots are matched against (lower case)."""
+    """What the catalog sells, in the words slots are matched against (lower case).
+
+    Categories are the catalog's own names lower-cased ("hair care"), as the recommender filters
+    by them. `synonyms` are the shop's phrases and the catalog's subcategories; a synonym's
+    category or attribute counts only when the catalog has it."""
 
     categories: tuple[str, ...] = ()
     attributes: tuple[str, ...] = ()
     colors: tuple[str, ...] = ()
     titles: tuple[tuple[str, str], ...] = ()  # (product id, title)
-    synonyms: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = field(
-        default_factory=lambda: dict(SYNONYMS), hash=False, compare=False
-    )
+    brands: tuple[tuple[str, str], ...] = ()  # (product id, brand)
+    synonyms: tuple[Synonym, ...] = ()
     # The catalog's own title matcher (`Catalog.find_by_title`), tried before the word match.
     find_product: Callable[[str], str | None] | None = field(
         default=None, hash=False, compare=False
     )
+    # Derived lookups, computed once in __post_init__: slot extraction runs on every message.
+    _phrases: tuple[_Phrase, ...] = field(default=(), init=False, repr=False, compare=False)
+    _category_names: tuple[_Named, ...] = field(default=(), init=False, repr=False, compare=False)
+    _category_parts: tuple[_Named, ...] = field(default=(), init=False, repr=False, compare=False)
+    _attribute_names: tuple[_Named, ...] = field(default=(), init=False, repr=False, compare=False)
+    _color_names: tuple[_Named, ...] = field(default=(), init=False, repr=False, compare=False)
+    _known_colors: frozenset[str] = field(default=frozenset(), init=False, repr=False,
+                                          compare=False)
+    # Per product, the words that name it (distinctive title and brand words), and the reverse.
+    _names: dict[str, frozenset[str]] = field(default_factory=dict, init=False, repr=False,
+                                              compare=False)
+    _named_by: dict[str, tuple[int, ...]] = field(default_factory=dict, init=False, repr=False,
+                                                  compare=False)
+    _unnamed: tuple[tuple[str, str], ...] = field(default=(), init=False, repr=False,
+                                                  compare=False)  # titles with no such word
 
     def __post_init__(self) -> None:
-        # Derived lookups, computed once: slot extraction runs on every message.
-        generic = _generic_words(self)
-        object.__setattr__(self, "_generic", generic)
-        object.__setattr__(self, "_phrases", tuple(
-            (phrase, _pattern(phrase)) for phrase in sorted(self.synonyms, key=len, reverse=True)
-        ))
-        distinct = tuple(
-            (product_id, title.lower(), frozenset(_distinctive(title, generic)))
-            for product_id, title in self.titles
+        known_categories = set(self.categories)
+        known_attributes = set(self.attributes)
+        resolved: dict[str, tuple[str | None, tuple[str, ...]]] = {}
+        for synonym in self.synonyms:
+            phrase = " ".join(synonym.phrase.lower().split())
+            category = (synonym.category or "").strip().lower()
+            before, wanted = resolved.get(phrase, (None, ()))
+            named = before or (category if category in known_categories else None)
+            kept = [a for a in (a.strip().lower() for a in synonym.attributes)
+                    if a in known_attributes]
+            resolved[phrase] = named, tuple(dict.fromkeys((*wanted, *kept)))
+        # Longer phrases first, so "rain jacket" wins over "jacket".
+        phrases = tuple(
+            (_key(phrase), _pattern(phrase), named, wanted)
+            for phrase, (named, wanted) in sorted(resolved.items(), key=lambda i: -len(i[0]))
+            if named or wanted
         )
-        object.__setattr__(self, "_distinct", distinct)
-        object.__setattr__(self, "_any_distinct", frozenset().union(*(d[2] for d in distinct)))
+        names = tuple(
+            (form, category)
+            for category in self.categories
+            for form in dict.fromkeys((category, _singular(category)))
+        )
+        generic = frozenset(
+            word
+            for phrase in (*resolved, *self.categories, *self.attributes, *self.colors)
+            for word in _LETTERS.findall(phrase)
+        )
+        _set = object.__setattr__
+        _set(self, "_phrases", phrases)
+        _set(self, "_category_names", _compiled(sorted(names, key=lambda n: -len(n[0]))))
+        _set(self, "_category_parts", _compiled(_category_parts(self.categories)))
+        _set(self, "_attribute_names", _compiled((a, a) for a in self.attributes))
+        _set(self, "_color_names",
+             _compiled((c, c) for c in self.colors if c not in VAGUE_COLORS))
+        _set(self, "_known_colors", frozenset(self.colors))
+        product_names = _product_names(self.titles, self.brands, generic)
+        _set(self, "_names", product_names)
+        named_by: dict[str, list[int]] = {}
+        for index, (product_id, _) in enumerate(self.titles):
+            for word in product_names[product_id]:
+                named_by.setdefault(word, []).append(index)
+        _set(self, "_named_by", {word: tuple(found) for word, found in named_by.items()})
+        _set(self, "_unnamed", tuple(
+            (product_id, title) for product_id, title in self.titles
+            if not product_names[product_id]
+        ))
+
+    def current(self) -> SlotVocabulary:
+        """A fixed vocabulary is its own source (see `VocabularySource`)."""
+        return self
 
     @classmethod
-    def from_catalog(cls, catalog: Any) -> SlotVocabulary:
-        """Built from a `core.shop.catalog.Catalog`: its categories, attributes, colours, titles,
-        and each subcategory ("rain-jackets") as one more way to name its category."""
-        synonyms = dict(SYNONYMS)
-        for product in catalog.all():
-            subcategory = str(getattr(product, "subcategory", "") or "").lower()
-            phrase = subcategory.replace("-", " ").strip()
-            if phrase and phrase not in synonyms:
-                synonyms[phrase] = ((str(product.category).lower(),), ())
+    def from_catalog(cls, catalog: Catalog, synonyms: Sequence[Synonym] = ()) -> SlotVocabulary:
+        """Everything from the catalog: its categories, attributes, colours, titles and brands,
+        each subcategory as one more way to name its category, and the shop's `synonyms`."""
+        products = catalog.all()
+        categories = _lower_all(catalog.categories())
 
         def find_product(text: str) -> str | None:
             product = catalog.find_by_title(text)
             return str(product.id) if product is not None else None
 
         return cls(
-            categories=_lower_all(catalog.categories()),
+            categories=categories,
             attributes=_lower_all(catalog.attributes()),
             colors=_lower_all(catalog.colors()),
-            titles=tuple((str(p.id), str(p.title)) for p in catalog.all()),
-            synonyms=synonyms,
+            titles=tuple((str(p.id), str(p.title)) for p in products),
+            brands=tuple((str(p.id), str(p.brand)) for p in products if p.brand),
+            synonyms=(*synonyms, *_subcategory_synonyms(products, categories)),
             find_product=find_product,
         )
 
 
-def _generic_words(vocabulary: SlotVocabulary) -> frozenset[str]:
-    """Words that describe kinds of products, not one product: never enough to name one."""
-    phrases = (*vocabulary.synonyms, *vocabulary.categories, *vocabulary.attributes,
-               *vocabulary.colors)
-    return frozenset(word for phrase in phrases for word in re.findall(r"[a-z]+", phrase))
+class VocabularySource(Protocol):
+    """Where an understander gets the vocabulary for a message: a fixed `SlotVocabulary`, or one
+    that follows the catalog as it changes."""
+
+    def current(self) -> SlotVocabulary: ...
+
+
+def _key(phrase: str) -> str:
+    """The first word of `phrase` as `_pattern` matches it: a pattern cannot match without it."""
+    return re.split(r"[\s-]+", phrase, maxsplit=1)[0]
+
+
+def _compiled(named: Iterable[tuple[str, str]]) -> tuple[_Named, ...]:
+    return tuple((_key(phrase), _pattern(phrase), name) for phrase, name in named)
+
+
+def _words(name: str) -> list[str]:
+    """The words of a catalog name, apostrophes kept inside ("women's")."""
+    return [w.rstrip("'") for w in re.findall(r"[a-z0-9][a-z0-9']*", name.replace("’", "'"))]
+
+
+def _singular(phrase: str) -> str:
+    """`phrase` with its last word made singular: "conditioners" -> "conditioner",
+    "brushes" -> "brush", "women's" -> "women"; words that only look plural stay."""
+    head, _, word = phrase.rpartition(" ")
+    if word.endswith("'s"):
+        word = word[:-2]
+    elif len(word) <= 3 or word.endswith(("ss", "us", "is")):
+        pass
+    elif word.endswith("ies"):
+        word = word[:-3] + "y"
+    elif word.endswith(("sses", "shes", "ches", "xes", "zes")):
+        word = word[:-2]
+    elif word.endswith("s"):
+        word = word[:-1]
+    return f"{head} {word}" if head else word
+
+
+def _vague(word: str) -> bool:
+    word = word.removesuffix("'s")
+    return len(word) < 3 or word in VAGUE_CATEGORY_WORDS or word in STOPWORDS
+
+
+# Where a catalog name lists several things: "Creams, Gels & Lotions", "Bath and Body".
+_NAME_PARTS = re.compile(r"\s*(?:[,&+/;|]|\band\b)\s*")
+
+
+def _name_phrases(name: str) -> list[str]:
+    """What a customer may write for a subcategory: each thing it lists, as written and
+    singular ("creams", "cream", "gels", "gel", ...), less single words too vague alone."""
+    phrases: list[str] = []
+    for part in _NAME_PARTS.split(name.lower()):
+        written = " ".join(_words(part))
+        for form in dict.fromkeys((written, _singular(written))):
+            if form and (" " in form or not _vague(form)):
+                phrases.append(form)
+    return phrases
+
+
+def _subcategory_synonyms(
+    products: Sequence[Product], categories: Sequence[str]
+) -> list[Synonym]:
+    """Each subcategory's phrases as synonyms of its category; a phrase that two categories
+    share, or that is a category's own name, names none (the name itself is matched anyway)."""
+    pairs = sorted({
+        (str(p.subcategory).lower(), str(p.category).strip().lower())
+        for p in products if p.subcategory and p.category
+    })
+    owners: dict[str, set[str]] = {}
+    for subcategory, category in pairs:
+        for phrase in _name_phrases(subcategory):
+            owners.setdefault(phrase, set()).add(category)
+    taken = {form for c in categories for form in (" ".join(_words(c)), _singular(c))}
+    return [
+        Synonym(phrase=phrase, category=next(iter(found)))
+        for phrase, found in owners.items()
+        if len(found) == 1 and phrase not in taken and _singular(phrase) not in taken
+    ]
+
+
+def _category_parts(categories: Sequence[str]) -> list[tuple[str, str]]:
+    """One distinctive word of a compound name names it: "coffee" -> "coffee-tea",
+    "hair" -> "hair care"; a word two categories share names neither."""
+    parts = [
+        (word, category)
+        for category in sorted(categories)
+        if len(words := _words(category)) > 1
+        for word in words
+        if not _vague(word)
+    ]
+    counts = Counter(word for word, _ in dict.fromkeys(parts))
+    return [(word, category) for word, category in parts if counts[word] == 1]
+
+
+def _product_names(
+    titles: Sequence[tuple[str, str]],
+    brands: Sequence[tuple[str, str]],
+    generic: frozenset[str],
+) -> dict[str, frozenset[str]]:
+    """Per product, the words that name it: its distinctive title words, and its brand's words
+    that no other brand's products use (a brand "Quarry House" names nothing by "house")."""
+    brand_of = {product_id: brand.lower() for product_id, brand in brands}
+    title_words = {product_id: _LETTERS.findall(title.lower()) for product_id, title in titles}
+    users: dict[str, set[str]] = {}
+    for product_id, words in title_words.items():
+        owner = brand_of.get(product_id, "")
+        for word in (*words, *_LETTERS.findall(owner)):
+            users.setdefault(word, set()).add(owner)
+    brand_names = {
+        brand: {w for w in _distinctive(brand, generic) if users.get(w) == {brand}}
+        for brand in set(brand_of.values())
+    }
+    return {
+        product_id: frozenset(
+            {w for w in words if _names_a_product(w, generic)}
+            | brand_names.get(brand_of.get(product_id, ""), set())
+        )
+        for product_id, words in title_words.items()
+    }
+
+
+def _names_a_product(word: str, generic: frozenset[str]) -> bool:
+    return len(word) > 3 and word not in STOPWORDS and word not in generic
 
 
 def _distinctive(title: str, generic: frozenset[str]) -> set[str]:
-    return {
-        w for w in re.findall(r"[a-z]+", title.lower())
-        if len(w) > 3 and w not in STOPWORDS and w not in generic
-    }
+    return {w for w in _LETTERS.findall(title.lower()) if _names_a_product(w, generic)}
 
 
 def _lower_all(values: Iterable[str]) -> tuple[str, ...]:
@@ -353,10 +443,11 @@ def _pattern(phrase: str) -> re.Pattern[str]:
     return re.compile(r"\b" + parts + r"s?\b")
 
 
-def _find(text: str, phrase: str) -> int:
-    """Where `phrase` starts in `text` (see `_pattern`); -1 when absent."""
-    match = _pattern(phrase).search(text)
-    return match.start() if match else -1
+def _found(text: str, named: Iterable[_Named]) -> Iterator[tuple[int, str]]:
+    """(position, name) of each name found in `text`, in the order given."""
+    for key, pattern, name in named:
+        if key in text and (match := pattern.search(text)):
+            yield match.start(), name
 
 
 def _category_and_attributes(
@@ -364,49 +455,22 @@ def _category_and_attributes(
 ) -> tuple[str | None, tuple[str, ...]]:
     category: str | None = None
     found: list[tuple[int, str]] = []  # (position in text, attribute)
-    known_categories = set(vocabulary.categories)
-    known_attributes = set(vocabulary.attributes)
-    # Longer phrases first, so "rain jacket" wins over "jacket".
-    for phrase, pattern in vocabulary._phrases:  # type: ignore[attr-defined]
-        match = pattern.search(text)
-        if match is None:
+    for key, pattern, named, wanted in vocabulary._phrases:
+        if key not in text or (match := pattern.search(text)) is None:
             continue
-        position = match.start()
-        candidates, wanted = vocabulary.synonyms[phrase]
-        if category is None:
-            category = next((c for c in candidates if c in known_categories), None)
-        attribute = next((a for a in wanted if a in known_attributes), None)
-        if attribute is not None:
-            found.append((position, attribute))
+        category = category or named
+        found.extend((match.start(), attribute) for attribute in wanted)
+    if category is None:  # the category's own name, then one distinctive word of it
+        category = next((name for _, name in _found(text, vocabulary._category_names)), None)
     if category is None:
-        category = next(
-            (c for c in sorted(known_categories, key=len, reverse=True) if _find(text, c) >= 0),
-            None,
-        )
-    if category is None:  # one distinctive word of a compound name: "coffee" -> "coffee-tea"
-        category = next(
-            (
-                c
-                for c in sorted(known_categories)
-                for part in c.split("-")
-                if len(c.split("-")) > 1 and part not in VAGUE_CATEGORY_WORDS
-                and _find(text, part) >= 0
-            ),
-            None,
-        )
-    found.extend((_find(text, a), a) for a in vocabulary.attributes if _find(text, a) >= 0)
+        category = next((name for _, name in _found(text, vocabulary._category_parts)), None)
+    found.extend(_found(text, vocabulary._attribute_names))
     return category, tuple(dict.fromkeys(a for _, a in sorted(found)))
 
 
 def _colors(text: str, vocabulary: SlotVocabulary) -> tuple[str, ...]:
-    found: list[tuple[int, str]] = []
-    for color in vocabulary.colors:
-        if color in VAGUE_COLORS:
-            continue
-        position = _find(text, color)
-        if position >= 0:
-            found.append((position, color))
-    known = set(vocabulary.colors)
+    found = list(_found(text, vocabulary._color_names))
+    known = vocabulary._known_colors
     for match in _WORD.finditer(text):
         synonym = COLOR_SYNONYMS.get(match.group(0))
         if synonym in known and match.group(0) not in known:
@@ -461,24 +525,26 @@ def _product(text: str, vocabulary: SlotVocabulary) -> str | None:
     """The catalog product the message names. The catalog's own matcher is asked first, then
     the titles sharing the most distinctive words (names, brands) with the message; a product
     counts as named only through such a word, and a tie is ambiguous (None)."""
-    words = set(re.findall(r"[a-z]+", text))
-    if not words & vocabulary._any_distinct:  # type: ignore[attr-defined]
+    words = set(_LETTERS.findall(text))
+    naming = [word for word in words if word in vocabulary._named_by]
+    if not naming:
         return None  # no product name or brand in the message: skip the title search
-    distinct = vocabulary._distinct  # type: ignore[attr-defined]
     if vocabulary.find_product is not None:
         found = vocabulary.find_product(text)
-        if found is not None and any(
-            product_id == found and names & words for product_id, _, names in distinct
-        ):
+        if found is not None and vocabulary._names.get(found, frozenset()) & words:
             return found
+    hits: Counter[int] = Counter()
+    for word in naming:
+        hits.update(vocabulary._named_by[word])
+    candidates = [(*vocabulary.titles[index], count) for index, count in hits.items()]
+    candidates += [(product_id, title, 0) for product_id, title in vocabulary._unnamed]
     scored: list[tuple[int, str]] = []
-    for product_id, title, names in distinct:
+    for product_id, title, count in candidates:
+        title = title.lower()
         if title and title in text:
             scored.append((100 + len(title), product_id))
-            continue
-        hits = len(names & words)
-        if hits:
-            scored.append((hits, product_id))
+        elif count:
+            scored.append((count, product_id))
     if not scored:
         return None
     scored.sort(reverse=True)

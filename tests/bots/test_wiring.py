@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from bots.wiring import FirstUseUnderstander
+from bots.wiring import FirstUseUnderstander, slot_vocabulary
+from core.infra.settings import Settings
 from core.state.store import ConversationState
+from core.turn.slots import extract_slots
 from core.turn.understanding import Intent, Understanding
 from tests.processes import clean_env
 
@@ -100,3 +102,16 @@ def test_fallback_is_built_on_first_use_only() -> None:
     assert lazy.understand("hi", state).intent is Intent.GREETING
     assert lazy.understand("hello", state).source == "counting"
     assert len(built) == 1 and built[0].calls == 2
+
+
+def test_slot_vocabulary_reads_the_shops_synonyms(tmp_path: Path) -> None:
+    product = {
+        "id": "P0001", "title": "Orchid Night", "brand": "Maison Talia",
+        "category": "Fragrance", "subcategory": "Eau de Parfum", "price": 30.0,
+        "description": "-", "rating": 4.0, "review_count": 1, "stock": 3, "warranty_months": 0,
+    }
+    (tmp_path / "catalog.jsonl").write_text(json.dumps(product) + "\n")
+    settings = Settings(demo_dir=tmp_path)
+    assert extract_slots("a perfume", slot_vocabulary(settings)).category is None
+    (tmp_path / "synonyms.jsonl").write_text('{"phrase": "perfume", "category": "Fragrance"}\n')
+    assert extract_slots("a perfume", slot_vocabulary(settings)).category == "fragrance"

@@ -11,7 +11,7 @@ import torch
 from core.infra.logs import event
 from core.llm.understanders import to_intent
 from core.state.store import ConversationState
-from core.turn.slots import SlotVocabulary, extract_slots
+from core.turn.slots import SlotVocabulary, VocabularySource, extract_slots
 from core.turn.understanding import Intent, Sentiment, Understanding
 from workers.nlu.model import NluModel
 
@@ -23,13 +23,15 @@ MAX_CHARS = 2000  # the encoder reads 128 tokens anyway; longer text only costs 
 class LocalUnderstander:
     source = "local"
 
-    def __init__(self, model: NluModel, vocabulary: SlotVocabulary | None = None) -> None:
+    def __init__(self, model: NluModel, vocabulary: VocabularySource | None = None) -> None:
         self.model = model
-        self.vocabulary = vocabulary or SlotVocabulary()
+        self.vocabulary: VocabularySource = (
+            vocabulary if vocabulary is not None else SlotVocabulary()
+        )
 
     @classmethod
     def load(
-        cls, directory: Path, vocabulary: SlotVocabulary | None = None, threads: int = 1
+        cls, directory: Path, vocabulary: VocabularySource | None = None, threads: int = 1
     ) -> LocalUnderstander:
         started = time.perf_counter()
         torch.set_num_threads(max(1, threads))
@@ -39,7 +41,7 @@ class LocalUnderstander:
         return understander
 
     def understand(self, text: str, state: ConversationState) -> Understanding:
-        slots = extract_slots(text, self.vocabulary)
+        slots = extract_slots(text, self.vocabulary.current())
         if not text.strip():
             return Understanding(intent=Intent.OTHER, slots=slots, confidence=1.0,
                                  source=self.source)

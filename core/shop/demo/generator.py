@@ -9,7 +9,8 @@
 - orders.jsonl             each customer's simulated purchase history, oldest order first
 - interactions.csv         user_id,item_id,timestamp,rating: one row per purchased order line
 
-The FAQ (faq.jsonl) is written by hand and is not touched by `generate`.
+The FAQ (faq.jsonl) and the synonyms (synonyms.jsonl) are written by hand and are not
+touched by `generate`.
 
 Run: python -m core.shop.demo.generator --out data/demo
 

@@ -14,6 +14,7 @@ from core.llm.understanders import (
     looks_like_injection,
     understanding_prompt,
 )
+from core.shop.synonyms import Synonym
 from core.state.store import ConversationState, Turn
 from core.turn.slots import SlotVocabulary
 from core.turn.taxonomy import load_taxonomy
@@ -22,7 +23,11 @@ from tests.conftest import StandIn
 
 TAXONOMY = load_taxonomy()
 STATE = ConversationState(conversation_id="c1")
-VOCABULARY = SlotVocabulary(categories=("outerwear",), attributes=("waterproof",))
+VOCABULARY = SlotVocabulary(
+    categories=("outerwear",),
+    attributes=("waterproof",),
+    synonyms=(Synonym(phrase="rain jacket", category="outerwear", attributes=("waterproof",)),),
+)
 
 
 class FixedLocal:

@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from core.shop.catalog import JsonlCatalog, Product
+from core.shop.demo.generator import DEFAULT_DEMO_DIR
+from core.shop.synonyms import Synonym, read_synonyms
 from core.turn.slots import SlotVocabulary, extract_slots
 
+# A shop's words for this small vocabulary (the demo store's live in data/demo/synonyms.jsonl).
+SYNONYMS = tuple(
+    Synonym(phrase=phrase, category=category, attributes=attributes)
+    for phrase, category, attributes in (
+        ("rain jacket", "outerwear", ("waterproof",)),
+        ("raincoat", "outerwear", ("waterproof",)),
+        ("rain shell", "outerwear", ("waterproof",)),
+        ("jacket", "outerwear", ()),
+        ("headphones", "audio", ()),
+        ("earbuds", "audio", ("wireless",)),
+        ("boots", "footwear", ()),
+        ("backpack", "bags", ()),
+        ("moisturizer", "skincare", ()),
+        ("warm", None, ("insulated",)),
+    )
+)
 VOCABULARY = SlotVocabulary(
     categories=("outerwear", "footwear", "audio", "skincare", "bags"),
     attributes=("waterproof", "vegan", "wireless", "noise-cancelling", "insulated"),
@@ -18,6 +38,7 @@ VOCABULARY = SlotVocabulary(
         ("p-201", "Quietwave Noise-Cancelling Headphones"),
         ("p-301", "Daily Hydra Moisturizer"),
     ),
+    synonyms=SYNONYMS,
 )
 
 
@@ -171,10 +192,10 @@ def test_without_catalog_vocabulary_only_generic_slots() -> None:
 
 @pytest.fixture(scope="module")
 def demo_vocabulary() -> SlotVocabulary:
-    from core.shop.catalog import JsonlCatalog
-    from core.shop.demo.generator import DEFAULT_DEMO_DIR
-
-    return SlotVocabulary.from_catalog(JsonlCatalog.load(DEFAULT_DEMO_DIR / "catalog.jsonl"))
+    return SlotVocabulary.from_catalog(
+        JsonlCatalog.load(DEFAULT_DEMO_DIR / "catalog.jsonl"),
+        read_synonyms(DEFAULT_DEMO_DIR / "synonyms.jsonl"),
+    )
 
 
 @pytest.mark.parametrize(
@@ -202,3 +223,101 @@ def test_demo_catalog_vocabulary(
     slots = extract_slots(text, demo_vocabulary)
     for key, value in expected.items():
         assert getattr(slots, key) == value, (text, key, slots)
+
+
+def beauty_product(number: int, title: str, brand: str, category: str, subcategory: str,
+                   attributes: tuple[str, ...] = ()) -> Product:
+    return Product(
+        id=f"P{number:04d}", title=title, brand=brand, category=category,
+        subcategory=subcategory, price=20.0, description="-", attributes=attributes,
+        rating=4.0, review_count=1, stock=5, warranty_months=0,
+    )
+
+
+@pytest.fixture(scope="module")
+def beauty_catalog() -> JsonlCatalog:
+    """A shop in the style of Amazon Beauty: names with capitals, spaces and ampersands."""
+    rows = [
+        ("Lumen Repair Conditioner", "Verbena", "Hair Care", "Conditioners"),
+        ("Lumen Repair Shampoo", "Verbena", "Hair Care", "Shampoos"),
+        ("Orchid Night Perfume", "Maison Talia", "Fragrance", "Eau de Parfum"),
+        ("Rose Veil Body Mist", "Maison Talia", "Fragrance", "Women's"),
+        ("Cedar Road Eau de Toilette", "Maison Talia", "Fragrance", "Men's"),
+        ("Velvet Cover Concealer", "Pigmenta", "Makeup", "Concealers & Neutralizers"),
+        ("Aloe Calm Body Gel", "Greenleaf", "Skin Care", "Creams, Gels & Lotions"),
+        ("Oat Milk Bath Soak", "Greenleaf", "Bath & Body", "Bath Salts"),
+        ("Velvet Detangling Brush", "Verbena", "Tools & Accessories", "Brushes"),
+    ]
+    return JsonlCatalog([
+        beauty_product(number, *row, attributes=("cruelty-free",) if number == 1 else ())
+        for number, row in enumerate(rows, start=1)
+    ])
+
+
+@pytest.fixture(scope="module")
+def beauty_vocabulary(beauty_catalog: JsonlCatalog) -> SlotVocabulary:
+    return SlotVocabulary.from_catalog(beauty_catalog)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a fragrance for women under $40", {"category": "fragrance", "budget_max": 40.0}),
+        ("a conditioner like the one I bought", {"category": "hair care", "product_id": None}),
+        ("do you have shampoo?", {"category": "hair care"}),
+        ("an eau de parfum for my mum", {"category": "fragrance"}),
+        ("a good concealer", {"category": "makeup"}),
+        ("a lotion for dry hands", {"category": "skin care"}),
+        ("gels?", {"category": "skin care"}),
+        ("some bath salts", {"category": "bath & body"}),
+        ("a hair brush", {"category": "tools & accessories"}),
+        ("something for my hair", {"category": "hair care"}),
+        ("a cruelty free conditioner", {"attributes": ("cruelty-free",)}),
+        ("tell me about the Orchid Night", {"product_id": "P0003"}),
+        ("anything from Maison Talia?", {"product_id": None}),  # three products: ambiguous
+        ("is the Velvet any good", {"product_id": None}),  # two brands' titles say Velvet
+        ("is the Velvet from Pigmenta any good", {"product_id": "P0006"}),  # the brand decides
+        ("a Verbena brush", {"product_id": None}),  # "brush" names a subcategory, not a product
+        # No demo word leaks into another shop.
+        ("a rain jacket under $100", {"category": None, "attributes": ()}),
+        ("good earbuds", {"category": None}),
+        ("a tent for two", {"category": None}),
+    ],
+)
+def test_vocabulary_of_another_shop(
+    beauty_vocabulary: SlotVocabulary, text: str, expected: dict[str, Any]
+) -> None:
+    slots = extract_slots(text, beauty_vocabulary)
+    for key, value in expected.items():
+        assert getattr(slots, key) == value, (text, key, slots)
+
+
+def test_categories_keep_the_catalogs_names(beauty_vocabulary: SlotVocabulary) -> None:
+    assert set(beauty_vocabulary.categories) == {
+        "hair care", "fragrance", "makeup", "skin care", "bath & body", "tools & accessories"
+    }
+
+
+def test_vague_subcategory_words_name_no_category(beauty_vocabulary: SlotVocabulary) -> None:
+    # "Women's" and "Men's" are subcategories of Fragrance, but a woman's shampoo is no perfume.
+    assert extract_slots("something for men", beauty_vocabulary).category is None
+    assert extract_slots("a shampoo for women", beauty_vocabulary).category == "hair care"
+
+
+def test_a_shops_synonyms_file_is_applied(beauty_catalog: JsonlCatalog, tmp_path: Path) -> None:
+    path = tmp_path / "synonyms.jsonl"
+    path.write_text(
+        '{"phrase": "perfume", "category": "Fragrance"}\n'
+        '{"phrase": "vegan", "attributes": ["cruelty-free"]}\n'
+        '{"phrase": "tent", "category": "hiking-camping"}\n'  # a category this shop lacks
+    )
+    vocabulary = SlotVocabulary.from_catalog(beauty_catalog, read_synonyms(path))
+    assert extract_slots("a perfume for my sister", vocabulary).category == "fragrance"
+    slots = extract_slots("a vegan shampoo", vocabulary)
+    assert (slots.category, slots.attributes) == ("hair care", ("cruelty-free",))
+    assert extract_slots("a tent", vocabulary).category is None
+    assert extract_slots("a perfume", SlotVocabulary.from_catalog(beauty_catalog)).category is None
+
+
+def test_a_fixed_vocabulary_is_its_own_source() -> None:
+    assert VOCABULARY.current() is VOCABULARY
