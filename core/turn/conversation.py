@@ -100,7 +100,9 @@ class Conversation:
     lock_timeout_s: float = 30.0
     clock: Callable[[], float] = time.time
     last_turn: TurnSummary | None = field(default=None, init=False)
+    # Catalog words a phrasing could wrongly name, and the products they were taken from.
     _vocabulary: FactVocabulary | None = field(default=None, init=False, repr=False)
+    _vocabulary_of: object = field(default=None, init=False, repr=False)
 
     def handle(self, incoming: Incoming, outbox: Outbox) -> None:
         started = time.perf_counter()
@@ -249,11 +251,13 @@ class Conversation:
         phraser = self.services.phraser
         if phraser is None:
             return explain(suggestion)
-        if self._vocabulary is None:  # catalog words a phrasing could wrongly name
-            catalog = self.services.catalog
+        catalog = self.services.catalog
+        products = catalog.all()  # a new sequence whenever the shop changed its catalog
+        if self._vocabulary is None or products is not self._vocabulary_of:
             self._vocabulary = FactVocabulary.of(
-                (*catalog.attributes(), *catalog.colors()), (p.title for p in catalog.all())
+                (*catalog.attributes(), *catalog.colors()), (p.title for p in products)
             )
+            self._vocabulary_of = products
         return explain(suggestion, phraser, self._vocabulary)
 
     def _recommend(

@@ -82,9 +82,12 @@ _MIN_CUE = re.compile(
     r"(?:over|above|more than|at least|min(?:imum)?|from|>|starting at)\s*$", re.IGNORECASE
 )
 _APPROX_CUE = re.compile(r"(?:around|about|roughly|approx(?:imately)?|~)\s*$", re.IGNORECASE)
+# A five-digit number anywhere, or, after "order" or "#", a shop's own form: letters and
+# digits such as "B-000123" or "ORD48213" (a store's order ids are opaque strings).
+_SHOP_ORDER_ID = r"(\d{5}|[a-z]{1,4}-?\d{3,12})"
 _ORDER_ID = re.compile(
-    r"(?:order|purchase|parcel|package)\s*(?:number|no\.?|num|id)?\s*[:#]?\s*(\d{5})\b"
-    r"|#\s*(\d{5})\b|(?<![\d$€£.,])(\d{5})(?![\d.,])",
+    rf"(?:order|purchase|parcel|package)\s*(?:number|no\.?|num|id)?\s*[:#]?\s*{_SHOP_ORDER_ID}\b"
+    rf"|#\s*{_SHOP_ORDER_ID}\b|(?<![\d$€£.,])(\d{{5}})(?![\d.,])",
     re.IGNORECASE,
 )
 _ORDINAL_NUMBER = re.compile(

@@ -78,6 +78,9 @@ def test_budget(text: str, expected: dict[str, Any]) -> None:
         ("the second one", None),
         ("call me on 0151 496 0123", None),
         ("order 123456789", None),
+        ("where is my order B-000123?", "b-000123"),  # a shop's own form (looked up as typed
+        ("any news on #ORD48213", "ord48213"),  # or upper-cased)
+        ("the wh-1000 headphones", None),  # a model number is not an order
     ],
 )
 def test_order_id(text: str, order_id: str | None) -> None:
