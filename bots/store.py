@@ -15,7 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -140,6 +141,163 @@ def migrate_main(argv: Sequence[str] | None = None, settings: Settings | None = 
         database.close()
     print(f"store {database.shown}: schema at revision {revision}")
     return 0
+
+
+def beauty_main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
+    """Write the Amazon Beauty store's import files (a second, real store to try Concierge on)."""
+    import time
+
+    from core.shop.beauty import convert_beauty
+
+    parser = argparse.ArgumentParser(
+        prog="concierge store beauty", formatter_class=CommandHelp,
+        description="Turn the public Amazon Beauty data set (CONCIERGE_DATA_DIR/amazon_beauty)\n"
+                    "into a store's import files: 12,101 real products, 22,363 customers and\n"
+                    "their purchases as orders with simulated dates and statuses. Then:\n"
+                    "  concierge store import --catalog DIR/catalog.jsonl --customers \\\n"
+                    "    DIR/customers.jsonl --orders DIR/orders.jsonl --articles FAQ")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR",
+                        help="folder for catalog.jsonl, customers.jsonl and orders.jsonl")
+    parser.add_argument("--source", type=Path, metavar="DIR",
+                        help="the data set (default: CONCIERGE_DATA_DIR/amazon_beauty)")
+    parser.add_argument("--seed", type=int, default=7, help="same seed, same files")
+    args = parser.parse_args(argv)
+    settings = settings or Settings()
+    source = args.source or settings.data_dir / "amazon_beauty"
+    if not source.is_dir():
+        print(f"concierge store beauty: no data set at {source} (set CONCIERGE_DATA_DIR or "
+              "--source)", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    files = convert_beauty(source, args.out, args.seed)
+    print(json.dumps({
+        "out": str(args.out), "products": files.product_count,
+        "estimated_prices": files.estimated_price_count, "customers": files.customer_count,
+        "orders": files.order_count, "order_lines": files.line_count,
+        "seconds": round(time.perf_counter() - started, 2),
+    }))
+    return 0
+
+
+def bench_main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
+    """`concierge bench store`: the Amazon Beauty store into SQLite and PostgreSQL, then order
+    lookups at its size and at a million orders, and suggestions over its 12k products."""
+    import tempfile
+
+    from core.shop.beauty import convert_beauty
+
+    parser = argparse.ArgumentParser(
+        prog="concierge bench store", formatter_class=CommandHelp,
+        description="Import the Amazon Beauty store (converted from CONCIERGE_DATA_DIR) into\n"
+                    "SQLite and PostgreSQL and time it; then order lookups p50/p99 at the\n"
+                    "store's size and at --orders orders (generated), and the p50 of a\n"
+                    "suggestion (catalog filter, retrieval and ranking) over its catalog.")
+    parser.add_argument("--orders", type=int, default=1_000_000,
+                        help="orders in the store for the second round of lookups")
+    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres",
+                        help="a PostgreSQL server to create a scratch database on ('none': "
+                             "SQLite only)")
+    parser.add_argument("--requests", type=int, default=200, help="timed suggestion requests")
+    parser.add_argument("--source", type=Path, metavar="DIR",
+                        help="the data set (default: CONCIERGE_DATA_DIR/amazon_beauty)")
+    args = parser.parse_args(argv)
+    settings = settings or Settings()
+    configure(settings.log_level if "log_level" in settings.model_fields_set else "WARNING",
+              settings.log_format)
+    source = args.source or settings.data_dir / "amazon_beauty"
+    if not source.is_dir():
+        print(f"concierge bench store: no data set at {source}", file=sys.stderr)
+        return 2
+    result: dict[str, object] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        files = convert_beauty(source, folder / "files")
+        store_files = {"catalog": files.catalog, "customers": files.customers,
+                       "orders": files.orders, "articles": settings.demo_dir / "faq.jsonl"}
+        sqlite_url = f"sqlite:///{folder / 'store.sqlite3'}"
+        result["sqlite"] = _bench_backend(sqlite_url, store_files, args.orders)
+        if args.postgres != "none":
+            with _scratch_postgres(args.postgres) as postgres_url:
+                result["postgresql"] = _bench_backend(postgres_url, store_files, args.orders)
+        result["suggestion"] = _bench_suggestions(settings, sqlite_url, args.requests)
+    print(json.dumps(result))
+    return 0
+
+
+def _bench_backend(url: str, files: dict[str, Path], total_orders: int) -> dict[str, object]:
+    from core.shopdb.bench import generate_orders, lookup_figures
+    from core.shopdb.database import ShopDatabase
+    from core.shopdb.importer import import_store
+
+    database = ShopDatabase(url)
+    try:
+        report = import_store(database, files)
+        figures: dict[str, object] = {
+            "import_rows": report.rows, "import_s": round(report.seconds, 2),
+            "import_rows_per_s": round(report.rows_per_s),
+            "at_store_size": lookup_figures(database),
+        }
+        print(f"{database.dialect}: imported {report.rows:,} rows in {report.seconds:.1f} s "
+              f"({report.rows_per_s:,.0f} rows/s)", flush=True)
+        added, seconds = generate_orders(database, total_orders)
+        figures["generated_orders"] = added
+        figures["generated_s"] = round(seconds, 1)
+        figures["at_total_orders"] = lookup_figures(database)
+        print(f"{database.dialect}: {figures['at_store_size']} -> {figures['at_total_orders']}",
+              flush=True)
+        return figures
+    finally:
+        database.close()
+
+
+def _bench_suggestions(settings: Settings, url: str, requests: int) -> dict[str, object]:
+    import time
+
+    from pydantic import SecretStr
+
+    from bots.wiring import build_recommender
+    from core.infra.percentiles import percentile
+    from core.turn.recommendation import RecommendationRequest
+
+    store = settings.model_copy(update={"store_url": SecretStr(url)})
+    started = time.perf_counter()
+    recommender = build_recommender(store)
+    startup_s = time.perf_counter() - started
+    asks = [
+        RecommendationRequest(user_id="bench", text="a fragrance for women", category="fragrance",
+                              budget_max=40.0),
+        RecommendationRequest(user_id="bench", text="conditioner for dry hair",
+                              category="hair care"),
+        RecommendationRequest(user_id="bench", text="long lasting red lipstick",
+                              budget_max=25.0),
+        RecommendationRequest(user_id="bench", text="a gentle face cleanser"),
+    ]
+    times = []
+    for number in range(requests):
+        started = time.perf_counter()
+        recommender.recommend(asks[number % len(asks)])
+        times.append((time.perf_counter() - started) * 1000)
+    return {"requests": requests, "p50_ms": round(percentile(times, 50), 2),
+            "p99_ms": round(percentile(times, 99), 2), "startup_s": round(startup_s, 1)}
+
+
+@contextmanager
+def _scratch_postgres(admin_url: str) -> Iterator[str]:
+    """A new database on the server `admin_url` names, dropped afterwards."""
+    import uuid
+
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    name = f"concierge_bench_{uuid.uuid4().hex[:8]}"
+    admin = make_url(admin_url)
+    conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield admin.set(database=name).render_as_string(hide_password=False)
+        finally:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _database(settings: Settings) -> ShopDatabase:

@@ -23,7 +23,7 @@ from core.infra.errors import StoreNotReady
 from core.infra.settings import Settings, settings_section
 from core.shop.live import LiveCatalog
 from core.shopdb.database import ShopDatabase
-from core.shopdb.services import ShopVocabulary, live_catalog, open_shop
+from core.shopdb.services import ShopVocabulary, StoreFeedbackLog, live_catalog, open_shop
 from core.state.factory import open_state_store
 from core.state.store import ConversationState, StateStore
 from core.turn.conversation import Conversation, Services
@@ -187,5 +187,6 @@ def build_conversation(settings: Settings) -> Conversation:
         knowledge=shop.knowledge,
         escalations=build_support_desk(settings, states) if settings.escalation == "on" else None,
         phraser=build_phraser(settings),
+        feedback_log=StoreFeedbackLog(database),
     )
     return Conversation(services, build_policy(settings), lock_timeout_s=settings.lock_timeout_s)

@@ -47,7 +47,7 @@ def test_settings_in_the_test_process_ignore_the_env_file(checkout: Path) -> Non
 
 
 def test_started_processes_read_neither_the_env_file_nor_the_shell(
-    checkout: Path, tmp_path: Path
+    checkout: Path, tmp_path: Path, demo_store: str
 ) -> None:
     # A process started naively, in the checkout with this shell, is taken in by both.
     naive = subprocess.run([sys.executable, "-c", SHOW + "print(Settings().slack_mode)"],
@@ -61,7 +61,9 @@ def test_started_processes_read_neither_the_env_file_nor_the_shell(
                           cwd=own, env=clean_env(), capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["sqlite", "INFO", "local", str(REPO / "models"), "http"]
     assert not [name for name in clean_env() if name.startswith("CONCIERGE_")
-                and name not in {"CONCIERGE_MODELS_DIR", "CONCIERGE_DATA_DIR"}]
+                and name not in {"CONCIERGE_MODELS_DIR", "CONCIERGE_DATA_DIR",
+                                 "CONCIERGE_STORE_URL"}]
+    assert clean_env()["CONCIERGE_STORE_URL"] == demo_store  # the session's, not the shell's
 
 
 def test_no_test_starts_a_process_in_the_checkout() -> None:

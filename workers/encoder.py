@@ -6,8 +6,10 @@ Loaded from the installed package's files only: no hub access at run time.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -35,3 +37,46 @@ def encode(texts: Sequence[str], batch_size: int = 64, normalize: bool = True) -
     if not chunks:
         return torch.zeros(0, EMBEDDING_DIM)
     return torch.cat(chunks)
+
+
+def encode_by_length(texts: Sequence[str], batch_size: int = 64) -> Tensor:
+    """`encode`, in batches of texts of similar length (little work wasted on padding)."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    encoded = encode([texts[i] for i in order], batch_size=batch_size)
+    embeddings = torch.empty_like(encoded)
+    embeddings[order] = encoded
+    return embeddings
+
+
+class EmbeddingCache:
+    """Catalog text embeddings kept in one file by each text's hash, so a store's products are
+    encoded once, not at every start of every process. Only product text goes in, never what
+    customers write."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._vectors: dict[str, Tensor] = {}
+        if path.exists():
+            saved = torch.load(path)
+            self._vectors = dict(zip(saved["keys"], saved["vectors"], strict=True))
+
+    def __call__(self, texts: list[str]) -> Tensor:
+        keys = [hashlib.sha1(text.encode()).hexdigest() for text in texts]
+        missing = list(dict.fromkeys(k for k in keys if k not in self._vectors))
+        if missing:
+            text_of = dict(zip(keys, texts, strict=True))
+            for key, vector in zip(missing, encode_by_length([text_of[k] for k in missing]),
+                                   strict=True):
+                self._vectors[key] = vector
+            self._save()
+        if not keys:
+            return torch.zeros(0, EMBEDDING_DIM)
+        return torch.stack([self._vectors[key] for key in keys])
+
+    def _save(self) -> None:
+        # Written aside and renamed: a process reading it never sees half a file.
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_suffix(f".{os.getpid()}.tmp")
+        torch.save({"keys": list(self._vectors),
+                    "vectors": torch.stack(list(self._vectors.values()))}, partial)
+        partial.replace(self.path)

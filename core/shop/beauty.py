@@ -30,8 +30,8 @@ What the store keeps from the data set, exactly:
 - Each customer's purchases, oldest first, as orders: reading a customer's orders by
   `placed_at` (ties by order id), line by line, gives back the data set's sequence, whatever
   the orders' statuses (a few are returned; none is cancelled, since the recommender skips
-  cancelled orders and would lose purchases). So a recommender trained from this store, reading the catalog in file order
-  and every order, sees the same items, numbered alike, and the same sequences as the data set.
+  cancelled orders and would lose purchases). So a recommender trained from this store sees
+  the same items and the same sequences as the data set (items numbered in id order).
 
 Prices: 585 items have none, and 7,170 purchases (of 5,019 customers) are of them. Leaving them
 out would change those customers' sequences and the recommender comparison with them, so they

@@ -43,6 +43,9 @@ from core.shopdb.tables import (
 
 log = logging.getLogger(__name__)
 
+# Interactions that say a customer does not want a product: never learned as interest.
+NOT_INTERESTED = ("not_for_me", "dislike", "return")
+
 MIGRATIONS = Path(migrations.__file__).parent
 
 
@@ -155,7 +158,7 @@ class ShopDatabase:
 
     def purchase_events(self) -> Iterator[tuple[str, str, datetime]]:
         """(customer, product, when) of every ordered line not cancelled, then every imported
-        or recorded interaction, each group oldest first."""
+        or recorded interaction but those of `NOT_INTERESTED`, each group oldest first."""
         query = (
             select(orders.c.customer_id, orders.c["items"], orders.c.placed_at)
             .where(orders.c.status != "cancelled")
@@ -165,7 +168,11 @@ class ShopDatabase:
             for customer, items, placed in connection.execute(query):
                 for line in items:
                     yield customer, str(line["item_id"]), _aware(placed)
-            query = select(interactions).order_by(interactions.c.at)
+            query = (
+                select(interactions)
+                .where(interactions.c.kind.not_in(NOT_INTERESTED))
+                .order_by(interactions.c.at)
+            )
             for row in connection.execute(query).mappings():
                 yield row["customer_id"], row["item_id"], _aware(row["at"])
 

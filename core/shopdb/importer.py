@@ -168,14 +168,9 @@ def _import_file(
     seen: set[str] = set()
     rows: list[dict[str, Any]] = []
     imported = 0
-    for line, raw in read_rows(path, kind.model):
-        if isinstance(raw, str):
-            bad.append(BadRow(path, line, raw))
-            continue
-        try:
-            record = kind.model.model_validate(raw)
-        except ValidationError as error:
-            bad.append(BadRow(path, line, f"invalid {kind.model.__name__}: {problems(error)}"))
+    for line, record in read_records(path, kind.model):
+        if isinstance(record, str):
+            bad.append(BadRow(path, line, record))
             continue
         key = kind.key(record)
         problem = known.problem(record) or (
@@ -195,15 +190,42 @@ def _import_file(
     return imported + len(rows)
 
 
-def read_rows(path: Path, model: type[BaseModel]) -> Iterator[tuple[int, dict[str, Any] | str]]:
-    """(line number, fields) per record of a CSV or JSON-lines file; a row that cannot be
-    parsed comes as (line, reason). ImportFailed when the file itself cannot be read."""
-    reader = _read_csv if _format(path) == "csv" else _read_jsonl
+def read_records(path: Path, model: type[BaseModel]) -> Iterator[tuple[int, BaseModel | str]]:
+    """(line number, validated record) per row of a CSV or JSON-lines file; a row that is not
+    one comes as (line, reason). ImportFailed when the file itself cannot be read."""
+    name = model.__name__
     try:
-        yield from reader(path, model)
+        if _format(path) == "jsonl":
+            # pydantic parses and validates each line in one step (JSON is read in Rust).
+            with path.open(encoding="utf-8") as handle:
+                for number, line in enumerate(handle, start=1):
+                    if not line.strip():
+                        continue
+                    try:
+                        yield number, model.model_validate_json(line)
+                    except ValidationError as error:
+                        yield number, _reason(error, name)
+            return
+        for number, raw in _read_csv(path, model):
+            if isinstance(raw, str):
+                yield number, raw
+                continue
+            try:
+                yield number, model.model_validate(raw)
+            except ValidationError as error:
+                yield number, _reason(error, name)
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise ImportFailed(f"{path}: cannot read the file, nothing was imported: {error}") \
             from error
+
+
+def _reason(error: ValidationError, name: str) -> str:
+    first = error.errors()[0]
+    if first["type"] == "json_invalid":
+        return f"invalid JSON: {first['ctx'].get('error', first['msg'])}"
+    if first["type"] == "model_type":
+        return "a line must hold one JSON object"
+    return f"invalid {name}: {problems(error)}"
 
 
 def _format(path: Path) -> str:
@@ -213,19 +235,6 @@ def _format(path: Path) -> str:
     if suffix == ".csv":
         return "csv"
     raise ImportFailed(f"{path}: unknown format {suffix or '(no suffix)'}: use .csv or .jsonl")
-
-
-def _read_jsonl(path: Path, _: type[BaseModel]) -> Iterator[tuple[int, dict[str, Any] | str]]:
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                raw = json.loads(line)
-            except json.JSONDecodeError as error:
-                yield number, f"invalid JSON: {error.msg}"
-                continue
-            yield number, raw if isinstance(raw, dict) else "a line must hold one JSON object"
 
 
 def _read_csv(path: Path, model: type[BaseModel]) -> Iterator[tuple[int, dict[str, Any] | str]]:

@@ -7,18 +7,26 @@ version counters move (`core.shop.live`), as is the slot vocabulary derived from
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from core.infra.errors import StoreNotReady
+from core.infra.logs import event as log_event
 from core.shop.catalog import JsonlCatalog
 from core.shop.customers import Customer
 from core.shop.files import Shop
+from core.shop.interactions import Interaction
 from core.shop.knowledge import Bm25KnowledgeBase
 from core.shop.live import Live, LiveCatalog, LiveKnowledge
 from core.shop.orders import Order
 from core.shopdb.database import ShopDatabase
 from core.shopdb.tables import CATALOG, KNOWLEDGE
 from core.turn.slots import SlotVocabulary
+
+log = logging.getLogger(__name__)
 
 
 class SqlOrders:
@@ -42,6 +50,23 @@ class SqlCustomers:
 
     def get(self, customer_id: str) -> Customer | None:
         return self._database.customer(customer_id)
+
+
+class StoreFeedbackLog:
+    """Button feedback kept as interactions in the store database, for the next training.
+    A failed write is logged and the turn goes on: feedback is worth less than an answer."""
+
+    def __init__(self, database: ShopDatabase) -> None:
+        self._database = database
+
+    def record(self, user_id: str, item_id: str, kind: str, at: float) -> None:
+        event = Interaction(customer_id=user_id, item_id=item_id, kind=kind,
+                            at=datetime.fromtimestamp(at, UTC))
+        try:
+            self._database.record_interaction(event)
+        except SQLAlchemyError as error:
+            log_event(log, "store.feedback_not_recorded", level=logging.WARNING,
+                      kind=kind, error=type(error).__name__)
 
 
 def live_catalog(database: ShopDatabase, check_s: float = 1.0) -> LiveCatalog:

@@ -37,6 +37,7 @@ from core.turn.messages import MAX_TEXT_CHARS, Incoming, Outbox, Reply
 from core.turn.policy import Action, Decision, PolicyConfig, decide
 from core.turn.recommendation import (
     Evidence,
+    FeedbackLog,
     RecommendationRequest,
     Recommender,
     RecommenderUnavailable,
@@ -63,6 +64,7 @@ class Services:
     knowledge: KnowledgeBase
     escalations: Escalations | None = None
     phraser: Phraser | None = None  # an LLM phrasing explanations; checked against evidence
+    feedback_log: FeedbackLog | None = None  # button presses kept for the next training
 
 
 @dataclass(frozen=True)
@@ -347,6 +349,8 @@ class Conversation:
             at=self.clock(),
         )
         metrics.record_feedback(decision.feedback)
+        if self.services.feedback_log is not None and state.user_id:
+            self.services.feedback_log.record(state.user_id, record.item_id, record.kind, record.at)
         if decision.feedback == "details":
             text = replies.product_details(product) if product else replies.UNKNOWN_BUTTON
             return Outcome((Reply(text, thread_id=thread),), feedback=record)

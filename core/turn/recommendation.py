@@ -65,6 +65,12 @@ class Recommender(Protocol):
     def recommend(self, request: RecommendationRequest) -> Sequence[Suggestion]: ...
 
 
+class FeedbackLog(Protocol):
+    """Where a customer's button presses are kept for the recommender's next training."""
+
+    def record(self, user_id: str, item_id: str, kind: str, at: float) -> None: ...
+
+
 class MeasuredRecommender:
     """Any recommender, with each request's latency and outcome recorded as the caller saw it
     (for Celery: queue wait, scoring and the result's round trip together)."""

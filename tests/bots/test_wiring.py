@@ -12,6 +12,8 @@ import pytest
 
 from bots.wiring import FirstUseUnderstander, slot_vocabulary
 from core.infra.settings import Settings
+from core.shopdb.database import ShopDatabase
+from core.shopdb.importer import import_store
 from core.state.store import ConversationState
 from core.turn.slots import extract_slots
 from core.turn.understanding import Intent, Understanding
@@ -104,14 +106,20 @@ def test_fallback_is_built_on_first_use_only() -> None:
     assert len(built) == 1 and built[0].calls == 2
 
 
-def test_slot_vocabulary_reads_the_shops_synonyms(tmp_path: Path) -> None:
-    product = {
-        "id": "P0001", "title": "Orchid Night", "brand": "Maison Talia",
-        "category": "Fragrance", "subcategory": "Eau de Parfum", "price": 30.0,
-        "description": "-", "rating": 4.0, "review_count": 1, "stock": 3, "warranty_months": 0,
-    }
-    (tmp_path / "catalog.jsonl").write_text(json.dumps(product) + "\n")
-    settings = Settings(demo_dir=tmp_path)
-    assert extract_slots("a perfume", slot_vocabulary(settings)).category is None
-    (tmp_path / "synonyms.jsonl").write_text('{"phrase": "perfume", "category": "Fragrance"}\n')
-    assert extract_slots("a perfume", slot_vocabulary(settings)).category == "fragrance"
+def test_slot_vocabulary_follows_the_stores_catalog_and_synonyms(tmp_path: Path) -> None:
+    product = {"id": "x-1", "title": "Orchid Night", "brand": "Maison Talia",
+               "category": "Fragrance", "subcategory": "Eau de Parfum", "price": 30.0}
+    catalog = tmp_path / "catalog.jsonl"
+    catalog.write_text(json.dumps(product) + "\n")
+    settings = Settings(store_url=f"sqlite:///{tmp_path / 'store.sqlite3'}", store_check_s=0)
+    database = ShopDatabase(settings.store_url.get_secret_value())
+    import_store(database, {"catalog": catalog})
+    vocabulary = slot_vocabulary(settings)
+    assert extract_slots("an eau de parfum", vocabulary.current()).category == "fragrance"
+    assert extract_slots("a perfume", vocabulary.current()).category is None
+    # The shop adds its own word while the process runs: the next message knows it.
+    synonyms = tmp_path / "synonyms.jsonl"
+    synonyms.write_text('{"phrase": "perfume", "category": "Fragrance"}\n')
+    import_store(database, {"synonyms": synonyms})
+    database.close()
+    assert extract_slots("a perfume", vocabulary.current()).category == "fragrance"

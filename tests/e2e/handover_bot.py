@@ -48,7 +48,7 @@ class NoSuggestions:
 
 
 def main(argv: Sequence[str]) -> int:
-    def words(settings: Settings) -> Words:
+    def words(settings: Settings, backend: object = None, vocabulary: object = None) -> Words:
         return Words()
 
     def nothing(settings: Settings) -> NoSuggestions:

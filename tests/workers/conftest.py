@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from core.shopdb.database import ShopDatabase
+from core.shopdb.importer import import_store
+
 from core.infra.settings import Settings
 from core.turn.taxonomy import DEFAULT_PATH
 from workers.encoder import configure_torch
@@ -60,6 +63,19 @@ class TinyStore:
     folder: Path  # holds catalog.jsonl and interactions.csv
     model_dir: Path
     products: list[dict[str, object]]
+    store_url: str  # the same catalog and interactions in a store database
+
+
+def import_tiny_store(folder: Path) -> str:
+    """The catalog and interactions `write_store` wrote, imported into a store database in the
+    same folder; its URL."""
+    url = f"sqlite:///{folder / 'store.sqlite3'}"
+    database = ShopDatabase(url)
+    report = import_store(database, {"catalog": folder / "catalog.jsonl",
+                                     "interactions": folder / "interactions.csv"})
+    database.close()
+    assert report.bad == [], report.bad[:3]
+    return url
 
 
 def write_store(folder: Path, seed: int = 5) -> list[dict[str, object]]:
@@ -121,4 +137,4 @@ def tiny_store(tmp_path_factory: pytest.TempPathFactory) -> TinyStore:
         out=model_dir,
         cache_dir=folder / "cache",
     )
-    return TinyStore(folder, model_dir, products)
+    return TinyStore(folder, model_dir, products, import_tiny_store(folder))

@@ -40,7 +40,7 @@ def _settings(store: TinyStore, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "celery_broker_url": REDIS_URL,
         "celery_result_backend": REDIS_URL,
-        "demo_dir": store.folder,
+        "store_url": store.store_url,
         "recommender_dir": store.model_dir,
         "score_timeout_s": 20.0,
         "celery_queue": QUEUE,
@@ -66,7 +66,7 @@ class Worker:
         env = clean_env(
             celery_broker_url=REDIS_URL,
             celery_result_backend=REDIS_URL,
-            demo_dir=store.folder,
+            store_url=store.store_url,
             recommender_dir=store.model_dir,
             broker_visibility_timeout_s=str(VISIBILITY_S),
             celery_queue=QUEUE,

@@ -10,7 +10,7 @@ import pytest
 
 from core.infra.settings import Settings
 from core.turn.taxonomy import DEFAULT_PATH
-from tests.workers.conftest import write_store
+from tests.workers.conftest import import_tiny_store, write_store
 from workers.cli import train_main
 
 
@@ -32,8 +32,8 @@ def test_train_builds_what_is_missing_and_keeps_what_is_current(
     write_store(store)
     nlu = tmp_path / "models" / "nlu"
     shutil.copytree(nlu_model_dir, nlu)  # a current model, copied: this test may rebuild it
-    settings = Settings(models_dir=tmp_path / "models", demo_dir=store, nlu_dir=nlu,
-                        log_level="WARNING")
+    settings = Settings(models_dir=tmp_path / "models", store_url=import_tiny_store(store),
+                        nlu_dir=nlu, log_level="WARNING")
 
     assert train_main([], settings) == 0
     first = status(capsys.readouterr().out)
@@ -44,9 +44,11 @@ def test_train_builds_what_is_missing_and_keeps_what_is_current(
     assert train_main(["--check"], settings) == 0  # a second run trains nothing
     assert status(capsys.readouterr().out) == {"nlu": "current", "recommender": "current"}
 
-    # New training data: one more purchase. The recommender is out of date, the NLU is not.
+    # New training data in the store: one more purchase. The recommender is out of date, the
+    # NLU is not.
     with (store / "interactions.csv").open("a", encoding="utf-8") as handle:
         handle.write("C9999,P0001,1800000000,5\n")
+    import_tiny_store(store)
     assert train_main(["--check"], settings) == 1
     assert status(capsys.readouterr().out) == {"nlu": "current", "recommender": "out of date"}
 
@@ -70,7 +72,8 @@ def test_train_check_reports_missing_models(
 ) -> None:
     store = tmp_path / "store"
     write_store(store)
-    settings = Settings(models_dir=tmp_path / "models", demo_dir=store, log_level="WARNING")
+    settings = Settings(models_dir=tmp_path / "models", store_url=import_tiny_store(store),
+                        log_level="WARNING")
     assert train_main(["--check"], settings) == 1
     assert status(capsys.readouterr().out) == {"nlu": "missing", "recommender": "missing"}
     assert not (tmp_path / "models").exists()

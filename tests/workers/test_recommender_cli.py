@@ -57,7 +57,7 @@ def test_flower_binds_loopback_unless_told(app: RecordingApp) -> None:
 def test_bench_recommender_defaults_to_the_settings_model(
     tiny_store: TinyStore, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    settings = Settings(demo_dir=tiny_store.folder, recommender_dir=tiny_store.model_dir,
+    settings = Settings(store_url=tiny_store.store_url, recommender_dir=tiny_store.model_dir,
                         log_level="WARNING")
     assert bench_recommender_main(["--no-celery", "--requests", "5"], settings) == 0
     figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

@@ -216,14 +216,10 @@ def text_embeddings(texts: Sequence[str], cache_dir: Path | None) -> torch.Tenso
     path = cache_dir / f"text-{digest}.pt" if cache_dir is not None else None
     if path is not None and path.exists():
         return torch.load(path)
-    from workers.encoder import encode
+    from workers.encoder import encode_by_length
 
     event(log, "recommender.encode.start", texts=len(texts))
-    # Batches of similar length waste little work on padding; the order is restored after.
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    encoded = encode([texts[i] for i in order], batch_size=64)
-    embeddings = torch.empty_like(encoded)
-    embeddings[order] = encoded
+    embeddings = encode_by_length(texts)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save(embeddings, path)

@@ -78,10 +78,12 @@ class ScoringService:
         encoder: Encoder,
         config: ServiceConfig = ServiceConfig(),
         catalog: LiveCatalog | None = None,
+        item_encoder: Encoder | None = None,
     ) -> None:
         self.model = model
         self.config = config
-        self._encode = encoder
+        self._encode = encoder  # request texts
+        self._encode_items = item_encoder or encoder  # the text of products new to the model
         self._queries: OrderedDict[str, Tensor] = OrderedDict()
         self._raw_histories = histories
         # With a live catalog, a change in the shop (price, stock, a new product) is picked up
@@ -95,7 +97,7 @@ class ScoringService:
 
     def _load(self, products: Sequence[Product]) -> None:
         """The per-item tensors the filters read, for this catalog."""
-        _add_new_items(self.model, products, self._encode)
+        _add_new_items(self.model, products, self._encode_items)
         self._index = {
             item_id: number for number, item_id in enumerate(self.model.config.item_ids, 1)
         }
@@ -147,7 +149,7 @@ class ScoringService:
     ) -> ScoringService:
         """The settings' model serving the store database's catalog, followed live (or the
         Amazon Beauty data set's items as they are, for benchmarks of the model alone)."""
-        from workers.encoder import encode
+        from workers.encoder import EmbeddingCache, encode
 
         model, _ = model_module.load_checkpoint(settings.recommender_dir)
         catalog: LiveCatalog | None = None
@@ -167,7 +169,10 @@ class ScoringService:
             catalog = live_catalog(database, settings.store_check_s)
             products = list(catalog.all())
             histories = store_histories(database)
-        service = cls(model, products, histories, lambda texts: encode(texts), config, catalog)
+        items = EmbeddingCache(settings.models_dir / "embeddings" / "catalog-text.pt")
+        service = cls(
+            model, products, histories, lambda texts: encode(texts), config, catalog, items
+        )
         event(
             log,
             "recommender.service.ready",
