@@ -189,7 +189,8 @@ def bench_chat(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--user",
         default="C0001",
-        help="the demo customer who chats (their first order is asked about)",
+        help="the customer who chats (their newest order is asked about); a customer of the "
+             "store CONCIERGE_STORE_URL names",
     )
     args = parser.parse_args(argv)
     from bots.wiring import build_conversation, configure_logging
@@ -200,7 +201,12 @@ def bench_chat(argv: Sequence[str] | None = None) -> int:
         started = time.perf_counter()
         conversation = build_conversation(settings)
         build_s = time.perf_counter() - started
-        order_id = conversation.services.orders.for_customer(args.user)[0].id
+        orders = conversation.services.orders.for_customer(args.user)
+        if not orders:
+            print(f"concierge bench chat: customer {args.user} has no orders in this store: "
+                  "name one who has with --user", file=sys.stderr)
+            return 2
+        order_id = orders[0].id
         script = [line.format(order_id=order_id) for line in SCRIPT]
         outbox = TerminalOutbox(open("/dev/null", "w"))  # noqa: SIM115
         warmup_started = time.perf_counter()
@@ -217,6 +223,7 @@ def bench_chat(argv: Sequence[str] | None = None) -> int:
         "ready_s": round(build_s + warmup_s, 2),  # process start to a chat at full speed
         "understander": settings.understander,
         "recommender": settings.recommender,
+        "products": len(conversation.services.catalog.all()),
     }
     print(
         f"terminal chat: {result['turns']} turns, median {result['median_ms']} ms, "

@@ -53,7 +53,10 @@ def config() -> dict[str, Any]:
 def test_compose_file_validates_with_the_services_the_deployment_needs(
     config: dict[str, Any],
 ) -> None:
-    assert set(config["services"]) == {"redis", "worker", "telegram", "slack", "flower"}
+    assert set(config["services"]) == {"redis", "postgres", "worker", "telegram", "slack",
+                                       "flower"}
+    store = config["services"]["worker"]["environment"]["CONCIERGE_STORE_URL"]
+    assert store.startswith("postgresql://concierge:")  # all processes share one store
     assert config["services"]["worker"]["deploy"]["replicas"] == 2
 
 
