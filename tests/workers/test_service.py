@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import json
 import random
+import shutil
+from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 
 from core.shop.catalog import Product
+from core.shopdb.database import ShopDatabase
+from core.shopdb.importer import import_store
+from core.shopdb.services import live_catalog
+from core.shopdb.tables import products as product_table
 from core.turn.evidence import has_tag, product_stems, singular
 from core.turn.recommendation import RecommendationRequest
 from tests.workers.conftest import TinyStore
 from workers.encoder import encode
 from workers.recommender import model as model_module
-from workers.recommender.service import ScoringService, ServiceConfig, load_histories
+from workers.recommender.service import (
+    ScoringService,
+    ServiceConfig,
+    load_histories,
+    store_histories,
+)
 
 
 @pytest.fixture(scope="module")
@@ -145,3 +158,30 @@ def test_model_only_benchmark_scores_the_pool_a_request_gets(tiny_store: TinySto
     figures = _model_only(small, requests)
     assert figures["candidates_median"] == 11 < len(products)
     assert 0 < figures["median"] <= figures["p95"]
+
+
+def test_the_service_follows_the_stores_catalog(tiny_store: TinyStore, tmp_path: Path) -> None:
+    """A price change and a new product reach the scoring of a running service: the new
+    product, never seen in training, is suggested at once on its text (cold start)."""
+    shutil.copy(tiny_store.folder / "store.sqlite3", tmp_path / "store.sqlite3")
+    database = ShopDatabase(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    catalog = live_catalog(database, check_s=0)
+    model, _ = model_module.load_checkpoint(tiny_store.model_dir)
+    service = ScoringService(model, list(catalog.all()), store_histories(database),
+                             lambda texts: encode(texts), catalog=catalog)
+    ask = RecommendationRequest(user_id="stranger", text="inflatable kayak paddle", k=3)
+    assert "K-1" not in [s.item_id for s in service.recommend(ask)]
+    cheap = service.recommend(RecommendationRequest(user_id="C0001", budget_max=60.0, k=1))[0]
+    new = tmp_path / "new.jsonl"
+    new.write_text(json.dumps({"id": "K-1", "title": "Riverline Inflatable Kayak Paddle",
+                               "category": "outdoor", "price": 40.0, "stock": 5,
+                               "description": "A light paddle for an inflatable kayak."}) + "\n")
+    import_store(database, {"catalog": new})
+    with database.engine.begin() as connection:
+        connection.execute(update(product_table).where(product_table.c.id == cheap.item_id)
+                           .values(price=999.0))
+    suggested = [s.item_id for s in service.recommend(ask)]
+    assert suggested[0] == "K-1"
+    again = service.recommend(RecommendationRequest(user_id="C0001", budget_max=60.0, k=5))
+    assert cheap.item_id not in [s.item_id for s in again]  # now above the budget
+    database.close()
