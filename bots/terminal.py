@@ -199,7 +199,7 @@ def bench_chat(argv: Sequence[str] | None = None) -> int:
         settings = Settings(sqlite_path=Path(tmp) / "bench.sqlite3", state_backend="sqlite")
         configure_logging(settings, default_level="WARNING")
         started = time.perf_counter()
-        conversation = build_conversation(settings)
+        conversation = build_conversation(settings, keep_feedback=False)  # the shop's data stays
         build_s = time.perf_counter() - started
         orders = conversation.services.orders.for_customer(args.user)
         if not orders:

@@ -169,9 +169,10 @@ def build_phraser(settings: Settings) -> Phraser | None:
     return LlmPhraser(LlmClient(LlmConfig.from_settings(settings)))
 
 
-def build_conversation(settings: Settings) -> Conversation:
+def build_conversation(settings: Settings, keep_feedback: bool = True) -> Conversation:
     """Every service of a turn; StoreNotReady (saying what to run) when the store database
-    has no schema or no products."""
+    has no schema or no products. `keep_feedback=False` (benchmarks) writes no button presses
+    into the store."""
     database = open_store(settings)
     shop = open_shop(database, settings.store_check_s)
     assert isinstance(shop.catalog, LiveCatalog)
@@ -187,6 +188,6 @@ def build_conversation(settings: Settings) -> Conversation:
         knowledge=shop.knowledge,
         escalations=build_support_desk(settings, states) if settings.escalation == "on" else None,
         phraser=build_phraser(settings),
-        feedback_log=StoreFeedbackLog(database),
+        feedback_log=StoreFeedbackLog(database) if keep_feedback else None,
     )
     return Conversation(services, build_policy(settings), lock_timeout_s=settings.lock_timeout_s)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from core.turn.recommendation import Evidence, RecommendationRequest
@@ -139,22 +140,35 @@ def request_terms(text: str) -> tuple[str, ...]:
 
 def product_stems(product: Product) -> frozenset[str]:
     """Stems of every word the product's record says about it."""
-    text = " ".join(
-        (
-            product.title,
-            product.brand,
-            product.category,
-            product.subcategory,
-            product.description,
-            product.materials,
-            " ".join(product.attributes),
-            " ".join(product.colors),
+    return _stems(
+        " ".join(
+            (
+                product.title,
+                product.brand,
+                product.category,
+                product.subcategory,
+                product.description,
+                product.materials,
+                " ".join(product.attributes),
+                " ".join(product.colors),
+            )
         )
     )
+
+
+# Evidence is gathered for every suggestion against every past purchase: the word work is done
+# once per distinct text (a catalog's worth), not once per comparison.
+@lru_cache(maxsize=1 << 16)
+def _stems(text: str) -> frozenset[str]:
     stems = {singular(word) for word in words(text)}
     # Hyphenated tags also match their parts: "water-resistant" matches "water".
     stems |= {singular(part) for word in words(text) if "-" in word for part in word.split("-")}
     return frozenset(stems)
+
+
+@lru_cache(maxsize=1 << 16)
+def _title_stems(title: str) -> frozenset[str]:
+    return frozenset(singular(w) for w in words(title) if w not in STOPWORDS and len(w) > 2)
 
 
 def has_tag(product: Product, tag: str) -> bool:
@@ -177,9 +191,7 @@ def resembles(product: Product, other: Product) -> bool:
         return True
     if product.category.lower() != other.category.lower():
         return False
-    mine = {singular(w) for w in words(product.title) if w not in STOPWORDS and len(w) > 2}
-    theirs = {singular(w) for w in words(other.title) if w not in STOPWORDS and len(w) > 2}
-    return bool(mine & theirs)
+    return bool(_title_stems(product.title) & _title_stems(other.title))
 
 
 def gather(
