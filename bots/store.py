@@ -134,9 +134,17 @@ def migrate_main(argv: Sequence[str] | None = None, settings: Settings | None = 
     ).parse_args(argv)
     settings = settings or Settings()
     configure(settings.log_level, settings.log_format)
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from core.shopdb.database import refusal
+
     database = _database(settings)
     try:
         revision = database.migrate()
+    except SQLAlchemyError as error:
+        print(f"concierge store migrate: cannot open the store database {database.shown}: "
+              f"{refusal(error)}", file=sys.stderr)
+        return 2
     finally:
         database.close()
     print(f"store {database.shown}: schema at revision {revision}")

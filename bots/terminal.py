@@ -117,8 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--user",
         default=None,
-        help="chat as this demo customer (C0001 to C0220, who have order histories); "
-             "default: a new customer",
+        help="chat as this customer of the store (in the demo store C0001 to C0220 have "
+             "order histories); default: a new customer",
     )
     args = parser.parse_args(argv)
     from bots.wiring import build_conversation, configure_logging

@@ -44,6 +44,8 @@ def configure(level: str = "INFO", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Alembic narrates its plugins and every migration step at INFO: its warnings are enough.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
 
 
 def event(logger: logging.Logger, name: str, level: int = logging.INFO, **fields: Any) -> None:

@@ -8,8 +8,9 @@ so the conversation core never sees a row.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, date, datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,19 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from pydantic import ValidationError
-from sqlalchemy import Connection, Engine, create_engine, event, func, select
+from pydantic_core import to_json
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Date,
+    DateTime,
+    Engine,
+    Table,
+    create_engine,
+    event,
+    func,
+    select,
+)
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -82,8 +95,6 @@ class ShopDatabase:
     def migrate(self) -> str:
         """Upgrade the schema to the newest revision; returns it."""
         config = _alembic_config()
-        # Alembic narrates every step at INFO; the import reports what matters.
-        logging.getLogger("alembic").setLevel(logging.WARNING)
         with self.engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
@@ -100,7 +111,7 @@ class ShopDatabase:
             current = self.revision()
         except SQLAlchemyError as error:
             raise StoreNotReady(
-                f"cannot open the store database {self.shown}: {_reason(error)}"
+                f"cannot open the store database {self.shown}: {refusal(error)}"
             ) from error
         if current != head:
             raise StoreNotReady(
@@ -192,8 +203,14 @@ class ShopDatabase:
             upsert(connection, interactions, [interaction_row(interaction)])
 
 
-def upsert(connection: Connection, table: Any, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert `rows`, replacing the non-key columns of rows whose key exists."""
+def upsert(
+    connection: Connection,
+    table: Any,
+    rows: Sequence[dict[str, Any]],
+    changed: Iterable[str] | None = None,
+) -> None:
+    """Insert `rows`; a row whose key exists gets the `changed` columns (default: all) and
+    keeps its others."""
     if not rows:
         return
     from sqlalchemy.dialects import postgresql, sqlite
@@ -201,16 +218,83 @@ def upsert(connection: Connection, table: Any, rows: Sequence[dict[str, Any]]) -
     dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
     statement = dialect.insert(table)
     keys = [column.name for column in table.primary_key.columns]
-    changed = {
+    names = set(changed) if changed is not None else {column.name for column in table.columns}
+    updates = {
         column.name: statement.excluded[column.name]
         for column in table.columns
-        if column.name not in keys
+        if column.name not in keys and column.name in names
     }
-    if changed:
-        statement = statement.on_conflict_do_update(index_elements=keys, set_=changed)
+    if updates:
+        statement = statement.on_conflict_do_update(index_elements=keys, set_=updates)
     else:
         statement = statement.on_conflict_do_nothing(index_elements=keys)
     connection.execute(statement, list(rows))
+
+
+def bulk_upsert(
+    connection: Connection, table: Table, rows: Sequence[dict[str, Any]], changed: Iterable[str]
+) -> None:
+    """`upsert` for imports: the values go to the driver as they are stored (JSON as text,
+    times as UTC), skipping SQLAlchemy's per-row work; on PostgreSQL through COPY into a
+    scratch table and one INSERT ... SELECT, so a batch is one statement (and one trigger)."""
+    if not rows:
+        return
+    columns = [column.name for column in table.columns]
+    keys = [column.name for column in table.primary_key.columns]
+    updates = [name for name in columns if name not in keys and name in set(changed)]
+    postgres = connection.dialect.name == "postgresql"
+    convert = [
+        (number, to) for number, column in enumerate(table.columns)
+        if (to := _stored(column.type, postgres)) is not None
+    ]
+    pick = itemgetter(*columns)
+    values: list[tuple[Any, ...]] = []
+    for row in rows:
+        value = list(pick(row))
+        for number, to in convert:
+            if value[number] is not None:
+                value[number] = to(value[number])
+        values.append(tuple(value))
+    names = ", ".join(f'"{name}"' for name in columns)
+    conflict = f"ON CONFLICT ({', '.join(keys)}) " + (
+        "DO UPDATE SET " + ", ".join(f'"{name}" = excluded."{name}"' for name in updates)
+        if updates else "DO NOTHING"
+    )
+    if not postgres:
+        marks = ", ".join("?" for _ in columns)
+        connection.exec_driver_sql(
+            f'INSERT INTO "{table.name}" ({names}) VALUES ({marks}) {conflict}', values
+        )
+        return
+    stage = f"import_{table.name}"
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cursor.execute(f'CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE "{table.name}") '
+                   "ON COMMIT DROP")
+    cursor.execute(f"TRUNCATE {stage}")
+    with cursor.copy(f"COPY {stage} ({names}) FROM STDIN") as copy:
+        for staged in values:
+            copy.write_row(staged)
+    cursor.execute(f'INSERT INTO "{table.name}" ({names}) SELECT {names} FROM {stage} '
+                   f"{conflict}")
+
+
+def _stored(kind: Any, postgres: bool) -> Callable[[Any], Any] | None:
+    """How a (not None) value of a column type is handed to the driver directly; None when
+    the driver takes it as it is."""
+    if isinstance(kind, JSON):
+        return lambda value: to_json(value).decode()
+    if isinstance(kind, DateTime):
+        return _utc if postgres else _sqlite_time
+    if isinstance(kind, Date) and not postgres:
+        return date.isoformat
+    return None
+
+
+def _sqlite_time(value: datetime) -> str:
+    # UTC without a zone, as SQLAlchemy's SQLite dialect stores and parses it.
+    if value.utcoffset():
+        value = value.astimezone(UTC)
+    return str(value.replace(tzinfo=None))
 
 
 # -- rows <-> models ---------------------------------------------------------------------------
@@ -225,12 +309,8 @@ def product_row(product: Product) -> dict[str, Any]:
 
 
 def order_row(order: Order) -> dict[str, Any]:
-    row = order.model_dump(mode="python")
-    row["items"] = [item.model_dump() for item in order.items]
-    for name in ("placed_at", "shipped_at", "delivered_at"):
-        if row[name] is not None:
-            row[name] = _utc(row[name])
-    return row
+    """The order's columns (times as given: `bulk_upsert` stores them as UTC)."""
+    return order.model_dump(mode="python")
 
 
 def interaction_row(interaction: Interaction) -> dict[str, Any]:
@@ -273,7 +353,8 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def _reason(error: BaseException) -> str:
+def refusal(error: BaseException) -> str:
+    """The driver's own first line, without the statement and parameters SQLAlchemy adds."""
     return str(getattr(error, "orig", None) or error).strip().splitlines()[0]
 
 

@@ -32,10 +32,11 @@ from core.shop.orders import Order
 from core.shop.synonyms import Synonym
 from core.shopdb.database import (
     ShopDatabase,
+    bulk_upsert,
     interaction_row,
     order_row,
     product_row,
-    upsert,
+    refusal,
 )
 from core.shopdb.tables import articles, customers, interactions, orders, products, synonyms
 
@@ -114,7 +115,11 @@ def import_store(
         if not path.is_file():
             raise ImportFailed(f"{path}: file not found")
         _format(path)
-    database.migrate()
+    try:
+        database.migrate()
+    except SQLAlchemyError as error:
+        raise ImportFailed(f"cannot open the store database {database.shown}: "
+                           f"{refusal(error)}") from error
     report = ImportReport()
     started = time.perf_counter()
     try:
@@ -125,9 +130,9 @@ def import_store(
                     connection, kind, files[kind.name], known, report.bad, batch
                 )
     except SQLAlchemyError as error:
-        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
-        raise ImportFailed(f"the database refused the import, nothing was imported: {reason}") \
-            from error
+        raise ImportFailed(
+            f"the database refused the import, nothing was imported: {refusal(error)}"
+        ) from error
     report.seconds = time.perf_counter() - started
     return report
 
@@ -167,6 +172,7 @@ def _import_file(
 ) -> int:
     seen: set[str] = set()
     rows: list[dict[str, Any]] = []
+    columns: frozenset[str] = frozenset()
     imported = 0
     for line, record in read_records(path, kind.model):
         if isinstance(record, str):
@@ -181,13 +187,25 @@ def _import_file(
             continue
         seen.add(key)
         known.add(record)
-        rows.append(kind.row(record))
-        if len(rows) >= batch:
-            upsert(connection, kind.table, rows)
+        given = given_columns(record)
+        # One statement updates the same columns in every row: a row that gives other
+        # columns than the batch so far starts a new batch.
+        if given != columns or len(rows) >= batch:
+            bulk_upsert(connection, kind.table, rows, columns)
             imported += len(rows)
-            rows = []
-    upsert(connection, kind.table, rows)
+            rows, columns = [], given
+        rows.append(kind.row(record))
+    bulk_upsert(connection, kind.table, rows, columns)
     return imported + len(rows)
+
+
+def given_columns(record: BaseModel) -> frozenset[str]:
+    """The columns a row of the file sets: an existing record keeps the others as stored
+    (a file of ids, prices and stock levels changes only those)."""
+    given = set(record.model_fields_set)
+    if record.model_extra:
+        given.add("extra")  # unknown columns replace the product's kept ones
+    return frozenset(given)
 
 
 def read_records(path: Path, model: type[BaseModel]) -> Iterator[tuple[int, BaseModel | str]]:

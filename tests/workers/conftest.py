@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from core.infra.settings import Settings
 from core.shopdb.database import ShopDatabase
 from core.shopdb.importer import import_store
-
-from core.infra.settings import Settings
 from core.turn.taxonomy import DEFAULT_PATH
 from workers.encoder import configure_torch
 from workers.nlu.cli import train_nlu_main

@@ -54,7 +54,7 @@ def test_the_demo_store_imports_and_orders_are_found(database: ShopDatabase) -> 
     assert answer is not None and answer.article.topic == "shipping"
 
 
-def test_an_import_upserts_by_id_and_keeps_unknown_columns(
+def test_an_import_upserts_the_columns_it_gives_and_keeps_unknown_ones(
     database: ShopDatabase, tmp_path: Path
 ) -> None:
     imported_demo(database)
@@ -67,7 +67,10 @@ def test_an_import_upserts_by_id_and_keeps_unknown_columns(
     assert report.imported == {"catalog": 2} and report.bad == []
     assert database.counts()["products"] == 323
     products = {p.id: p for p in database.products()}
-    assert products["P0001"].price == 59.5 and products["P0001"].stock == 3
+    jacket = products["P0001"]
+    assert jacket.price == 59.5 and jacket.stock == 3
+    # Columns the file does not give keep what the store had.
+    assert (jacket.brand, jacket.category, jacket.rating) == ("Alpenglow", "outerwear", 4.5)
     tote = products["sku-α-7"]
     assert tote.price == 12 and tote.rating is None and tote.model_extra == {"fabric": "canvas"}
     assert database.version("catalog") > before  # every process re-reads its catalog
