@@ -524,6 +524,9 @@ def _ordinal(text: str) -> int | None:
     return None
 
 
+MAX_NAMED_BY_WORD = 50
+
+
 def _product(text: str, vocabulary: SlotVocabulary) -> str | None:
     """The catalog product the message names. The catalog's own matcher is asked first, then
     the titles sharing the most distinctive words (names, brands) with the message; a product
@@ -538,7 +541,11 @@ def _product(text: str, vocabulary: SlotVocabulary) -> str | None:
             return found
     hits: Counter[int] = Counter()
     for word in naming:
-        hits.update(vocabulary._named_by[word])
+        found = vocabulary._named_by[word]
+        # A word in many titles ("waterproof" in a beauty shop) names none of them alone; the
+        # catalog's own matcher above weighs such words against the rest of the title.
+        if len(found) <= MAX_NAMED_BY_WORD:
+            hits.update(found)
     candidates = [(*vocabulary.titles[index], count) for index, count in hits.items()]
     candidates += [(product_id, title, 0) for product_id, title in vocabulary._unnamed]
     scored: list[tuple[int, str]] = []

@@ -286,8 +286,9 @@ class ScoringService:
         if not signals:
             return self._popularity.clone()
         direction = torch.stack(signals).sum(0)  # (D,)
-        # A little popularity breaks ties between near-identical texts in favour of proven items.
-        return self._text @ direction + 0.01 * self._popularity  # (N+1,)
+        # A little popularity breaks ties between near-identical texts in favour of proven items
+        # (one fused pass over the catalog's embeddings: at 12k items it is memory-bound).
+        return torch.addmv(self._popularity, self._text, direction, beta=0.01)  # (N+1,)
 
     def model_scores(self, pool: CandidatePool) -> Tensor:
         """Stage 2: the transformer's score of each candidate in the pool. (C,)"""
