@@ -541,11 +541,11 @@ def _product(text: str, vocabulary: SlotVocabulary) -> str | None:
             return found
     hits: Counter[int] = Counter()
     for word in naming:
-        found = vocabulary._named_by[word]
+        products = vocabulary._named_by[word]
         # A word in many titles ("waterproof" in a beauty shop) names none of them alone; the
         # catalog's own matcher above weighs such words against the rest of the title.
-        if len(found) <= MAX_NAMED_BY_WORD:
-            hits.update(found)
+        if len(products) <= MAX_NAMED_BY_WORD:
+            hits.update(products)
     candidates = [(*vocabulary.titles[index], count) for index, count in hits.items()]
     candidates += [(product_id, title, 0) for product_id, title in vocabulary._unnamed]
     scored: list[tuple[int, str]] = []
