@@ -238,11 +238,17 @@ def upsert(
 
 
 def bulk_upsert(
-    connection: Connection, table: Table, rows: Sequence[dict[str, Any]], changed: Iterable[str]
+    connection: Connection,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    changed: Iterable[str],
+    all_new: bool = False,
 ) -> None:
     """`upsert` for imports: the values go to the driver as they are stored (JSON as text,
     times as UTC), skipping SQLAlchemy's per-row work; on PostgreSQL through COPY into a
-    scratch table and one INSERT ... SELECT, so a batch is one statement (and one trigger)."""
+    scratch table and one INSERT ... SELECT, so a batch is one statement (and one trigger).
+    `all_new`: no row's key is in the table (the caller knows), so PostgreSQL copies them
+    straight in."""
     if not rows:
         return
     columns = [column.name for column in table.columns]
@@ -272,8 +278,13 @@ def bulk_upsert(
             f'INSERT INTO "{table.name}" ({names}) VALUES ({marks}) {conflict}', values
         )
         return
-    stage = f"import_{table.name}"
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    if all_new:
+        with cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+            for staged in values:
+                copy.write_row(staged)
+        return
+    stage = f"import_{table.name}"
     cursor.execute(f'CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE "{table.name}") '
                    "ON COMMIT DROP")
     cursor.execute(f"TRUNCATE {stage}")
