@@ -259,12 +259,14 @@ def _bench_backend(url: str, files: dict[str, Path], total_orders: int) -> dict[
 
 
 def _bench_suggestions(settings: Settings, url: str, requests: int) -> dict[str, object]:
+    import itertools
     import time
 
     from pydantic import SecretStr
 
     from bots.wiring import build_recommender
     from core.infra.percentiles import percentile
+    from core.shopdb.bench import timed_ms
     from core.turn.recommendation import RecommendationRequest
 
     store = settings.model_copy(update={"store_url": SecretStr(url)})
@@ -280,11 +282,8 @@ def _bench_suggestions(settings: Settings, url: str, requests: int) -> dict[str,
                               budget_max=25.0),
         RecommendationRequest(user_id="bench", text="a gentle face cleanser"),
     ]
-    times = []
-    for number in range(requests):
-        started = time.perf_counter()
-        recommender.recommend(asks[number % len(asks)])
-        times.append((time.perf_counter() - started) * 1000)
+    cycle = itertools.cycle(asks)
+    times = timed_ms(lambda: recommender.recommend(next(cycle)), requests)
     return {"requests": requests, "p50_ms": round(percentile(times, 50), 2),
             "p99_ms": round(percentile(times, 99), 2), "startup_s": round(startup_s, 1)}
 

@@ -110,8 +110,9 @@ def build_understander(
     )
 
 
-def build_recommender(settings: Settings) -> Recommender:
-    """Celery workers (scaled: no torch in this process) or the same scoring in-process."""
+def build_recommender(settings: Settings, catalog: LiveCatalog | None = None) -> Recommender:
+    """Celery workers (scaled: no torch in this process) or the same scoring in-process, over
+    `catalog` when this process already follows the store's (else its own)."""
     if settings.recommender == "celery":
         from workers.client import CeleryRecommender
 
@@ -119,7 +120,9 @@ def build_recommender(settings: Settings) -> Recommender:
         return MeasuredRecommender(CeleryRecommender(settings), "celery")
     from workers.recommender.service import ScoringService
 
-    return MeasuredRecommender(ScoringService.from_settings(settings), "inprocess")
+    return MeasuredRecommender(
+        ScoringService.from_settings(settings, catalog=catalog), "inprocess"
+    )
 
 
 def build_policy(settings: Settings) -> PolicyConfig:
@@ -182,7 +185,7 @@ def build_conversation(settings: Settings, keep_feedback: bool = True) -> Conver
         understander=build_understander(
             settings, vocabulary=ShopVocabulary(shop.catalog, database)
         ),
-        recommender=build_recommender(settings),
+        recommender=build_recommender(settings, shop.catalog),
         catalog=shop.catalog,
         orders=shop.orders,
         knowledge=shop.knowledge,

@@ -206,54 +206,27 @@ class ShopDatabase:
     def record_interaction(self, interaction: Interaction) -> None:
         """One event (button feedback, say), kept for the next training."""
         with self.engine.begin() as connection:
-            upsert(connection, interactions, [interaction_row(interaction)])
+            upsert(connection, interactions, [interaction.model_dump()])
 
 
 def upsert(
     connection: Connection,
-    table: Any,
-    rows: Sequence[dict[str, Any]],
-    changed: Iterable[str] | None = None,
-) -> None:
-    """Insert `rows`; a row whose key exists gets the `changed` columns (default: all) and
-    keeps its others."""
-    if not rows:
-        return
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(table)
-    keys = [column.name for column in table.primary_key.columns]
-    names = set(changed) if changed is not None else {column.name for column in table.columns}
-    updates = {
-        column.name: statement.excluded[column.name]
-        for column in table.columns
-        if column.name not in keys and column.name in names
-    }
-    if updates:
-        statement = statement.on_conflict_do_update(index_elements=keys, set_=updates)
-    else:
-        statement = statement.on_conflict_do_nothing(index_elements=keys)
-    connection.execute(statement, list(rows))
-
-
-def bulk_upsert(
-    connection: Connection,
     table: Table,
     rows: Sequence[dict[str, Any]],
-    changed: Iterable[str],
+    changed: Iterable[str] | None = None,
     all_new: bool = False,
 ) -> None:
-    """`upsert` for imports: the values go to the driver as they are stored (JSON as text,
-    times as UTC), skipping SQLAlchemy's per-row work; on PostgreSQL through COPY into a
-    scratch table and one INSERT ... SELECT, so a batch is one statement (and one trigger).
-    `all_new`: no row's key is in the table (the caller knows), so PostgreSQL copies them
-    straight in."""
+    """Insert `rows`; a row whose key exists gets the `changed` columns (default: all) and
+    keeps its others. The values go to the driver as they are stored (JSON as text, times as
+    UTC), skipping SQLAlchemy's per-row work; on PostgreSQL through COPY into a scratch table
+    and one INSERT ... SELECT, so a batch is one statement (and one trigger). `all_new`: no
+    row's key is in the table (the caller knows), so PostgreSQL copies them straight in."""
     if not rows:
         return
     columns = [column.name for column in table.columns]
     keys = [column.name for column in table.primary_key.columns]
-    updates = [name for name in columns if name not in keys and name in set(changed)]
+    wanted = set(changed) if changed is not None else set(columns)
+    updates = [name for name in columns if name not in keys and name in wanted]
     postgres = connection.dialect.name == "postgresql"
     convert = [
         (number, to) for number, column in enumerate(table.columns)
@@ -322,17 +295,6 @@ PRODUCT_COLUMNS = frozenset(column.name for column in products.columns) - {"extr
 def product_row(product: Product) -> dict[str, Any]:
     row = product.model_dump(exclude=set(product.model_extra or ()))
     row["extra"] = dict(product.model_extra or {})
-    return row
-
-
-def order_row(order: Order) -> dict[str, Any]:
-    """The order's columns (times as given: `bulk_upsert` stores them as UTC)."""
-    return order.model_dump(mode="python")
-
-
-def interaction_row(interaction: Interaction) -> dict[str, Any]:
-    row = interaction.model_dump()
-    row["at"] = _utc(row["at"])
     return row
 
 

@@ -32,11 +32,9 @@ from core.shop.orders import Order
 from core.shop.synonyms import Synonym
 from core.shopdb.database import (
     ShopDatabase,
-    bulk_upsert,
-    interaction_row,
-    order_row,
     product_row,
     refusal,
+    upsert,
 )
 from core.shopdb.tables import articles, customers, interactions, orders, products, synonyms
 
@@ -64,10 +62,10 @@ KINDS: dict[str, ImportKind] = {
     for kind in (
         ImportKind("catalog", Product, products, product_row, lambda r: r.id),
         ImportKind("customers", Customer, customers, _dump, lambda r: r.id),
-        ImportKind("orders", Order, orders, order_row, lambda r: r.id),
+        ImportKind("orders", Order, orders, _dump, lambda r: r.id),
         ImportKind("articles", Article, articles, _dump, lambda r: r.id),
         ImportKind(
-            "interactions", Interaction, interactions, interaction_row,
+            "interactions", Interaction, interactions, _dump,
             lambda r: f"{r.customer_id}\0{r.item_id}\0{r.kind}\0{r.at.isoformat()}",
         ),
         ImportKind("synonyms", Synonym, synonyms, _dump, lambda r: r.phrase.lower()),
@@ -197,11 +195,11 @@ def _import_file(
         # One statement updates the same columns in every row: a row that gives other
         # columns than the batch so far starts a new batch.
         if given != columns or len(rows) >= batch:
-            bulk_upsert(connection, kind.table, rows, columns, kind.name in known.empty)
+            upsert(connection, kind.table, rows, columns, kind.name in known.empty)
             imported += len(rows)
             rows, columns = [], given
         rows.append(kind.row(record))
-    bulk_upsert(connection, kind.table, rows, columns, kind.name in known.empty)
+    upsert(connection, kind.table, rows, columns, kind.name in known.empty)
     return imported + len(rows)
 
 

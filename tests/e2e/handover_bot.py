@@ -51,7 +51,7 @@ def main(argv: Sequence[str]) -> int:
     def words(settings: Settings, backend: object = None, vocabulary: object = None) -> Words:
         return Words()
 
-    def nothing(settings: Settings) -> NoSuggestions:
+    def nothing(settings: Settings, catalog: object = None) -> NoSuggestions:
         return NoSuggestions()
 
     wiring.build_understander = words

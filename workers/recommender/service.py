@@ -145,15 +145,20 @@ class ScoringService:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, config: ServiceConfig = ServiceConfig()
+        cls,
+        settings: Settings,
+        config: ServiceConfig = ServiceConfig(),
+        catalog: LiveCatalog | None = None,
     ) -> ScoringService:
         """The settings' model serving the store database's catalog, followed live (or the
-        Amazon Beauty data set's items as they are, for benchmarks of the model alone)."""
+        Amazon Beauty data set's items as they are, for benchmarks of the model alone).
+        `catalog`: the live catalog this process already holds (the chat's), shared rather
+        than read and followed twice."""
         from workers.encoder import EmbeddingCache, encode
 
         model, _ = model_module.load_checkpoint(settings.recommender_dir)
-        catalog: LiveCatalog | None = None
         if settings.recommender_catalog == "amazon-beauty":
+            catalog = None
             data = load_beauty(settings.data_dir / "amazon_beauty")
             products = products_from_records(data.items)
             histories = {
@@ -166,7 +171,7 @@ class ScoringService:
 
             database = ShopDatabase(settings.store_url.get_secret_value())
             database.check_ready()
-            catalog = live_catalog(database, settings.store_check_s)
+            catalog = catalog or live_catalog(database, settings.store_check_s)
             products = list(catalog.all())
             histories = store_histories(database)
         items = EmbeddingCache(settings.models_dir / "embeddings" / "catalog-text.pt")
