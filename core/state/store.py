@@ -27,6 +27,7 @@ class Turn(Frozen):
     text: str
     at: float  # unix seconds
     intent: str | None = None
+    private: bool = False  # a personal reply (an order, the account): never sent to an LLM
 
 
 class ProductRequest(Frozen):
@@ -64,7 +65,8 @@ class EscalationState(Frozen):
 
 class ConversationState(Frozen):
     conversation_id: str
-    user_id: str = ""
+    user_id: str = ""  # the platform user (`telegram:<id>`, `slack:<team>:<user>`)
+    customer_id: str | None = None  # the store customer verified for that user, this turn
     platform: str = "terminal"
     transcript: tuple[Turn, ...] = ()
     request: ProductRequest = ProductRequest()
@@ -112,4 +114,16 @@ class StateStore(Protocol):
 
     def lock(self, conversation_id: str, timeout: float = 30.0) -> AbstractContextManager[None]:
         """Hold while a turn runs: one turn per conversation at a time, across processes."""
+        ...
+
+    def conversations_of(self, user_id: str) -> list[str]:
+        """Ids of every saved conversation of this platform user (for export and deletion)."""
+        ...
+
+    def delete(self, conversation_id: str) -> None:
+        """Forget a conversation's state (and anything quarantined of it); no error if none."""
+        ...
+
+    def purge(self, idle_before: float) -> int:
+        """Delete every conversation last saved before this unix time; how many were deleted."""
         ...

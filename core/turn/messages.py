@@ -32,6 +32,10 @@ class Incoming:
     button: str | None = None  # payload of the pressed button, if any
     message_id: str | None = None  # the platform's id, used to drop duplicate deliveries
     platform: str = "terminal"
+    # A store customer the adapter itself vouches for: only the terminal chat, whose user runs
+    # it on the shop's own machine (`--user`). Chat platforms leave it None: there a customer
+    # is known only through a verified link (`core.identity`).
+    customer_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,9 @@ class Reply:
     buttons: tuple[Button, ...] = ()
     thread_id: str | None = None
     conversation_id: str | None = None
+    # Personal (orders, the account): in a group chat the adapter sends it by direct message
+    # and leaves a short notice in the group.
+    private: bool = False
 
 
 class Outbox(Protocol):

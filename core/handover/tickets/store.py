@@ -41,6 +41,7 @@ class Ticket(BaseModel):
     id: str
     conversation_id: str
     customer: str  # the customer's user id on their platform
+    verified_customer: str | None = None  # the store customer that user proved to be, if any
     platform: str
     reason: str
     sentiment_trend: tuple[str, ...] = ()  # recent customer sentiments, oldest first
@@ -93,6 +94,19 @@ class TicketStore(Protocol):
 
     def list(self, statuses: tuple[TicketStatus, ...] = ACTIVE, limit: int = 100) -> list[Ticket]:
         """Tickets in these statuses, oldest first."""
+        ...
+
+    def of_customer(self, customer: str) -> list[Ticket]:
+        """Every ticket of this platform user, oldest first (for export and deletion)."""
+        ...
+
+    def anonymise(self, ticket_id: str) -> None:
+        """Keep the ticket's counts (status, reason, rating, times) and drop what identifies the
+        person: transcript entries, customer ids, the conversation id and agent thread link."""
+        ...
+
+    def purge(self, closed_before: float) -> int:
+        """Delete every resolved or handed-back ticket closed before this unix time; how many."""
         ...
 
 
