@@ -131,7 +131,7 @@ class Console:
             age = max(0, round((now - ticket.created_at) / 60))
             self.say(
                 f"{ticket.id}  {ticket.status:<7}  {owner:<20}  {age:>3} min  "
-                f"{ticket.customer} on {ticket.platform}: {ticket.reason}"
+                f"{ticket.who} on {ticket.platform}: {ticket.reason}"
             )
 
     def _show(self, ticket_id: str) -> None:
@@ -186,7 +186,7 @@ class Console:
             if seen is None:
                 what = "new ticket" if self._started else f"open ticket ({ticket.status})"
                 self.say(
-                    f"[{ticket.id}] {what}: {ticket.customer} on {ticket.platform}, "
+                    f"[{ticket.id}] {what}: {ticket.who} on {ticket.platform}, "
                     f"{ticket.reason}; sentiment {trend(ticket.sentiment_trend)}"
                 )
                 for line in last_turns(ticket):

@@ -15,11 +15,13 @@ import time
 import uuid
 from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
 from bots.shutdown import Shutdown, TurnAbandoned
 from core.handover.deliveries.store import customer_topic
+from core.identity.store import Link
 from core.infra.commands import CommandHelp
 from core.infra.health import serve
 from core.infra.percentiles import median, percentile
@@ -58,9 +60,15 @@ def reply_text(reply: Reply) -> str:
 
 
 def to_incoming(
-    line: str, outbox: TerminalOutbox, conversation_id: str, user_id: str, number: int
+    line: str,
+    outbox: TerminalOutbox,
+    conversation_id: str,
+    user_id: str,
+    number: int,
+    customer_id: str | None = None,
 ) -> Incoming | str:
-    """The event a typed line stands for, or a message for the user when it stands for none."""
+    """The event a typed line stands for, or a message for the user when it stands for none.
+    `customer_id`: the store customer the person at this terminal is (`--user`)."""
     stripped = line.strip()
     if stripped.isdigit() and len(stripped) <= 3:
         index = int(stripped)
@@ -69,8 +77,10 @@ def to_incoming(
         if not 1 <= index <= len(outbox.buttons):
             return replies.NO_SUCH_BUTTON.format(number=index, count=len(outbox.buttons))
         payload = outbox.buttons[index - 1].payload
-        return Incoming(conversation_id, user_id, button=payload, message_id=f"t{number}")
-    return Incoming(conversation_id, user_id, text=line, message_id=f"t{number}")
+        return Incoming(conversation_id, user_id, button=payload, message_id=f"t{number}",
+                        customer_id=customer_id)
+    return Incoming(conversation_id, user_id, text=line, message_id=f"t{number}",
+                    customer_id=customer_id)
 
 
 def chat(
@@ -81,13 +91,16 @@ def chat(
     conversation_id: str | None = None,
     outbox: TerminalOutbox | None = None,
     shutdown: Shutdown | None = None,
+    customer_id: str | None = None,
 ) -> None:
     """One turn per line. With `shutdown`, SIGTERM ends the chat after the turn in flight."""
     conversation_id = conversation_id or new_conversation_id(user_id)
     outbox = outbox or TerminalOutbox(out)
     taken = shutdown.take(lines) if shutdown is not None else lines
     for number, line in enumerate(taken):
-        event = to_incoming(line.rstrip("\n"), outbox, conversation_id, user_id, number)
+        event = to_incoming(
+            line.rstrip("\n"), outbox, conversation_id, user_id, number, customer_id
+        )
         if isinstance(event, str):
             out.write(f"concierge> {event}\n")
             continue
@@ -117,8 +130,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--user",
         default=None,
-        help="chat as this customer of the store (in the demo store C0001 to C0220 have "
-             "order histories); default: a new customer",
+        help="chat as this customer of the store, who sees their own orders and gets "
+             "suggestions from their history (in the demo store C0001 to C0220 have order "
+             "histories); the terminal is the shop's own, so no proof is asked; default: a "
+             "guest, who can link an account as on Telegram (`link <code>`, an e-mail code)",
     )
     args = parser.parse_args(argv)
     from bots.wiring import build_conversation, configure_logging
@@ -126,10 +141,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings()
     configure_logging(settings, default_level="WARNING")
     conversation = build_conversation(settings)
-    return serve_chat(settings, conversation, args.user or f"guest-{uuid.uuid4().hex[:6]}")
+    customer = None
+    if args.user:
+        accounts = conversation.services.accounts
+        if accounts is not None and accounts.store.customer(args.user) is None:
+            print(f"concierge chat: no customer {args.user} in the store; chatting as a guest "
+                  "with that name", file=sys.stderr)
+        else:
+            customer = args.user
+    user = args.user or f"guest-{uuid.uuid4().hex[:6]}"
+    return serve_chat(settings, conversation, user, customer)
 
 
-def serve_chat(settings: Settings, conversation: Conversation, user_id: str) -> int:
+def serve_chat(
+    settings: Settings, conversation: Conversation, user_id: str, customer_id: str | None = None
+) -> int:
     """Chat on stdin/stdout until the input ends or SIGTERM; the turn in flight finishes."""
     from bots.wiring import start_customer_deliveries
 
@@ -149,7 +175,8 @@ def serve_chat(settings: Settings, conversation: Conversation, user_id: str) -> 
     health = serve(settings, role="chat")
     try:
         with Shutdown(settings.shutdown_grace_s, health.drain if health else None) as shutdown:
-            chat(conversation, lines, sys.stdout, user_id, conversation_id, outbox, shutdown)
+            chat(conversation, lines, sys.stdout, user_id, conversation_id, outbox, shutdown,
+                 customer_id)
     except TurnAbandoned as exc:
         sys.stderr.write(f"concierge: stopped: {exc}; that message was not answered\n")
         return 1
@@ -192,6 +219,13 @@ def bench_chat(argv: Sequence[str] | None = None) -> int:
         help="the customer who chats (their newest order is asked about); a customer of the "
              "store CONCIERGE_STORE_URL names",
     )
+    parser.add_argument(
+        "--linked",
+        action="store_true",
+        help="chat as a platform user linked to that customer in the store (the link is "
+             "looked up every turn, as on Telegram and Slack) instead of the terminal's own "
+             "customer; the link is removed afterwards",
+    )
     args = parser.parse_args(argv)
     from bots.wiring import build_conversation, configure_logging
 
@@ -209,10 +243,21 @@ def bench_chat(argv: Sequence[str] | None = None) -> int:
         order_id = orders[0].id
         script = [line.format(order_id=order_id) for line in SCRIPT]
         outbox = TerminalOutbox(open("/dev/null", "w"))  # noqa: SIM115
-        warmup_started = time.perf_counter()
-        _run_script(conversation, outbox, script, len(script), args.user, "bench-warmup")
-        warmup_s = time.perf_counter() - warmup_started
-        latencies = _run_script(conversation, outbox, script, args.turns, args.user, "bench")
+        accounts = conversation.services.accounts
+        user, customer = args.user, args.user
+        if args.linked and accounts is not None:
+            user, customer = f"bench:{uuid.uuid4().hex[:8]}", None
+            accounts.store.save_link(Link(user_id=user, customer_id=args.user, method="link",
+                                          linked_at=datetime.now(UTC)))
+        try:
+            warmup_started = time.perf_counter()
+            _run_script(conversation, outbox, script, len(script), user, "bench-warmup", customer)
+            warmup_s = time.perf_counter() - warmup_started
+            latencies = _run_script(conversation, outbox, script, args.turns, user, "bench",
+                                    customer)
+        finally:
+            if user != args.user and accounts is not None:
+                accounts.unlink(user)
     result = {
         "turns": len(latencies),
         "median_ms": round(median(latencies), 1),
@@ -223,6 +268,7 @@ def bench_chat(argv: Sequence[str] | None = None) -> int:
         "ready_s": round(build_s + warmup_s, 2),  # process start to a chat at full speed
         "understander": settings.understander,
         "recommender": settings.recommender,
+        "identity": "linked" if args.linked else "terminal",
         "products": len(conversation.services.catalog.all()),
     }
     print(
@@ -241,6 +287,7 @@ def _run_script(
     turns: int,
     user_id: str,
     prefix: str,
+    customer_id: str | None = None,
 ) -> list[float]:
     """`turns` turns of the script (a new conversation each time it starts over); each turn's ms."""
     latencies: list[float] = []
@@ -248,7 +295,9 @@ def _run_script(
     for turn in range(turns):
         if turn % len(script) == 0:
             conversation_id = f"{prefix}:{turn}"
-        event = to_incoming(script[turn % len(script)], outbox, conversation_id, user_id, turn)
+        event = to_incoming(
+            script[turn % len(script)], outbox, conversation_id, user_id, turn, customer_id
+        )
         if isinstance(event, str):
             continue
         conversation.handle(event, outbox)

@@ -18,11 +18,15 @@ from core.handover.deliveries.factory import open_delivery_queue
 from core.handover.deliveries.loop import Deliveries
 from core.handover.escalation import SupportDesk
 from core.handover.tickets.factory import open_ticket_store
+from core.identity.accounts import AccountRules, Accounts
+from core.identity.mail import Mailer, SmtpMailer
+from core.identity.rights import DataRights, Retention, RetentionJob
 from core.infra import logs, metrics
 from core.infra.errors import StoreNotReady
 from core.infra.settings import Settings, settings_section
 from core.shop.live import LiveCatalog
 from core.shopdb.database import ShopDatabase
+from core.shopdb.identity import SqlIdentities
 from core.shopdb.services import ShopVocabulary, StoreFeedbackLog, live_catalog, open_shop
 from core.state.factory import open_state_store
 from core.state.store import ConversationState, StateStore
@@ -154,6 +158,7 @@ def start_customer_deliveries(
     many chats, one per conversation for the terminal. The loop also runs the SLA sweep.
     `send_reply` runs on the loop's thread (`bots.channel.threadsafe` for async adapters).
     """
+    start_retention(settings, conversation)  # every process serving customers purges
     desk = conversation.services.escalations
     if not isinstance(desk, SupportDesk):
         return None
@@ -172,6 +177,55 @@ def build_phraser(settings: Settings) -> Phraser | None:
     return LlmPhraser(LlmClient(LlmConfig.from_settings(settings)))
 
 
+def build_mailer(settings: Settings) -> Mailer | None:
+    """SMTP for e-mail codes, when a host is configured."""
+    if not settings.smtp_host:
+        return None
+    return SmtpMailer(
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        sender=settings.smtp_sender,
+        user=settings.smtp_user,
+        password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+        security=settings.smtp_security,
+        timeout_s=settings.smtp_timeout_s,
+    )
+
+
+def build_accounts(settings: Settings, database: ShopDatabase | None = None) -> Accounts:
+    """Linked identities in the store database, with the configured proofs and limits."""
+    secret = settings.link_secret.get_secret_value() if settings.link_secret else None
+    rules = AccountRules(
+        link_ttl_s=settings.link_ttl_s,
+        code_ttl_s=settings.email_code_ttl_s,
+        code_attempts=settings.email_code_attempts,
+        attempts_per_hour=settings.verify_attempts_per_hour,
+        codes_per_hour=settings.email_codes_per_hour,
+    )
+    identities = SqlIdentities(database or open_store(settings))
+    return Accounts(identities, secret, build_mailer(settings), rules)
+
+
+def build_data_rights(
+    settings: Settings, accounts: Accounts, states: StateStore | None = None
+) -> DataRights:
+    """Export, deletion and retention over every store that holds a person's data."""
+    return DataRights(
+        states=states or open_state_store(settings),
+        identities=accounts.store,
+        tickets=open_ticket_store(settings),
+        retention=Retention(settings.retention_transcript_days, settings.retention_ticket_days),
+    )
+
+
+def start_retention(settings: Settings, conversation: Conversation) -> RetentionJob | None:
+    """The periodic purge of expired transcripts, tickets and proofs in this process."""
+    rights = conversation.services.rights
+    if rights is None:
+        return None
+    return RetentionJob(rights.purge, settings.retention_check_s).start()
+
+
 def build_conversation(settings: Settings, keep_feedback: bool = True) -> Conversation:
     """Every service of a turn; StoreNotReady (saying what to run) when the store database
     has no schema or no products. `keep_feedback=False` (benchmarks) writes no button presses
@@ -180,6 +234,7 @@ def build_conversation(settings: Settings, keep_feedback: bool = True) -> Conver
     shop = open_shop(database, settings.store_check_s)
     assert isinstance(shop.catalog, LiveCatalog)
     states = open_state_store(settings)
+    accounts = build_accounts(settings, database)
     services = Services(
         store=states,
         understander=build_understander(
@@ -192,5 +247,7 @@ def build_conversation(settings: Settings, keep_feedback: bool = True) -> Conver
         escalations=build_support_desk(settings, states) if settings.escalation == "on" else None,
         phraser=build_phraser(settings),
         feedback_log=StoreFeedbackLog(database) if keep_feedback else None,
+        accounts=accounts,
+        rights=build_data_rights(settings, accounts, states),
     )
     return Conversation(services, build_policy(settings), lock_timeout_s=settings.lock_timeout_s)

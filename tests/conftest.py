@@ -230,3 +230,46 @@ def stand_in() -> Iterator[StandIn]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@dataclass
+class MailServer:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 and the messages it received."""
+
+    host: str
+    port: int
+    messages: list[Any] = field(default_factory=list)
+
+    def codes_for(self, address: str) -> list[str]:
+        """The 6-digit codes in the messages to `address`, oldest first."""
+        import re
+
+        found = []
+        for message in self.messages:
+            if address.lower() in message["To"].lower():
+                found += re.findall(r"\b(\d{6})\b", message.get_content())
+        return found
+
+
+@pytest.fixture
+def mail_server() -> Iterator[MailServer]:
+    from email import message_from_bytes, policy
+
+    from aiosmtpd.controller import Controller
+
+    server = MailServer("127.0.0.1", 0)
+
+    class Inbox:
+        async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:
+            server.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+            return "250 OK"
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        server.port = probe.getsockname()[1]
+    controller = Controller(Inbox(), hostname="127.0.0.1", port=server.port)
+    controller.start()
+    try:
+        yield server
+    finally:
+        controller.stop()

@@ -62,7 +62,7 @@ def ticket_blocks(ticket: Ticket, summary: str) -> list[dict[str, Any]]:
     status = STATUS_WORDS[ticket.status].format(agent=ticket.agent or "?")
     rating = f"  ·  rated {ticket.rating}/5" if ticket.rating is not None else ""
     head = (
-        f"*Ticket {ticket.id}*  ·  {escape(ticket.customer)} on {escape(ticket.platform)}\n"
+        f"*Ticket {ticket.id}*  ·  {escape(ticket.who)} on {escape(ticket.platform)}\n"
         f"*Reason:* {escape(ticket.reason)}\n"
         f"*Sentiment:* {escape(trend(ticket.sentiment_trend))}\n"
         f"*Status:* {status}{rating}"

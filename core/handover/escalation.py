@@ -113,6 +113,7 @@ class SupportDesk:
             id=new_ticket_id(now),
             conversation_id=state.conversation_id,
             customer=state.user_id or "unknown",
+            verified_customer=state.customer_id,
             platform=state.platform,
             reason=reason,
             sentiment_trend=tuple(sentiments[-TREND_TURNS:]),
@@ -416,7 +417,7 @@ def summarize(ticket: Ticket) -> str:
     """A template summary for agents: who, why, what happened, what the customer said last."""
     said = [e.text for e in ticket.transcript if e.role == "customer"]
     lines = [
-        f"{ticket.customer} on {ticket.platform}: {ticket.reason}.",
+        f"{ticket.who} on {ticket.platform}: {ticket.reason}.",
         f"Sentiment: {trend(ticket.sentiment_trend)}. "
         f"Intents: {', '.join(ticket.intents) or 'none'}.",
     ]

@@ -107,6 +107,34 @@ class Settings(BaseSettings):
     # SIGTERM: the turn in flight may finish within this many seconds, then the process exits.
     shutdown_grace_s: float = 20.0
 
+    # Customers' identity: linking a chat user to a store customer, and their data.
+    # The key that signs link tokens and e-mail codes; when unset, one generated and kept in
+    # the store database (every process sharing the store uses it).
+    link_secret: SecretStr | None = None
+    link_ttl_s: float = 900.0  # a link token works this long after the shop issued it
+    # The shop's backend asks for link tokens over HTTP (`concierge link serve`) with this key.
+    link_api_key: SecretStr | None = None
+    link_api_host: str = "127.0.0.1"  # link endpoint address
+    link_api_port: int = 8090  # link endpoint port
+    telegram_bot_username: str | None = None  # for deep links t.me/<bot>?start=<token>
+    verify_attempts_per_hour: int = 10  # failed proofs and unproven order lookups per user
+    email_code_ttl_s: float = 600.0  # an e-mailed code works this long
+    email_code_attempts: int = 5  # wrong entries that void a code
+    email_codes_per_hour: int = 3  # code e-mails per chat user
+    # E-mail out (codes). No host: no codes; customers link with the shop's link instead.
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_security: Literal["none", "starttls", "tls"] = "none"
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_sender: str = "Concierge <no-reply@localhost>"  # the From: of code e-mails
+    smtp_timeout_s: float = 10.0
+    # Retention: idle conversations (with their transcripts) and closed tickets are deleted
+    # after this many days (0 keeps them); checked every retention_check_s by each process.
+    retention_transcript_days: int = 90
+    retention_ticket_days: int = 365
+    retention_check_s: float = 3600.0
+
     # Turn handling.
     lock_timeout_s: float = 30.0  # wait this long for a conversation busy in another turn
 

@@ -135,17 +135,17 @@ class ShopDatabase:
     def products(self) -> list[Product]:
         with self._reads.connect() as connection:
             rows = connection.execute(select(products).order_by(products.c.id)).mappings()
-            return list(_valid(Product, (_product_fields(row) for row in rows)))
+            return list(valid_rows(Product, (_product_fields(row) for row in rows)))
 
     def synonyms(self) -> list[Synonym]:
         with self._reads.connect() as connection:
             rows = connection.execute(select(synonyms).order_by(synonyms.c.phrase)).mappings()
-            return list(_valid(Synonym, (dict(row) for row in rows)))
+            return list(valid_rows(Synonym, (dict(row) for row in rows)))
 
     def articles(self) -> list[Article]:
         with self._reads.connect() as connection:
             rows = connection.execute(select(articles).order_by(articles.c.id)).mappings()
-            return list(_valid(Article, (dict(row) for row in rows)))
+            return list(valid_rows(Article, (dict(row) for row in rows)))
 
     def order(self, order_id: str) -> Order | None:
         wanted = normalize_order_id(order_id)
@@ -171,7 +171,7 @@ class ShopDatabase:
         query = select(customers).where(customers.c.id == customer_id.strip())
         with self._reads.connect() as connection:
             row = connection.execute(query).mappings().first()
-        return next(_valid(Customer, [dict(row)]), None) if row is not None else None
+        return next(valid_rows(Customer, [dict(row)]), None) if row is not None else None
 
     def purchase_events(self) -> Iterator[tuple[str, str, datetime]]:
         """(customer, product, when) of every ordered line not cancelled, then every imported
@@ -184,14 +184,14 @@ class ShopDatabase:
         with self._reads.connect() as connection:
             for customer, items, placed in connection.execute(query):
                 for line in items:
-                    yield customer, str(line["item_id"]), _aware(placed)
+                    yield customer, str(line["item_id"]), aware_utc(placed)
             query = (
                 select(interactions)
                 .where(interactions.c.kind.not_in(NOT_INTERESTED))
                 .order_by(interactions.c.at)
             )
             for row in connection.execute(query).mappings():
-                yield row["customer_id"], row["item_id"], _aware(row["at"])
+                yield row["customer_id"], row["item_id"], aware_utc(row["at"])
 
     def counts(self) -> dict[str, int]:
         tables = (products, customers, orders, articles, interactions, synonyms)
@@ -307,11 +307,11 @@ def _order(row: Any) -> Order | None:
     fields = dict(row)
     for name in ("placed_at", "shipped_at", "delivered_at"):
         if fields[name] is not None:
-            fields[name] = _aware(fields[name])
-    return next(_valid(Order, [fields]), None)
+            fields[name] = aware_utc(fields[name])
+    return next(valid_rows(Order, [fields]), None)
 
 
-def _valid(model: type[Any], records: Iterable[dict[str, Any]]) -> Iterator[Any]:
+def valid_rows(model: type[Any], records: Iterable[dict[str, Any]]) -> Iterator[Any]:
     """Each record as `model`; a record the shop changed into something invalid is skipped
     with a warning rather than shown."""
     for record in records:
@@ -327,7 +327,7 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def _aware(value: datetime) -> datetime:
+def aware_utc(value: datetime) -> datetime:
     # SQLite keeps no zone; every stored time is UTC.
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 

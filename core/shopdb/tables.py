@@ -107,6 +107,67 @@ synonyms = Table(
     Column("attributes", JSON, nullable=False),
 )
 
+# Platform users (`telegram:<id>`, `slack:<team>:<user>`) who proved they are a store customer:
+# by a link token the shop issued ("link") or a code sent to the customer's e-mail ("email").
+linked_identities = Table(
+    "linked_identities",
+    metadata,
+    Column("user_id", String(200), primary_key=True),
+    Column("customer_id", String(200), nullable=False),
+    Column("method", String(16), nullable=False),
+    Column("linked_at", DateTime(timezone=True), nullable=False),
+    Index("linked_by_customer", "customer_id"),
+)
+
+# Link tokens issued to logged-in customers: single use (used_at), expiring. The token itself
+# is the nonce plus a signature over nonce, customer and expiry; only the nonce is kept here.
+link_tokens = Table(
+    "link_tokens",
+    metadata,
+    Column("nonce", String(32), primary_key=True),
+    Column("customer_id", String(200), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("used_at", DateTime(timezone=True)),
+)
+
+# The one pending e-mail code of a platform user (a keyed hash of it, never the code).
+email_codes = Table(
+    "email_codes",
+    metadata,
+    Column("user_id", String(200), primary_key=True),
+    Column("customer_id", String(200), nullable=False),
+    Column("code_hash", String(64), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("attempts", Integer, nullable=False),
+)
+
+# Recent verification attempts per platform user: what the hourly limit counts.
+verification_attempts = Table(
+    "verification_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", String(200), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("attempts_by_user", "user_id", "at"),
+)
+
+# Generated secrets (the link signing key when CONCIERGE_LINK_SECRET is not set).
+secrets = Table(
+    "secrets",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("value", String(128), nullable=False),
+)
+
+# What was deleted on customers' requests, as counts only ("people", "conversations", ...).
+privacy_counts = Table(
+    "privacy_counts",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
 # Counters that database triggers raise on every change to what processes hold in memory:
 # "catalog" (products, synonyms) and "knowledge" (articles). A process re-reads only when one
 # moved, so a change made by an import, an admin tool or plain SQL is served within seconds.

@@ -80,6 +80,9 @@ class ConversationState(Frozen):
     escalation: EscalationState = EscalationState()
     seen_message_ids: tuple[str, ...] = ()
     turns: int = 0  # customer turns handled so far
+    # An order number asked for before the customer proved who they are: an e-mail address
+    # sent next is checked against this order.
+    order_to_verify: str | None = None
 
     def with_turn(self, turn: Turn) -> ConversationState:
         return self.model_copy(update={"transcript": (*self.transcript, turn)[-TRANSCRIPT_LIMIT:]})

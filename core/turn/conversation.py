@@ -10,9 +10,11 @@ import logging
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from core.handover.escalation import Escalations
+from core.identity.accounts import Accounts
+from core.identity.rights import DataRights
 from core.infra import metrics
 from core.infra.errors import StoreUnavailable
 from core.infra.logs import event
@@ -32,6 +34,7 @@ from core.state.store import (
     Turn,
 )
 from core.turn import replies
+from core.turn.account import AccountDesk, AccountTurn
 from core.turn.explanation import FactVocabulary, Phraser, explain
 from core.turn.messages import MAX_TEXT_CHARS, Incoming, Outbox, Reply
 from core.turn.policy import Action, Decision, PolicyConfig, decide
@@ -65,6 +68,8 @@ class Services:
     escalations: Escalations | None = None
     phraser: Phraser | None = None  # an LLM phrasing explanations; checked against evidence
     feedback_log: FeedbackLog | None = None  # button presses kept for the next training
+    accounts: Accounts | None = None  # linked identities: who may see which orders
+    rights: DataRights | None = None  # "delete my data"
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,7 @@ class Outcome:
     shown: tuple[ShownItem, ...] | None = None
     feedback: FeedbackEvent | None = None
     escalation: EscalationState | None = None
+    order_to_verify: str | None = None  # an order asked for without proof of who is asking
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,14 @@ class Conversation:
     # Catalog words a phrasing could wrongly name, and the products they were taken from.
     _vocabulary: FactVocabulary | None = field(default=None, init=False, repr=False)
     _vocabulary_of: object = field(default=None, init=False, repr=False)
+    _account: AccountDesk | None = field(default=None, init=False, repr=False)
+
+    @property
+    def account(self) -> AccountDesk:
+        if self._account is None:
+            s = self.services
+            self._account = AccountDesk(s.accounts, s.rights, s.orders, self.clock)
+        return self._account
 
     def handle(self, incoming: Incoming, outbox: Outbox) -> None:
         started = time.perf_counter()
@@ -115,30 +129,10 @@ class Conversation:
         intent, action, source = "-", "-", "-"
         try:
             with self.services.store.lock(incoming.conversation_id, self.lock_timeout_s):
-                state = self.services.store.load(incoming.conversation_id)
-                if incoming.message_id and incoming.message_id in state.seen_message_ids:
-                    event(
-                        log,
-                        "turn.duplicate",
-                        conversation=incoming.conversation_id,
-                        message_id=incoming.message_id,
-                    )
-                    return
-                understanding = self._understand(text, state, incoming)
-                decision = decide(state, understanding, incoming.button, self.policy)
-                intent, action, source = understanding.intent, decision.action, understanding.source
-                outcome = self._act(decision, state, incoming, text, understanding)
-                new_state = advance(
-                    state,
-                    incoming,
-                    text,
-                    understanding,
-                    outcome,
-                    self.clock(),
-                    self.policy.low_confidence,
-                )
-                self.services.store.save(new_state)
-            out = list(outcome.replies)
+                turn = self._locked_turn(incoming, text)
+            if turn is None:
+                return
+            out, intent, action, source = turn
         except StoreUnavailable as exc:
             event(
                 log,
@@ -159,7 +153,7 @@ class Conversation:
             out, action = [Reply(replies.INTERNAL_ERROR)], "error"
         if truncated and out:
             notice = replies.TRUNCATED.format(limit=MAX_TEXT_CHARS)
-            out[0] = Reply(f"{notice}\n{out[0].text}", out[0].buttons, out[0].thread_id)
+            out[0] = replace(out[0], text=f"{notice}\n{out[0].text}")
         for reply in out:
             outbox.send(_addressed(reply, incoming))
         ms = round((time.perf_counter() - started) * 1000, 1)
@@ -175,6 +169,43 @@ class Conversation:
             ms=ms,
         )
         metrics.record_turn(incoming.platform, str(intent), str(action), ms / 1000)
+
+    def _locked_turn(
+        self, incoming: Incoming, text: str
+    ) -> tuple[list[Reply], str, str, str] | None:
+        """The turn, holding the conversation's lock: its replies, intent, decision and source;
+        None for a duplicate delivery."""
+        state = self.services.store.load(incoming.conversation_id)
+        if incoming.message_id and incoming.message_id in state.seen_message_ids:
+            event(log, "turn.duplicate", conversation=incoming.conversation_id,
+                  message_id=incoming.message_id)
+            return None
+        # Who is writing is looked up every turn: an unlink elsewhere applies at once.
+        customer = incoming.customer_id or self.account.customer_of(incoming.user_id)
+        state = state.model_copy(
+            update={"user_id": state.user_id or incoming.user_id, "customer_id": customer}
+        )
+        account = self.account.handle(text, incoming.button, state)
+        if account is not None:
+            self._account_turn(account, incoming)
+            return list(account.replies), "account", "account", "account"
+        understanding = self._understand(text, state, incoming)
+        decision = decide(state, understanding, incoming.button, self.policy)
+        outcome = self._act(decision, state, incoming, text, understanding)
+        new_state = advance(
+            state, incoming, text, understanding, outcome, self.clock(), self.policy.low_confidence
+        )
+        self.services.store.save(new_state)
+        return list(outcome.replies), understanding.intent, decision.action, understanding.source
+
+    def _account_turn(self, account: AccountTurn, incoming: Incoming) -> None:
+        store = self.services.store
+        if account.forgotten:  # the person's data is gone: keep nothing of this turn either
+            store.delete(incoming.conversation_id)
+            return
+        understood = Understanding(intent=Intent.ACCOUNT, source="account")
+        store.save(advance(account.state, incoming, account.said, understood,
+                           Outcome(account.replies), self.clock(), self.policy.low_confidence))
 
     def _understand(self, text: str, state: ConversationState, incoming: Incoming) -> Understanding:
         if incoming.button is not None:
@@ -211,7 +242,8 @@ class Conversation:
                     return _say(replies.UNKNOWN_BUTTON, thread)
                 return _say(replies.product_answer(product, text), thread)
             case Action.ORDER_STATUS:
-                return _say(self._order_status(state, decision.order_id, incoming), thread)
+                reply, waiting = self.account.order_reply(state, decision.order_id)
+                return Outcome((replace(reply, thread_id=thread),), order_to_verify=waiting)
             case Action.POLICY_ANSWER:
                 answer = s.knowledge.answer(text, decision.topic)
                 return _say(
@@ -274,7 +306,7 @@ class Conversation:
         shown_now = tuple(item.item_id for item in state.last_shown)
         exclude = (*rejected, *shown_now) if refine or request.like_item_id else rejected
         ask = RecommendationRequest(
-            user_id=state.user_id,
+            user_id=state.customer_id or state.user_id,  # a verified customer's history
             exclude=tuple(dict.fromkeys(exclude)),
             k=SUGGESTIONS_SHOWN,
             **request.model_dump(exclude={"sizes"}),  # what the customer asked for, as it stands
@@ -349,8 +381,9 @@ class Conversation:
             at=self.clock(),
         )
         metrics.record_feedback(decision.feedback)
-        if self.services.feedback_log is not None and state.user_id:
-            self.services.feedback_log.record(state.user_id, record.item_id, record.kind, record.at)
+        who = state.customer_id or state.user_id
+        if self.services.feedback_log is not None and who:
+            self.services.feedback_log.record(who, record.item_id, record.kind, record.at)
         if decision.feedback == "details":
             text = replies.product_details(product) if product else replies.UNKNOWN_BUTTON
             return Outcome((Reply(text, thread_id=thread),), feedback=record)
@@ -368,20 +401,6 @@ class Conversation:
                 heading=replies.rejected_heading(title),
             )
         return Outcome(outcome.replies, outcome.request, outcome.shown, feedback=record)
-
-    def _order_status(
-        self, state: ConversationState, order_id: str | None, incoming: Incoming
-    ) -> str:
-        orders = self.services.orders
-        if order_id is not None:
-            order = orders.get(order_id)
-            return (
-                replies.order_status(order)
-                if order
-                else replies.ORDER_NOT_FOUND.format(order_id=order_id.lstrip("#"))
-            )
-        recent = orders.for_customer(state.user_id or incoming.user_id)
-        return replies.orders_overview(recent) if recent else replies.ASK_ORDER_NUMBER
 
 
 def advance(
@@ -421,11 +440,13 @@ def advance(
         changes["not_for_me_streak"] = state.not_for_me_streak + 1 if rejected else 0
     if outcome.escalation is not None:
         changes["escalation"] = outcome.escalation
+    if understanding.source != "account":  # an e-mail address may follow only right after
+        changes["order_to_verify"] = outcome.order_to_verify
     new = state.model_copy(update=changes)
     said = _said(incoming, text)
     new = new.with_turn(Turn(role="customer", text=said, at=now, intent=understanding.intent.value))
     for reply in outcome.replies:
-        new = new.with_turn(Turn(role="assistant", text=reply.text, at=now))
+        new = new.with_turn(Turn(role="assistant", text=reply.text, at=now, private=reply.private))
     return new
 
 
@@ -439,8 +460,9 @@ def _say(text: str, thread: str | None) -> Outcome:
 
 
 def _addressed(reply: Reply, incoming: Incoming) -> Reply:
-    return Reply(
-        reply.text, reply.buttons, reply.thread_id or incoming.thread_id, incoming.conversation_id
+    return replace(
+        reply, thread_id=reply.thread_id or incoming.thread_id,
+        conversation_id=incoming.conversation_id,
     )
 
 

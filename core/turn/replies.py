@@ -351,3 +351,102 @@ def _join(words: tuple[str, ...] | list[str]) -> str:
     if len(words) <= 1:
         return "".join(words)
     return ", ".join(words[:-1]) + " and " + words[-1]
+
+
+# -- the customer's account: linking, order privacy, data rights -------------------------------
+
+ORDER_NOT_YOURS = (
+    "I couldn't find order #{order_id} among the orders of your account. Please check the "
+    "number, or send \"my orders\" to see your recent ones."
+)
+NO_ORDERS_YET = "Your account has no orders yet."
+VERIFY_FOR_ORDERS = (
+    "To show order details I first need to know it's you. Any of these works:\n"
+    "• open the chat link on your account page on our website (or send `link` and the code "
+    "it shows);\n"
+    "• type the e-mail address on your account and I'll send you a 6-digit code;\n"
+    "• send the order number with the e-mail address on that order, e.g. "
+    "\"order 48213 you@example.com\"."
+)
+VERIFY_NO_MAIL = (
+    "To show order details I first need to know it's you: open the chat link on your account "
+    "page on our website (or send `link` and the code it shows), or send the order number with "
+    "the e-mail address on that order, e.g. \"order 48213 you@example.com\"."
+)
+TOO_MANY_TRIES = (
+    "That's too many tries for now. Please try again in {minutes} minutes, or say \"agent\" "
+    "to reach a person."
+)
+LINK_WRONG = (
+    "That link code isn't valid. Please open the chat link on your account page again to get "
+    "a new one."
+)
+LINK_EXPIRED = (
+    "That link code has expired or was used already. Please open the chat link on your "
+    "account page again to get a new one."
+)
+CODE_SENT = (
+    "If that's the address on an account, I've sent it a 6-digit code. Type the code here "
+    "(it works for {minutes} minutes)."
+)
+CODE_WRONG = "That code isn't right. {left} tries left."
+CODE_EXPIRED = 'That code has expired. Type your e-mail address again for a new one.'
+NO_MAIL = (
+    "I can't send e-mail codes right now. Please open the chat link on your account page, or "
+    "send the order number with the e-mail address on that order."
+)
+ORDER_EMAIL_WRONG = (
+    "That order number and e-mail address don't go together. Please check both (the address "
+    "is the one the order confirmation went to)."
+)
+UNLINKED = "Done: this chat is no longer linked to your account."
+NOT_LINKED = "This chat isn't linked to an account, so there's nothing to unlink."
+DELETE_ASK = (
+    "I can delete everything this chat keeps about you: our conversations, support tickets' "
+    "transcripts, your feedback on suggestions, and the link to your account. Your orders "
+    "stay with the shop. Delete it all?"
+)
+DELETE_YES, DELETE_NO = "Yes, delete my data", "No, keep it"
+DELETE_KEPT = "Nothing was deleted."
+DELETED = (
+    "Done: I deleted {conversations} conversation{s}, {feedback} feedback event{fs} and the "
+    "link to your account{tickets}. If you write again, I'll start afresh."
+)
+CODE_EMAIL_SUBJECT = "Your code to link the store's chat assistant"
+
+
+def linked(name: str) -> str:
+    first = name.split()[0] if name.strip() else "there"
+    return (
+        f"Thanks, {first}: this chat is now linked to your account, so I can show your orders "
+        'and suggest things from your history. Say "unlink" to undo it.'
+    )
+
+
+def order_opened(order: Order) -> str:
+    return f"Thanks, that matches. {order_status(order)}"
+
+
+def too_many_tries(seconds: float) -> str:
+    return TOO_MANY_TRIES.format(minutes=max(1, round(seconds / 60)))
+
+
+def deleted(counts: dict[str, int]) -> str:
+    conversations = counts.get("conversations", 0)
+    feedback = sum(value for name, value in counts.items() if name.startswith("feedback."))
+    tickets = counts.get("tickets", 0)
+    return DELETED.format(
+        conversations=conversations, s="" if conversations == 1 else "s",
+        feedback=feedback, fs="" if feedback == 1 else "s",
+        tickets=f", and anonymised {tickets} support ticket{'s' if tickets != 1 else ''}"
+        if tickets else "",
+    )
+
+
+def code_email(name: str, code: str, minutes: int) -> str:
+    first = name.split()[0] if name.strip() else "there"
+    return (
+        f"Hi {first},\n\nyour code is {code}. Type it in the chat with our assistant to link "
+        f"the chat to your account. It works for {minutes} minutes.\n\n"
+        "If you didn't ask for it, ignore this e-mail: nothing changes without the code.\n"
+    )

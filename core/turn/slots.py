@@ -354,7 +354,7 @@ def extract_slots(text: str, vocabulary: SlotVocabulary | None = None) -> Slots:
     Without a vocabulary only catalog-independent slots are found."""
     vocabulary = vocabulary or _no_catalog()
     lowered = " ".join(text.lower().split())
-    order_id = _order_id(lowered)
+    order_id = find_order_id(lowered)
     masked = lowered.replace(order_id, " ") if order_id else lowered
     budget_min, budget_max, currency = _budget(masked)
     category, attributes = _category_and_attributes(lowered, vocabulary)
@@ -379,7 +379,8 @@ def _no_catalog() -> SlotVocabulary:
     return SlotVocabulary()
 
 
-def _order_id(text: str) -> str | None:
+def find_order_id(text: str) -> str | None:
+    """The order number in a (lower-cased) message, if any."""
     for match in _ORDER_ID.finditer(text):
         number = next(group for group in match.groups() if group)
         before, after = text[: match.start()], text[match.end() :]

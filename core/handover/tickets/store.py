@@ -9,6 +9,7 @@ across processes.
 
 from __future__ import annotations
 
+import builtins
 import logging
 import secrets
 import time
@@ -64,6 +65,13 @@ class Ticket(BaseModel):
     def active(self) -> bool:
         return self.status in ACTIVE
 
+    @property
+    def who(self) -> str:
+        """The customer as agents see them: verified as a store customer, or not."""
+        if self.verified_customer:
+            return f"{self.customer} (verified customer {self.verified_customer})"
+        return f"{self.customer} (not verified)"
+
 
 # A change to a ticket: the new ticket, or None to leave it as it is (the change does not apply).
 Change = Callable[[Ticket], "Ticket | None"]
@@ -96,7 +104,7 @@ class TicketStore(Protocol):
         """Tickets in these statuses, oldest first."""
         ...
 
-    def of_customer(self, customer: str) -> list[Ticket]:
+    def of_customer(self, customer: str) -> builtins.list[Ticket]:
         """Every ticket of this platform user, oldest first (for export and deletion)."""
         ...
 

@@ -146,6 +146,7 @@ def turn(
     button: str | None = None,
     message_id: str | None = None,
     conversation_id: str = "t:1",
+    customer_id: str | None = None,
 ) -> CollectingOutbox:
     outbox = CollectingOutbox()
     conversation.handle(
@@ -156,6 +157,7 @@ def turn(
             button=button,
             message_id=message_id,
             thread_id="th",
+            customer_id=customer_id,
         ),
         outbox,
     )
@@ -213,27 +215,46 @@ def test_product_question_by_ordinal(conversation: Conversation, demo: Shop) -> 
     assert answer.startswith(first.title) and "stock" in answer.lower()
 
 
-def test_order_status(
+def test_order_status_for_its_owner(
     conversation: Conversation, understander: ScriptedUnderstander, demo: Shop
 ) -> None:
-    order = demo.orders.for_customer("C0009")[0]
+    order = next(o for o in demo.orders.for_customer("C0009") if o.tracking_number)
+    understander.script["where is it"] = says(Intent.ORDER_STATUS, order_id=order.id)
+    reply = turn(conversation, "where is it", customer_id="C0009").pop()
+    assert f"#{order.id}" in reply.text and order.tracking_number in reply.text
+    assert reply.private  # a group chat's adapter sends it by direct message
+    assert conversation.services.store.load("t:1").transcript[-1].private
+
+
+def test_another_customers_order_reads_like_an_unknown_one(
+    conversation: Conversation, understander: ScriptedUnderstander, demo: Shop
+) -> None:
+    order = next(o for o in demo.orders.for_customer("C0009") if o.tracking_number)
+    understander.script["where is it"] = says(Intent.ORDER_STATUS, order_id=order.id)
+    understander.script["order 11111"] = says(Intent.ORDER_STATUS, order_id="11111")
+    theirs = turn(conversation, "where is it", customer_id="C0001").pop().text
+    unknown = turn(conversation, "order 11111", customer_id="C0001").pop().text
+    assert order.tracking_number not in theirs and f"{order.total:,.2f}" not in theirs
+    assert theirs == unknown.replace("11111", order.id)
+
+
+def test_an_unverified_customer_gets_only_the_ways_to_verify(
+    conversation: Conversation, understander: ScriptedUnderstander, demo: Shop
+) -> None:
+    order = next(o for o in demo.orders.for_customer("C0009") if o.tracking_number)
     understander.script["where is it"] = says(Intent.ORDER_STATUS, order_id=order.id)
     text = turn(conversation, "where is it").pop().text
-    assert f"#{order.id}" in text
-    if order.tracking_number:
-        assert order.tracking_number in text
-
-
-def test_unknown_order(conversation: Conversation, understander: ScriptedUnderstander) -> None:
-    understander.script["order 11111"] = says(Intent.ORDER_STATUS, order_id="11111")
-    assert "couldn't find order #11111" in turn(conversation, "order 11111").pop().text
+    assert order.tracking_number not in text and order.carrier not in text
+    assert text.startswith("To show order details I first need to know it's you")
+    assert conversation.services.store.load("t:1").order_to_verify == order.id
 
 
 def test_order_status_without_number_lists_recent_orders(
     conversation: Conversation, understander: ScriptedUnderstander
 ) -> None:
     understander.script["where are my orders"] = says(Intent.ORDER_STATUS)
-    assert turn(conversation, "where are my orders").pop().text.startswith("Your most recent")
+    text = turn(conversation, "where are my orders", customer_id="C0001").pop().text
+    assert text.startswith("Your most recent")
 
 
 def test_policy_answer_cites_its_article(conversation: Conversation) -> None:

@@ -1,0 +1,1 @@
+"""Who a customer is: platform users linked to store customers, and their data rights."""
