@@ -1,13 +1,15 @@
 """Ticket summaries for support agents: an LLM's briefing when one is configured.
 
 The model only fills a schema (one field of text, shown to agents, never acted upon); personal
-data is masked before the transcript leaves the process; on any failure the template summary
+data is masked before the transcript leaves the process, the names on the verified customer's
+record included when the summarizer can look them up; on any failure the template summary
 from `core.handover.escalation.summarize` is used and the reason logged.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -44,10 +46,14 @@ class TicketSummary:
 class LlmSummarizer:
     """`summarizer(ticket)` -> a short briefing; the template's when the LLM gives none.
 
-    `brief(ticket)` says which of the two it is (`TicketSummary.source`)."""
+    `brief(ticket)` says which of the two it is (`TicketSummary.source`). `names_of(customer_id)`
+    gives the names on a verified customer's record, masked as [name] in the transcript sent."""
 
-    def __init__(self, client: LlmClient) -> None:
+    def __init__(
+        self, client: LlmClient, names_of: Callable[[str], Sequence[str]] | None = None
+    ) -> None:
         self.client = client
+        self.names_of = names_of
 
     def __call__(self, ticket: Ticket) -> str:
         return self.brief(ticket).text
@@ -57,7 +63,7 @@ class LlmSummarizer:
             PROMPT,
             reason=ticket.reason,
             trend=trend(ticket.sentiment_trend),
-            transcript=transcript(ticket),
+            transcript=transcript(ticket, self.customer_names(ticket)),
         )
         try:
             briefing = self.client.complete_json(
@@ -73,13 +79,20 @@ class LlmSummarizer:
         clipped = text if len(text) <= SUMMARY_CHARS else text[: SUMMARY_CHARS - 1] + "…"
         return TicketSummary(f"{clipped} (AI summary; reason: {ticket.reason})", "llm")
 
+    def customer_names(self, ticket: Ticket) -> Sequence[str]:
+        """The names on the record of the ticket's verified customer; () when none is known."""
+        if self.names_of is None or ticket.verified_customer is None:
+            return ()
+        return self.names_of(ticket.verified_customer)
 
-def transcript(ticket: Ticket) -> str:
-    """The last lines of the conversation with personal data masked, one 'role: text' a line."""
+
+def transcript(ticket: Ticket, names: Sequence[str] = ()) -> str:
+    """The last lines of the conversation with personal data (and `names`) masked, one
+    'role: text' a line."""
     lines = []
     for entry in ticket.transcript[-TRANSCRIPT_LINES:]:
         if entry.role == "note":
             continue  # agents' internal notes are not the customer's story
-        text = mask_pii(entry.text).text[:LINE_CHARS].replace("\n", " ")
+        text = mask_pii(entry.text, names).text[:LINE_CHARS].replace("\n", " ")
         lines.append(f"{entry.role}: {text}")
     return "\n".join(lines) or "(empty)"

@@ -2,13 +2,16 @@
 
 Both are pure of torch: the local model arrives as any object with `understand(text, state)`.
 The LLM only fills a schema (intent, sentiment, confidence); slots come from the deterministic
-extractor, and every failure falls back to the local answer with the reason logged.
+extractor, and every failure falls back to the local answer with the reason logged. What it is
+sent is masked (`core.llm.pii`), the names on a known customer's record included, and private
+turns (an order's details, the account) are left out of the history it sees.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,16 +83,22 @@ def to_intent(name: str) -> Intent:
         return Intent.OTHER
 
 
-def understanding_prompt(taxonomy: Taxonomy, text: str, state: ConversationState) -> str:
-    """The understanding prompt for `text`, its personal data already masked by the caller."""
+def understanding_prompt(
+    taxonomy: Taxonomy, text: str, state: ConversationState, names: Sequence[str] = ()
+) -> str:
+    """The understanding prompt for `text`, its personal data already masked by the caller.
+
+    The history leaves private turns out and is masked here, `names` (the customer's) included."""
     intents = "\n".join(f"- {spec.name}: {spec.description}" for spec in taxonomy.intents)
     examples = "\n".join(
         f'"{example}" -> {spec.name}'
         for spec in taxonomy.intents
         for example in spec.examples[:EXAMPLES_PER_INTENT]
     )
-    turns = state.transcript[-HISTORY_TURNS:]
-    history = "\n".join(f"{turn.role}: {_quote(mask_pii(turn.text).text[:300])}" for turn in turns)
+    turns = [turn for turn in state.transcript if not turn.private][-HISTORY_TURNS:]
+    history = "\n".join(
+        f"{turn.role}: {_quote(mask_pii(turn.text, names).text[:300])}" for turn in turns
+    )
     return render_prompt(
         PROMPT,
         intents=intents,
@@ -105,7 +114,10 @@ def _quote(text: str) -> str:
 
 
 class LlmUnderstander:
-    """Intent and sentiment from an LLM; slots deterministic; the fallback answers on failure."""
+    """Intent and sentiment from an LLM; slots deterministic; the fallback answers on failure.
+
+    `names_of(customer_id)` gives the names on a verified customer's record, masked as [name]
+    in everything sent; without it (or for an unknown customer) only the patterns are masked."""
 
     source = "llm"
 
@@ -115,8 +127,10 @@ class LlmUnderstander:
         taxonomy: Taxonomy,
         fallback: Understander,
         vocabulary: VocabularySource | None = None,
+        names_of: Callable[[str], Sequence[str]] | None = None,
     ) -> None:
         self.client = client
+        self.names_of = names_of
         self.taxonomy = taxonomy
         self.fallback = fallback
         self.vocabulary: VocabularySource = (
@@ -139,8 +153,9 @@ class LlmUnderstander:
                                  confidence=0.99, source="guard")
         if not text.strip():
             return Understanding(intent=Intent.OTHER, slots=slots, confidence=1.0, source="guard")
-        masked = mask_pii(text)
-        prompt = understanding_prompt(self.taxonomy, masked.text, state)
+        names = self.customer_names(state)
+        masked = mask_pii(text, names)
+        prompt = understanding_prompt(self.taxonomy, masked.text, state, names)
         try:
             verdict = self.client.complete_json(
                 [{"role": "user", "content": prompt}], Verdict, self.schema, name="understanding"
@@ -163,6 +178,13 @@ class LlmUnderstander:
             confidence=verdict.confidence,
             source=self.source,
         )
+
+
+    def customer_names(self, state: ConversationState) -> Sequence[str]:
+        """The names on the record of the customer verified in `state`; () when none is."""
+        if self.names_of is None or state.customer_id is None:
+            return ()
+        return self.names_of(state.customer_id)
 
 
 @dataclass

@@ -47,6 +47,21 @@ def test_briefing_comes_back_and_personal_data_stays_home(stand_in: StandIn) -> 
     assert "<<<CONVERSATION" in prompt  # the conversation is quoted as data
 
 
+def test_verified_customers_names_stay_home(stand_in: StandIn) -> None:
+    stand_in.script = ['ok:{"summary": "Customer chases an order."}']
+    ticket = TICKET.model_copy(update={
+        "verified_customer": "C0042",
+        "transcript": (TicketEntry(role="customer", text="Dana Smith here, DOB 1990-02-03, "
+                                   "IBAN GB82 WEST 1234 5698 7654 32", at=1),),
+    })
+    made = LlmSummarizer(summarizer(stand_in.base_url).client,
+                         names_of=lambda customer: ("Dana Smith",) if customer == "C0042" else ())
+    assert made.brief(ticket).source == "llm"
+    prompt = stand_in.requests[0]["messages"][0]["content"]
+    assert "customer: [name] here, DOB [date of birth], IBAN [iban]" in prompt
+    assert "Dana" not in prompt and "Smith" not in prompt
+
+
 @pytest.mark.parametrize(
     ("failure", "reason"),
     [("status:500", "server_error"), ("garbage", "invalid_json"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Sequence
 
 import pytest
 
@@ -43,12 +44,17 @@ class FixedLocal:
         return self.answer
 
 
-def llm_understander(base_url: str, local: FixedLocal, **config: object) -> LlmUnderstander:
+def llm_understander(
+    base_url: str,
+    local: FixedLocal,
+    names_of: Callable[[str], Sequence[str]] | None = None,
+    **config: object,
+) -> LlmUnderstander:
     values: dict[str, object] = {"base_url": base_url, "model": "m", "timeout_s": 1.0,
                                  "retries": 0, "breaker_failures": 3}
     values.update(config)
     client = LlmClient(LlmConfig(**values), sleep=lambda _: None)  # type: ignore[arg-type]
-    return LlmUnderstander(client, TAXONOMY, local, VOCABULARY)
+    return LlmUnderstander(client, TAXONOMY, local, VOCABULARY, names_of=names_of)
 
 
 def sent_prompt(stand_in: StandIn) -> str:
@@ -99,6 +105,56 @@ def test_personal_data_never_leaves_the_process(stand_in: StandIn) -> None:
     for kept in ("48213", "[card]", "[phone]", "[email]", "[address]"):
         assert kept in body
     assert result.slots.order_id == "48213"  # slots read the original text, locally
+
+
+def test_private_turns_are_left_out_of_the_history() -> None:
+    state = (
+        STATE.with_turn(Turn(role="customer", text="where is order 48213", at=1.0))
+        .with_turn(Turn(role="assistant", text="Order #48213 ($89.00) left on May 2. Carrier: "
+                        "UPS, tracking number 1Z999AA10123456784.", at=2.0, private=True))
+        .with_turn(Turn(role="customer", text="thanks, and the boots?", at=3.0))
+    )
+    prompt = understanding_prompt(TAXONOMY, "in black", state)
+    assert "customer: where is order 48213\ncustomer: thanks, and the boots?" in prompt
+    assert "$89.00" not in prompt and "Carrier" not in prompt
+
+
+def test_private_turns_and_customer_names_never_reach_the_llm(stand_in: StandIn) -> None:
+    stand_in.script = ['ok:{"intent": "order_status", "sentiment": "neutral", "confidence": 0.9}']
+    looked_up: list[str] = []
+
+    def names_of(customer_id: str) -> Sequence[str]:
+        looked_up.append(customer_id)
+        return ("Dana Smith",)
+
+    state = (
+        STATE.model_copy(update={"customer_id": "C0042"})
+        .with_turn(Turn(role="customer", text="hi, Dana Smith here", at=1.0))
+        .with_turn(Turn(role="assistant", text="Your account: Dana Smith, 3 orders, last one "
+                        "#48213 delivered.", at=2.0, private=True))
+    )
+    understander = llm_understander(stand_in.base_url, FixedLocal(), names_of)
+    result = understander.understand("it's smith, SMITH! where is order 48213?", state)
+    assert result.source == "llm"
+    assert looked_up == ["C0042"]
+    prompt = sent_prompt(stand_in)
+    for secret in ("Dana", "Smith", "smith", "SMITH", "Your account", "3 orders"):
+        assert secret not in prompt
+    assert "customer: hi, [name] here" in prompt
+    assert "it's [name], [name]! where is order 48213?" in prompt
+
+
+def test_names_are_looked_up_only_for_a_verified_customer(stand_in: StandIn) -> None:
+    stand_in.script = ['ok:{"intent": "greeting", "sentiment": "neutral", "confidence": 0.9}']
+    looked_up: list[str] = []
+
+    def names_of(customer_id: str) -> Sequence[str]:
+        looked_up.append(customer_id)
+        return ("Dana Smith",)
+
+    llm_understander(stand_in.base_url, FixedLocal(), names_of).understand("hi, I'm Dana", STATE)
+    assert looked_up == []
+    assert "hi, I'm Dana" in sent_prompt(stand_in)
 
 
 @pytest.mark.parametrize(
@@ -190,6 +246,15 @@ def test_cascade_asks_llm_only_below_threshold(stand_in: StandIn) -> None:
     assert (result.intent, result.source) == (Intent.SHIPPING, "llm")
     assert unsure.calls == 1  # the local answer is computed once, even on fallback
     assert (cascade.stats.llm_calls, cascade.stats.saved) == (1, 0)
+
+
+def test_cascade_masks_names_when_it_asks_the_llm(stand_in: StandIn) -> None:
+    stand_in.script = ['ok:{"intent": "shipping", "sentiment": "neutral", "confidence": 0.9}']
+    unsure = FixedLocal(Intent.OTHER, 0.3)
+    llm = llm_understander(stand_in.base_url, unsure, lambda _: ("Dana Smith",))
+    state = STATE.model_copy(update={"customer_id": "C0042"})
+    assert CascadeUnderstander(unsure, llm, 0.6).understand("ship to Dana?", state).source == "llm"
+    assert "ship to [name]?" in sent_prompt(stand_in)
 
 
 def test_cascade_reuses_local_answer_when_llm_fails(stand_in: StandIn) -> None:
