@@ -58,7 +58,7 @@ def _issued_json(settings: Settings, issued: Issued) -> dict[str, Any]:
     }
 
 
-def link_issue_main(argv: Sequence[str] | None = None) -> int:
+def link_issue_main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
     from core.identity.accounts import UnknownCustomer
 
     parser = argparse.ArgumentParser(
@@ -68,7 +68,7 @@ def link_issue_main(argv: Sequence[str] | None = None) -> int:
                     "message for Slack or the terminal chat, and on the last line the token.")
     parser.add_argument("customer_id", help="the store customer's id")
     args = parser.parse_args(argv)
-    settings = Settings()
+    settings = settings or Settings()
     configure(settings.log_level, settings.log_format)
     accounts = _accounts(settings)
     try:
@@ -129,7 +129,7 @@ def _log() -> Any:
     return logging.getLogger(__name__)
 
 
-def link_serve_main(argv: Sequence[str] | None = None) -> int:
+def link_serve_main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
     argparse.ArgumentParser(
         prog="concierge link serve", formatter_class=CommandHelp,
         description="Serve POST /links for the shop's backend on CONCIERGE_LINK_API_HOST:\n"
@@ -138,7 +138,7 @@ def link_serve_main(argv: Sequence[str] | None = None) -> int:
     ).parse_args(argv)
     from aiohttp import web
 
-    settings = Settings()
+    settings = settings or Settings()
     configure(settings.log_level, settings.log_format)
     if settings.link_api_key is None:
         print("concierge link serve: set CONCIERGE_LINK_API_KEY (the shop's backend sends it "
@@ -159,7 +159,7 @@ def _rights(settings: Settings) -> DataRights:
     return build_data_rights(settings, _accounts(settings))
 
 
-def privacy_export_main(argv: Sequence[str] | None = None) -> int:
+def privacy_export_main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="concierge privacy export", formatter_class=CommandHelp,
         description="Write everything held about a person as JSON: their link, feedback\n"
@@ -168,7 +168,7 @@ def privacy_export_main(argv: Sequence[str] | None = None) -> int:
                         help="the platform user (telegram:1001, slack:T1:U1) or terminal user")
     parser.add_argument("--out", type=Path, default=None, help="file to write; default stdout")
     args = parser.parse_args(argv)
-    settings = Settings()
+    settings = settings or Settings()
     configure(settings.log_level, settings.log_format)
     held = json.dumps(_rights(settings).export(args.user), indent=2, ensure_ascii=False)
     if args.out is None:
@@ -179,7 +179,7 @@ def privacy_export_main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def privacy_delete_main(argv: Sequence[str] | None = None) -> int:
+def privacy_delete_main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="concierge privacy delete", formatter_class=CommandHelp,
         description="Delete what is held about a person: conversations, ticket transcripts,\n"
@@ -189,14 +189,14 @@ def privacy_delete_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--user", required=True,
                         help="a platform user (telegram:1001) or a store customer id (C0009)")
     args = parser.parse_args(argv)
-    settings = Settings()
+    settings = settings or Settings()
     configure(settings.log_level, settings.log_format)
     counts = _rights(settings).delete_person(args.user)
     print(json.dumps({"deleted": counts}))
     return 0
 
 
-def privacy_purge_main(argv: Sequence[str] | None = None) -> int:
+def privacy_purge_main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
     argparse.ArgumentParser(
         prog="concierge privacy purge", formatter_class=CommandHelp,
         description="Apply the retention settings once (every process serving customers\n"
@@ -204,7 +204,7 @@ def privacy_purge_main(argv: Sequence[str] | None = None) -> int:
                     "CONCIERGE_RETENTION_TRANSCRIPT_DAYS, tickets closed\n"
                     "CONCIERGE_RETENTION_TICKET_DAYS ago, expired link tokens and codes.",
     ).parse_args(argv)
-    settings = Settings()
+    settings = settings or Settings()
     configure(settings.log_level, settings.log_format)
     print(json.dumps({"purged": _rights(settings).purge()}))
     return 0

@@ -27,7 +27,13 @@ from core.infra.settings import Settings, settings_section
 from core.shop.live import LiveCatalog
 from core.shopdb.database import ShopDatabase
 from core.shopdb.identity import SqlIdentities
-from core.shopdb.services import ShopVocabulary, StoreFeedbackLog, live_catalog, open_shop
+from core.shopdb.services import (
+    ShopVocabulary,
+    StoreFeedbackLog,
+    live_catalog,
+    names_on_record,
+    open_shop,
+)
 from core.state.factory import open_state_store
 from core.state.store import ConversationState, StateStore
 from core.turn.conversation import Conversation, Services
@@ -106,11 +112,16 @@ def build_understander(
     client = LlmClient(LlmConfig.from_settings(settings))
     metrics.watch_llm(client)  # calls and breaker state on /metrics
     taxonomy = load_taxonomy(settings.nlu_taxonomy)
+    names_of = names_on_record(open_store(settings))  # masked before a message leaves
     if backend == "llm":
-        return LlmUnderstander(client, taxonomy, FirstUseUnderstander(local), vocabulary)
+        return LlmUnderstander(
+            client, taxonomy, FirstUseUnderstander(local), vocabulary, names_of=names_of
+        )
     first = local()
     return CascadeUnderstander(
-        first, LlmUnderstander(client, taxonomy, first, vocabulary), settings.cascade_threshold
+        first,
+        LlmUnderstander(client, taxonomy, first, vocabulary, names_of=names_of),
+        settings.cascade_threshold,
     )
 
 

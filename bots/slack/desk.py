@@ -349,10 +349,15 @@ def slack_desk(settings: Settings, desk: SupportDesk, client: AsyncWebClient) ->
         return None
     summarizer: Callable[[Ticket], str] = summarize
     if settings.support_summary == "llm":
+        from bots.wiring import open_store
         from core.handover.summaries import LlmSummarizer
         from core.llm.client import LlmClient, LlmConfig
+        from core.shopdb.services import names_on_record
 
-        summarizer = LlmSummarizer(LlmClient(LlmConfig.from_settings(settings)))
+        summarizer = LlmSummarizer(
+            LlmClient(LlmConfig.from_settings(settings)),
+            names_of=names_on_record(open_store(settings)),
+        )
     return SlackDesk(
         desk,
         client,

@@ -101,7 +101,8 @@ class SupportDesk:
                 self.tickets.append(existing.id, TicketEntry(role="customer", text=text, at=now))
             return existing.id
         transcript = [
-            TicketEntry(role=turn.role, text=turn.text, at=turn.at) for turn in state.transcript
+            TicketEntry(role=turn.role, text=turn.text, at=turn.at, private=turn.private)
+            for turn in state.transcript
         ]
         sentiments, intents = list(state.sentiments), list(state.intents)
         if text:

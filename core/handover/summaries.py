@@ -91,8 +91,8 @@ def transcript(ticket: Ticket, names: Sequence[str] = ()) -> str:
     'role: text' a line."""
     lines = []
     for entry in ticket.transcript[-TRANSCRIPT_LINES:]:
-        if entry.role == "note":
-            continue  # agents' internal notes are not the customer's story
+        if entry.role == "note" or entry.private:
+            continue  # agents' notes are not the customer's story; order details stay here
         text = mask_pii(entry.text, names).text[:LINE_CHARS].replace("\n", " ")
         lines.append(f"{entry.role}: {text}")
     return "\n".join(lines) or "(empty)"

@@ -8,7 +8,7 @@ version counters move (`core.shop.live`), as is the slot vocabulary derived from
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -67,6 +67,20 @@ class StoreFeedbackLog:
         except SQLAlchemyError as error:
             log_event(log, "store.feedback_not_recorded", level=logging.WARNING,
                       kind=kind, error=type(error).__name__)
+
+
+def names_on_record(database: ShopDatabase) -> Callable[[str], tuple[str, ...]]:
+    """`names_of(customer_id)` for masking: the name on the customer's record, () when the
+    customer or the database cannot be read (masking then covers the other kinds only)."""
+
+    def names_of(customer_id: str) -> tuple[str, ...]:
+        try:
+            customer = database.customer(customer_id)
+        except SQLAlchemyError:
+            return ()
+        return (customer.name,) if customer is not None and customer.name.strip() else ()
+
+    return names_of
 
 
 def live_catalog(database: ShopDatabase, check_s: float = 1.0) -> LiveCatalog:

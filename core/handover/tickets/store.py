@@ -34,6 +34,7 @@ class TicketEntry(BaseModel):
     text: str
     at: float  # unix seconds
     author: str | None = None  # the agent's id for agent lines and notes
+    private: bool = False  # a personal reply (an order's details): shown to agents, no LLM
 
 
 class Ticket(BaseModel):
