@@ -9,6 +9,7 @@ across processes.
 
 from __future__ import annotations
 
+import builtins
 import logging
 import secrets
 import time
@@ -96,7 +97,7 @@ class TicketStore(Protocol):
         """Tickets in these statuses, oldest first."""
         ...
 
-    def of_customer(self, customer: str) -> list[Ticket]:
+    def of_customer(self, customer: str) -> builtins.list[Ticket]:
         """Every ticket of this platform user, oldest first (for export and deletion)."""
         ...
 
@@ -108,6 +109,23 @@ class TicketStore(Protocol):
     def purge(self, closed_before: float) -> int:
         """Delete every resolved or handed-back ticket closed before this unix time; how many."""
         ...
+
+
+DELETED = "deleted"  # stands where an anonymised ticket named its customer
+
+
+def anonymised(ticket: Ticket) -> Ticket:
+    """What `anonymise` keeps of a ticket: what support counts (status, reason, rating, times,
+    sentiments, intents, products) and nothing that leads back to the person."""
+    return ticket.model_copy(
+        update={
+            "customer": DELETED,
+            "verified_customer": None,
+            "conversation_id": f"{DELETED}:{ticket.id}",
+            "agent_thread": None,
+            "transcript": (),
+        }
+    )
 
 
 def fields_json(ticket: Ticket) -> str:
