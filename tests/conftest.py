@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import threading
 import time
@@ -88,6 +89,51 @@ def redis_prefix() -> Iterator[str]:
     """`redis_namespace()` for one test."""
     with redis_namespace() as prefix:
         yield prefix
+
+
+def sqlite_traces(path: Path, *needles: str) -> list[str]:
+    """Every row, of every table in the SQLite file at `path`, that holds one of `needles`:
+    what a data-rights test expects to come back empty once a person is forgotten."""
+    db = sqlite3.connect(path)
+    try:
+        tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return [
+            f"{table}: {row}"
+            for table in tables
+            for row in db.execute(f'SELECT * FROM "{table}"')
+            if any(needle in _as_text(value) for value in row for needle in needles)
+        ]
+    finally:
+        db.close()
+
+
+def redis_traces(client: redis.Redis, prefix: str, *needles: str) -> list[str]:
+    """Every key under `prefix` whose name or value holds one of `needles` (strings, lists,
+    sets, sorted sets, hashes; another type fails the test rather than go unread)."""
+    found = []
+    for key in client.scan_iter(f"{prefix}:*"):
+        kind = _as_text(client.type(key))
+        values: list[Any]
+        if kind == "string":
+            values = [client.get(key)]
+        elif kind == "list":
+            values = client.lrange(key, 0, -1)
+        elif kind == "set":
+            values = list(client.smembers(key))
+        elif kind == "zset":
+            values = client.zrange(key, 0, -1)
+        elif kind == "hash":
+            values = [part for pair in client.hgetall(key).items() for part in pair]
+        else:
+            pytest.fail(f"{_as_text(key)} is a {kind}, which redis_traces cannot read")
+        for value in [key, *values]:
+            if any(needle in _as_text(value) for needle in needles):
+                found.append(f"{_as_text(key)}: {_as_text(value)}")
+    return found
+
+
+def _as_text(value: object) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
 def free_port() -> int:

@@ -7,8 +7,9 @@ queue-depth metric hold a `RedisConnection`; nothing else builds a Redis client.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from typing import cast
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -30,6 +31,17 @@ def redacted(url: str) -> str:
 def redis_client(url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> redis.Redis:
     """A client whose connects and commands give up after `timeout_s`."""
     return redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+
+
+def text(value: bytes | str) -> str:
+    """A reply value as text (the client answers bytes: it does not decode responses)."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def texts(reply: object) -> list[str]:
+    """The members of a set or sorted-set range reply, as text. The client's typing also allows
+    an awaitable (asyncio clients) and pairs (RESP3); this synchronous client gives neither."""
+    return [text(value) for value in cast("Iterable[bytes | str]", reply)]
 
 
 class RedisConnection:

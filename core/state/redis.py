@@ -2,25 +2,34 @@
 
 The per-conversation lock is a token-owned key with an expiry, released by compare-and-delete,
 so it holds across processes and a crashed holder frees it.
+
+Keys: {prefix}:state:{id} (the state JSON, expires when idle), {prefix}:quarantine:{id} (list
+of unreadable states), {prefix}:lock:{id}, {prefix}:user-conversations:{user} (set of ids,
+expires like the states, for export and deletion) and {prefix}:conversations:saved (sorted set
+of ids by last save, for purging).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+import redis
 from pydantic import ValidationError
 
 from core.infra.logs import event
-from core.infra.redis_client import DEFAULT_TIMEOUT_S, RedisConnection
+from core.infra.redis_client import DEFAULT_TIMEOUT_S, RedisConnection, texts
 from core.state.store import ConversationState, acquire
 
 log = logging.getLogger(__name__)
 
 LEASE_MS = 60_000
 STATE_TTL_S = 90 * 24 * 3600  # idle conversations are forgotten after 90 days
+PURGE_BATCH = 500  # conversations deleted per transaction by `purge`
 
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
@@ -30,9 +39,16 @@ return 0
 
 class RedisStateStore:
     def __init__(
-        self, url: str, prefix: str = "concierge", timeout_s: float = DEFAULT_TIMEOUT_S
+        self,
+        url: str,
+        prefix: str = "concierge",
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """`clock` stamps saves (what `purge` compares); expiry and locks use Redis's time."""
         self.redis = RedisConnection(url, prefix, timeout_s)
+        self.clock = clock
+        self.saved = self.redis.key("conversations", "saved")
         self._release = self.redis.client.register_script(_RELEASE)
 
     def load(self, conversation_id: str) -> ConversationState:
@@ -56,12 +72,90 @@ class RedisStateStore:
             return ConversationState(conversation_id=conversation_id)
 
     def save(self, state: ConversationState) -> None:
+        """The state and both indexes in one transaction, so no saved state is missing from
+        them. The user's set expires with the user's latest state."""
+        conversation_id, of_user = state.conversation_id, self.user_key(state.user_id)
         with self.redis.guard():
-            self.redis.client.set(
-                self.redis.key("state", state.conversation_id),
-                state.model_dump_json(),
-                ex=STATE_TTL_S,
+            pipe = self.redis.client.pipeline(transaction=True)
+            pipe.set(
+                self.redis.key("state", conversation_id), state.model_dump_json(), ex=STATE_TTL_S
             )
+            pipe.sadd(of_user, conversation_id)
+            pipe.expire(of_user, STATE_TTL_S)
+            pipe.zadd(self.saved, {conversation_id: self.clock()})
+            pipe.execute()
+
+    def conversations_of(self, user_id: str) -> list[str]:
+        """Leaves out ids whose state has expired: the set lives as long as the user's latest
+        state, so it may still name older ones."""
+        with self.redis.guard():
+            ids = sorted(texts(self.redis.client.smembers(self.user_key(user_id))))
+            pipe = self.redis.client.pipeline(transaction=False)
+            for conversation_id in ids:
+                pipe.exists(self.redis.key("state", conversation_id))
+            found = pipe.execute()
+        return [conversation_id for conversation_id, n in zip(ids, found, strict=True) if n]
+
+    def delete(self, conversation_id: str) -> None:
+        state_key = self.redis.key("state", conversation_id)
+        with self.redis.guard():
+            user_id = _user_of(self.redis.client.get(state_key))
+            pipe = self.redis.client.pipeline(transaction=True)
+            pipe.delete(state_key, self.redis.key("quarantine", conversation_id))
+            pipe.zrem(self.saved, conversation_id)
+            if user_id is not None:
+                pipe.srem(self.user_key(user_id), conversation_id)
+            pipe.execute()
+
+    def purge(self, idle_before: float) -> int:
+        """Counts the conversations whose state was still there (not expired, not
+        quarantined); every id scored before `idle_before` leaves the index."""
+        purged = 0
+        while True:
+            with self.redis.guard():
+                batch = texts(
+                    self.redis.client.zrangebyscore(
+                        self.saved, "-inf", f"({idle_before}", start=0, num=PURGE_BATCH
+                    )
+                )
+            if not batch:
+                return purged
+            purged += self._purge_batch(batch, idle_before)
+
+    def _purge_batch(self, ids: list[str], idle_before: float) -> int:
+        """Delete those of `ids` still idle. WATCH on their states: a save landing meanwhile
+        makes the batch start over, so a conversation that just came back is never lost."""
+        state_keys = [self.redis.key("state", conversation_id) for conversation_id in ids]
+        with self.redis.guard(), self.redis.client.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(*state_keys)
+                    scores = pipe.zmscore(self.saved, ids)
+                    states = pipe.mget(state_keys)
+                    idle = [
+                        (conversation_id, raw)
+                        for conversation_id, score, raw in zip(ids, scores, states, strict=True)
+                        if score is not None and score < idle_before
+                    ]
+                    pipe.multi()
+                    for conversation_id, raw in idle:
+                        pipe.delete(
+                            self.redis.key("state", conversation_id),
+                            self.redis.key("quarantine", conversation_id),
+                        )
+                        user_id = _user_of(raw)
+                        if user_id is not None:
+                            pipe.srem(self.user_key(user_id), conversation_id)
+                    if idle:
+                        pipe.zrem(self.saved, *(conversation_id for conversation_id, _ in idle))
+                    pipe.execute()
+                    return sum(1 for _, raw in idle if raw is not None)
+                except redis.WatchError:
+                    continue
+
+    def user_key(self, user_id: str) -> str:
+        """The set of a platform user's conversation ids."""
+        return self.redis.key("user-conversations", user_id)
 
     @contextmanager
     def lock(self, conversation_id: str, timeout: float = 30.0) -> Iterator[None]:
@@ -77,3 +171,16 @@ class RedisStateStore:
         finally:
             with self.redis.guard():
                 self._release(keys=[key], args=[token])
+
+
+def _user_of(raw: bytes | str | None) -> str | None:
+    """The user id in a saved state's JSON, read leniently: an unreadable state still names
+    its user, so its index entry can go with it."""
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    user_id = value.get("user_id", "") if isinstance(value, dict) else None
+    return user_id if isinstance(user_id, str) else None

@@ -9,34 +9,52 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from core.infra.logs import event
-from core.infra.sqlite_file import SqliteFile
+from core.infra.sqlite_file import AddedColumn, SqliteFile
 from core.state.store import ConversationState, acquire
 
 log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS conversations (
-    id TEXT PRIMARY KEY, state TEXT NOT NULL, updated REAL NOT NULL);
+    id TEXT PRIMARY KEY, state TEXT NOT NULL, updated REAL NOT NULL,
+    user_id TEXT NOT NULL DEFAULT '');
+CREATE INDEX IF NOT EXISTS conversations_user ON conversations (user_id);
+CREATE INDEX IF NOT EXISTS conversations_updated ON conversations (updated);
 CREATE TABLE IF NOT EXISTS locks (
     id TEXT PRIMARY KEY, token TEXT NOT NULL, expires REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS quarantine (
     id TEXT NOT NULL, state TEXT NOT NULL, error TEXT NOT NULL, at REAL NOT NULL);
 """
 
+# Files made before conversations knew their user: the user is read back out of each state.
+ADDED = (
+    AddedColumn(
+        "conversations",
+        "user_id",
+        "TEXT NOT NULL DEFAULT ''",
+        "UPDATE conversations SET user_id = coalesce(json_extract(state, '$.user_id'), '') "
+        "WHERE json_valid(state)",
+    ),
+)
+
 LEASE_S = 60.0  # a crashed turn's lock frees itself after this long
 
 
 class SqliteStateStore:
-    def __init__(self, path: Path, busy_timeout_s: float = 5.0) -> None:
+    def __init__(
+        self, path: Path, busy_timeout_s: float = 5.0, clock: Callable[[], float] = time.time
+    ) -> None:
+        """`clock` stamps saves and quarantines (what `purge` compares); locks use real time."""
         self.path = path
-        self.file = SqliteFile(path, SCHEMA, "state file", busy_timeout_s)
+        self.clock = clock
+        self.file = SqliteFile(path, SCHEMA, "state file", busy_timeout_s, ADDED)
 
     def load(self, conversation_id: str) -> ConversationState:
         row = self._query("SELECT state FROM conversations WHERE id = ?", (conversation_id,))
@@ -49,7 +67,7 @@ class SqliteStateStore:
             with self.file.guard(), self.file.transaction() as db:
                 db.execute(
                     "INSERT INTO quarantine VALUES (?, ?, ?, ?)",
-                    (conversation_id, row[0], str(exc)[:500], time.time()),
+                    (conversation_id, row[0], str(exc)[:500], self.clock()),
                 )
                 db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
             event(log, "store.state_quarantined", logging.WARNING, conversation=conversation_id)
@@ -58,10 +76,39 @@ class SqliteStateStore:
     def save(self, state: ConversationState) -> None:
         with self.file.guard(), self.file.transaction() as db:
             db.execute(
-                "INSERT INTO conversations VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE "
-                "SET state = excluded.state, updated = excluded.updated",
-                (state.conversation_id, state.model_dump_json(), time.time()),
+                "INSERT INTO conversations (id, state, updated, user_id) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET state = excluded.state, "
+                "updated = excluded.updated, user_id = excluded.user_id",
+                (state.conversation_id, state.model_dump_json(), self.clock(), state.user_id),
             )
+
+    def conversations_of(self, user_id: str) -> list[str]:
+        with self.file.guard():
+            rows = (
+                self.file.connection()
+                .execute("SELECT id FROM conversations WHERE user_id = ? ORDER BY id", (user_id,))
+                .fetchall()
+            )
+        return [row[0] for row in rows]
+
+    def delete(self, conversation_id: str) -> None:
+        with self.file.guard(), self.file.transaction() as db:
+            for table in ("conversations", "locks", "quarantine"):
+                db.execute(f"DELETE FROM {table} WHERE id = ?", (conversation_id,))
+
+    def purge(self, idle_before: float) -> int:
+        """Also drops the quarantined states of conversations that never came back after their
+        state was set aside (quarantining removed their row, so no `updated` speaks for them)."""
+        idle = "SELECT id FROM conversations WHERE updated < ?"
+        with self.file.guard(), self.file.transaction() as db:
+            db.execute(f"DELETE FROM locks WHERE id IN ({idle})", (idle_before,))
+            db.execute(f"DELETE FROM quarantine WHERE id IN ({idle})", (idle_before,))
+            db.execute(
+                "DELETE FROM quarantine WHERE at < ? AND id NOT IN (SELECT id FROM conversations)",
+                (idle_before,),
+            )
+            cursor = db.execute("DELETE FROM conversations WHERE updated < ?", (idle_before,))
+            return cursor.rowcount
 
     @contextmanager
     def lock(self, conversation_id: str, timeout: float = 30.0) -> Iterator[None]:

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import builtins
+
 import redis
 
 from core.handover.tickets.store import (
     ACTIVE,
+    CLOSED,
     Change,
     Ticket,
     TicketEntry,
     TicketStatus,
+    anonymised,
     fields_json,
 )
-from core.infra.redis_client import DEFAULT_TIMEOUT_S, RedisConnection
+from core.infra.redis_client import DEFAULT_TIMEOUT_S, RedisConnection, text, texts
+
+PURGE_BATCH = 500  # candidates read at a time by `purge`
 
 
 class RedisTicketStore:
@@ -21,7 +27,8 @@ class RedisTicketStore:
 
     Keys: {prefix}:ticket:{id} (fields JSON), {prefix}:ticket-entries:{id} (list),
     {prefix}:tickets:{status} (sorted set by creation time), {prefix}:ticket-by-conversation:{id},
-    {prefix}:ticket-by-thread:{ref}.
+    {prefix}:ticket-by-thread:{ref}, {prefix}:ticket-by-customer:{user} (sorted set by creation
+    time).
     """
 
     def __init__(
@@ -96,13 +103,13 @@ class RedisTicketStore:
             ticket_id = self.redis.client.get(key)
         if ticket_id is None:
             return None
-        ticket = self.get(_text(ticket_id))
+        ticket = self.get(text(ticket_id))
         return ticket if ticket is not None and ticket.active else None
 
     def by_agent_thread(self, agent_thread: str) -> Ticket | None:
         with self.redis.guard():
             ticket_id = self.redis.client.get(self.redis.key("ticket-by-thread", agent_thread))
-        return None if ticket_id is None else self.get(_text(ticket_id))
+        return None if ticket_id is None else self.get(text(ticket_id))
 
     def list(self, statuses: tuple[TicketStatus, ...] = ACTIVE, limit: int = 100) -> list[Ticket]:
         with self.redis.guard():
@@ -111,10 +118,84 @@ class RedisTicketStore:
                 pipe.zrange(self.redis.key("tickets", status), 0, limit - 1, withscores=True)
             found = [pair for chunk in pipe.execute() for pair in chunk]
         found.sort(key=lambda pair: pair[1])
-        tickets = (self.get(_text(raw)) for raw, _ in found[:limit])
+        tickets = (self.get(text(raw)) for raw, _ in found[:limit])
         return [ticket for ticket in tickets if ticket is not None]
 
+    def of_customer(self, customer: str) -> builtins.list[Ticket]:
+        with self.redis.guard():
+            ids = texts(self.redis.client.zrange(self.customer_key(customer), 0, -1))
+        tickets = (self.get(ticket_id) for ticket_id in ids)
+        return [ticket for ticket in tickets if ticket is not None]
+
+    def anonymise(self, ticket_id: str) -> None:
+        self._erase(ticket_id)
+
+    def purge(self, closed_before: float) -> int:
+        """Candidates come from the status indexes, scored by creation: a ticket closed before
+        `closed_before` was created before it too."""
+        purged = 0
+        for status in CLOSED:
+            index, start = self.redis.key("tickets", status), 0
+            while True:
+                with self.redis.guard():
+                    batch = texts(
+                        self.redis.client.zrangebyscore(
+                            index, "-inf", f"({closed_before}", start=start, num=PURGE_BATCH
+                        )
+                    )
+                if not batch:
+                    break
+                deleted = sum(self._erase(ticket_id, closed_before) for ticket_id in batch)
+                purged += deleted
+                start += len(batch) - deleted  # those kept stay ahead of the next batch
+        return purged
+
+    def customer_key(self, customer: str) -> str:
+        """The sorted set of a platform user's ticket ids, by creation time."""
+        return self.redis.key("ticket-by-customer", customer)
+
+    def _erase(self, ticket_id: str, closed_before: float | None = None) -> bool:
+        """Take the person out of a ticket in one transaction: its entries, its place in the
+        customer's index, and the conversation and thread links that still lead to it. Without
+        `closed_before` the anonymised fields stay; with it, the whole ticket goes if it closed
+        before then, else nothing changes. Whether it changed anything."""
+        key = self.redis.key("ticket", ticket_id)
+        with self.redis.guard(), self.redis.client.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    raw = pipe.get(key)
+                    if raw is None:
+                        return False
+                    ticket = Ticket.model_validate_json(raw)
+                    if closed_before is not None and not _closed_before(ticket, closed_before):
+                        return False
+                    links = [self.redis.key("ticket-by-conversation", ticket.conversation_id)]
+                    if ticket.agent_thread:
+                        links.append(self.redis.key("ticket-by-thread", ticket.agent_thread))
+                    pipe.watch(*links)  # a link taken over meanwhile is left to its new ticket
+                    pointers = pipe.mget(links)
+                    pipe.multi()
+                    if closed_before is None:
+                        pipe.set(key, fields_json(anonymised(ticket)))
+                    else:
+                        pipe.delete(key)
+                        pipe.zrem(self.redis.key("tickets", ticket.status), ticket_id)
+                    pipe.delete(self.redis.key("ticket-entries", ticket_id))
+                    pipe.zrem(self.customer_key(ticket.customer), ticket_id)
+                    for link, pointer in zip(links, pointers, strict=True):
+                        if pointer is not None and text(pointer) == ticket_id:
+                            pipe.delete(link)
+                    pipe.execute()
+                    return True
+                except redis.WatchError:
+                    continue
+
     def _index(self, pipe: redis.client.Pipeline, old: Ticket | None, new: Ticket) -> None:
+        if old is None or old.customer != new.customer:
+            if old is not None:
+                pipe.zrem(self.customer_key(old.customer), new.id)
+            pipe.zadd(self.customer_key(new.customer), {new.id: new.created_at})
         by_conversation = self.redis.key("ticket-by-conversation", new.conversation_id)
         if new.active:
             pipe.set(by_conversation, new.id)
@@ -124,5 +205,5 @@ class RedisTicketStore:
             pipe.set(self.redis.key("ticket-by-thread", new.agent_thread), new.id)
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+def _closed_before(ticket: Ticket, moment: float) -> bool:
+    return ticket.status in CLOSED and ticket.closed_at is not None and ticket.closed_at < moment

@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+import builtins
+import sqlite3
 from pathlib import Path
 
 from core.handover.tickets.store import (
     ACTIVE,
+    CLOSED,
     Change,
     Ticket,
     TicketEntry,
     TicketStatus,
+    anonymised,
     fields_json,
 )
-from core.infra.sqlite_file import SqliteFile
+from core.infra.sqlite_file import AddedColumn, SqliteFile
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tickets (
     id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, status TEXT NOT NULL,
-    agent_thread TEXT, created REAL NOT NULL, fields TEXT NOT NULL);
+    agent_thread TEXT, created REAL NOT NULL, fields TEXT NOT NULL,
+    customer TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS tickets_conversation ON tickets (conversation_id, status);
+CREATE INDEX IF NOT EXISTS tickets_customer ON tickets (customer, created);
 CREATE INDEX IF NOT EXISTS tickets_status ON tickets (status, created);
 CREATE UNIQUE INDEX IF NOT EXISTS tickets_thread ON tickets (agent_thread);
 CREATE TABLE IF NOT EXISTS ticket_entries (
@@ -26,26 +32,31 @@ CREATE TABLE IF NOT EXISTS ticket_entries (
 CREATE INDEX IF NOT EXISTS ticket_entries_ticket ON ticket_entries (ticket_id, seq);
 """
 
+# Files made before tickets were found by customer: the customer is read out of the fields.
+ADDED = (
+    AddedColumn(
+        "tickets",
+        "customer",
+        "TEXT NOT NULL DEFAULT ''",
+        "UPDATE tickets SET customer = coalesce(json_extract(fields, '$.customer'), '') "
+        "WHERE json_valid(fields)",
+    ),
+)
+
 
 class SqliteTicketStore:
     """Tickets in the same SQLite file as conversation state (own tables), WAL mode."""
 
     def __init__(self, path: Path, busy_timeout_s: float = 5.0) -> None:
         self.path = path
-        self.file = SqliteFile(path, SCHEMA, "ticket store", busy_timeout_s)
+        self.file = SqliteFile(path, SCHEMA, "ticket store", busy_timeout_s, ADDED)
 
     def create(self, ticket: Ticket) -> None:
         with self.file.transaction() as db:
             db.execute(
-                "INSERT INTO tickets VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    ticket.id,
-                    ticket.conversation_id,
-                    ticket.status,
-                    ticket.agent_thread,
-                    ticket.created_at,
-                    fields_json(ticket),
-                ),
+                "INSERT INTO tickets (id, created, conversation_id, status, agent_thread, "
+                "customer, fields) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (ticket.id, ticket.created_at, *_columns(ticket)),
             )
             db.executemany(
                 "INSERT INTO ticket_entries (ticket_id, entry) VALUES (?, ?)",
@@ -72,10 +83,7 @@ class SqliteTicketStore:
             if new is None:
                 return None
             new = Ticket.model_validate(new.model_dump() | {"id": current.id, "transcript": ()})
-            db.execute(
-                "UPDATE tickets SET status = ?, agent_thread = ?, fields = ? WHERE id = ?",
-                (new.status, new.agent_thread, fields_json(new), ticket_id),
-            )
+            _rewrite(db, new)
         return self.get(ticket_id)
 
     def active_for(self, conversation_id: str) -> Ticket | None:
@@ -102,6 +110,40 @@ class SqliteTicketStore:
             )
         return [self._assemble(row[0]) for row in rows]
 
+    def of_customer(self, customer: str) -> builtins.list[Ticket]:
+        with self.file.guard():
+            rows = (
+                self.file.connection()
+                .execute(
+                    "SELECT fields FROM tickets WHERE customer = ? ORDER BY created", (customer,)
+                )
+                .fetchall()
+            )
+        return [self._assemble(row[0]) for row in rows]
+
+    def anonymise(self, ticket_id: str) -> None:
+        with self.file.transaction() as db:
+            row = db.execute("SELECT fields FROM tickets WHERE id = ?", (ticket_id,)).fetchone()
+            if row is None:
+                return
+            db.execute("DELETE FROM ticket_entries WHERE ticket_id = ?", (ticket_id,))
+            _rewrite(db, anonymised(Ticket.model_validate_json(row[0])))
+
+    def purge(self, closed_before: float) -> int:
+        marks = ", ".join("?" for _ in CLOSED)
+        old = (
+            f"SELECT id FROM tickets WHERE status IN ({marks}) "
+            "AND json_extract(fields, '$.closed_at') < ?"
+        )
+        with self.file.transaction() as db:
+            db.execute(
+                f"DELETE FROM ticket_entries WHERE ticket_id IN ({old})", (*CLOSED, closed_before)
+            )
+            cursor = db.execute(
+                f"DELETE FROM tickets WHERE id IN ({old})", (*CLOSED, closed_before)
+            )
+            return cursor.rowcount
+
     def _first(self, sql: str, args: tuple[object, ...]) -> Ticket | None:
         """The ticket of the first row `sql` selects (its `fields` column), or None."""
         with self.file.guard():
@@ -121,3 +163,23 @@ class SqliteTicketStore:
             )
         entries = tuple(TicketEntry.model_validate_json(row[0]) for row in rows)
         return ticket.model_copy(update={"transcript": entries})
+
+
+def _columns(ticket: Ticket) -> tuple[str | None, ...]:
+    """The columns that follow a ticket's fields (the indexes read them), in one order."""
+    return (
+        ticket.conversation_id,
+        ticket.status,
+        ticket.agent_thread,
+        ticket.customer,
+        fields_json(ticket),
+    )
+
+
+def _rewrite(db: sqlite3.Connection, ticket: Ticket) -> None:
+    """Store a changed ticket's fields and every column read from them."""
+    db.execute(
+        "UPDATE tickets SET conversation_id = ?, status = ?, agent_thread = ?, customer = ?, "
+        "fields = ? WHERE id = ?",
+        (*_columns(ticket), ticket.id),
+    )

@@ -119,6 +119,23 @@ class TicketStore(Protocol):
         ...
 
 
+DELETED = "deleted"  # stands where an anonymised ticket named its customer
+
+
+def anonymised(ticket: Ticket) -> Ticket:
+    """What `anonymise` keeps of a ticket: what support counts (status, reason, rating, times,
+    sentiments, intents, products) and nothing that leads back to the person."""
+    return ticket.model_copy(
+        update={
+            "customer": DELETED,
+            "verified_customer": None,
+            "conversation_id": f"{DELETED}:{ticket.id}",
+            "agent_thread": None,
+            "transcript": (),
+        }
+    )
+
+
 def fields_json(ticket: Ticket) -> str:
     """The ticket without its transcript, as stored next to the separately kept entries."""
     return ticket.model_dump_json(exclude={"transcript"})
