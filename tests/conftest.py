@@ -124,6 +124,8 @@ def redis_traces(client: redis.Redis, prefix: str, *needles: str) -> list[str]:
             values = client.zrange(key, 0, -1)
         elif kind == "hash":
             values = [part for pair in client.hgetall(key).items() for part in pair]
+        elif kind == "stream":
+            values = [str(fields) for _, fields in client.xrange(key)]
         else:
             pytest.fail(f"{_as_text(key)} is a {kind}, which redis_traces cannot read")
         for value in [key, *values]:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from bots.ledger.store import DELIVERY_TTL_S, failed_open
+from bots.ledger.store import DELIVERY_TTL_S, failed_open, stored_key
 from core.infra.errors import StoreUnavailable
 from core.infra.redis_client import DEFAULT_TIMEOUT_S, RedisConnection
 
 
 class RedisLedger:
-    """Keys: {prefix}:ledger:{key}, each expiring after its ttl."""
+    """Keys: {prefix}:ledger:{digest of key}, each expiring after its ttl."""
 
     def __init__(
         self, url: str, prefix: str, ttl_s: int, timeout_s: float = DEFAULT_TIMEOUT_S
@@ -20,7 +20,7 @@ class RedisLedger:
         try:
             with self.redis.guard():
                 return bool(
-                    self.redis.client.set(self.redis.key("ledger", key), "1", nx=True, ex=ttl_s)
+                    self.redis.client.set(self.redis.key("ledger", stored_key(key)), "1", nx=True, ex=ttl_s)
                 )
         except StoreUnavailable as error:
             return failed_open("claim", error, True)
@@ -28,14 +28,14 @@ class RedisLedger:
     def put(self, key: str, value: str) -> None:
         try:
             with self.redis.guard():
-                self.redis.client.set(self.redis.key("ledger", key), value, ex=self.ttl_s)
+                self.redis.client.set(self.redis.key("ledger", stored_key(key)), value, ex=self.ttl_s)
         except StoreUnavailable as error:
             failed_open("put", error, None)
 
     def get(self, key: str) -> str | None:
         try:
             with self.redis.guard():
-                value = self.redis.client.get(self.redis.key("ledger", key))
+                value = self.redis.client.get(self.redis.key("ledger", stored_key(key)))
         except StoreUnavailable as error:
             return failed_open("get", error, None)
         if value is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from bots.ledger.store import DELIVERY_TTL_S, failed_open
+from bots.ledger.store import DELIVERY_TTL_S, failed_open, stored_key
 from core.infra.errors import StoreUnavailable
 from core.infra.sqlite_file import SqliteFile
 
@@ -29,7 +29,7 @@ class SqliteLedger:
                 cursor = db.execute(
                     "INSERT INTO adapter_ledger VALUES (?, '1', ?) ON CONFLICT(key) DO UPDATE"
                     " SET value = '1', expires = excluded.expires WHERE adapter_ledger.expires < ?",
-                    (key, now + ttl_s, now),
+                    (stored_key(key), now + ttl_s, now),
                 )
                 return cursor.rowcount == 1
         except StoreUnavailable as error:
@@ -40,7 +40,7 @@ class SqliteLedger:
             with self.file.transaction() as db:
                 db.execute(
                     "INSERT OR REPLACE INTO adapter_ledger VALUES (?, ?, ?)",
-                    (key, value, time.time() + self.ttl_s),
+                    (stored_key(key), value, time.time() + self.ttl_s),
                 )
         except StoreUnavailable as error:
             failed_open("put", error, None)
@@ -52,7 +52,7 @@ class SqliteLedger:
                     self.file.connection()
                     .execute(
                         "SELECT value FROM adapter_ledger WHERE key = ? AND expires >= ?",
-                        (key, time.time()),
+                        (stored_key(key), time.time()),
                     )
                     .fetchone()
                 )

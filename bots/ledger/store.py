@@ -8,10 +8,14 @@ Backends: Redis when conversation state lives there (several bot processes), els
 (`factory`). Calls are quick blocking I/O: async adapters run them with `asyncio.to_thread`.
 When the backend fails, the ledger fails open (logged): a customer is answered rather than
 dropped, and the core still drops repeated message ids it has seen.
+
+Keys are stored as digests (`stored_key`): a delivery key names a chat and a message, and the
+ledger need not say whom the bot talked to (a deleted customer leaves no readable trace here).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Protocol, TypeVar
 
@@ -31,6 +35,11 @@ class Ledger(Protocol):
     def put(self, key: str, value: str) -> None: ...
 
     def get(self, key: str) -> str | None: ...
+
+
+def stored_key(key: str) -> str:
+    """The digest a ledger key is stored under."""
+    return hashlib.sha256(key.encode()).hexdigest()[:40]
 
 
 def failed_open(operation: str, error: Exception, fallback: T) -> T:

@@ -76,6 +76,8 @@ class RedisDeliveryQueue:
             pipe = self.redis.client.pipeline(transaction=True)
             pipe.set(self.redis.key("delivery-done", taken.delivery.id), 1, ex=DEDUP_TTL_S)
             pipe.xack(self.redis.key("deliveries", topic), GROUP, taken.receipt)
+            # Delivered: the reply's text and its conversation are not kept in the stream.
+            pipe.xdel(self.redis.key("deliveries", topic), taken.receipt)
             pipe.execute()
 
     def _fresh(self, stream: str, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> list[Taken]:
@@ -91,6 +93,7 @@ class RedisDeliveryQueue:
         finished = [t.receipt for t, mark in zip(taken, done, strict=True) if mark is not None]
         if finished:
             self.redis.client.xack(stream, GROUP, *finished)
+            self.redis.client.xdel(stream, *finished)
         return [t for t, mark in zip(taken, done, strict=True) if mark is None]
 
     def _ensure_group(self, stream: str) -> None:

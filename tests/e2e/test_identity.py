@@ -1,0 +1,161 @@
+"""Customers' identity end to end, through python-telegram-bot on the Telegram emulator, with
+the real services `bots.wiring` builds (the trained local model and recommender): the
+embedded default (SQLite store, SQLite state) and the scaled set-up (PostgreSQL store, Redis
+state, Redis ledger), e-mail codes through a real SMTP server on 127.0.0.1.
+
+A customer links by deep link (`/start <token>`), sees their orders and nobody else's; another
+links by an e-mailed code; an unverified user gets only the ways to verify; and after "delete
+my data" nothing of the first one is left in SQLite, Redis or PostgreSQL (scanned).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from aiohttp import web
+from pydantic import SecretStr
+
+from bots import telegram
+from bots.ledger.factory import open_ledger
+from bots.store import import_main
+from bots.wiring import build_conversation
+from core.infra.settings import Settings
+from core.shopdb.database import ShopDatabase
+from core.turn.conversation import Conversation
+from tests.bots.peers import LoopThread, TelegramEmulator, wait_for, wait_until
+from tests.conftest import TEST_REDIS, MailServer, redis_namespace, redis_traces, sqlite_traces
+from tests.core.shopdb.conftest import postgres_database
+
+TOKEN = "7100:identity-token"
+DANA, EVE = 918273645, 546372819  # chat user ids distinct enough to scan the stores for
+
+
+@pytest.fixture(params=["embedded", "scaled"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path,
+             mail_server: MailServer) -> Iterator[Settings]:
+    common: dict[str, Any] = {
+        "sqlite_path": tmp_path / "state.sqlite3",
+        "models_dir": Path("models").resolve(),
+        "telegram_token": SecretStr(TOKEN),
+        "telegram_bot_username": "ConciergeTestBot",
+        "smtp_host": mail_server.host,
+        "smtp_port": mail_server.port,
+        "log_level": "WARNING",
+    }
+    if request.param == "embedded":
+        yield Settings(store_url=SecretStr(f"sqlite:///{tmp_path / 'store.sqlite3'}"), **common)
+        return
+    with redis_namespace("identity") as prefix:
+        databases = postgres_database()
+        url = next(databases)
+        yield Settings(store_url=SecretStr(url), state_backend="redis", redis_url=TEST_REDIS,
+                       redis_prefix=prefix, **common)
+        databases.close()
+
+
+@pytest.fixture
+def world(settings: Settings) -> Iterator[tuple[TelegramEmulator, Conversation]]:
+    assert import_main(["--demo"], settings) == 0
+    conversation = build_conversation(settings)
+    emulator = TelegramEmulator(TOKEN).start()
+    settings = settings.model_copy(update={"telegram_base_url": emulator.url})
+    bot = telegram.telegram_adapter(settings, conversation.handle, open_ledger(settings))
+    application = bot.application
+    loop = LoopThread()
+
+    async def start() -> None:
+        await application.initialize()
+        assert application.updater is not None
+        await application.updater.start_polling(poll_interval=0.02)
+        await application.start()
+
+    async def stop() -> None:
+        assert application.updater is not None
+        await application.updater.stop()
+        await application.stop()
+        await application.shutdown()
+
+    loop.run(start())
+    yield emulator, conversation
+    loop.run(stop())
+    loop.close()
+    emulator.stop()
+
+
+def texts(emulator: TelegramEmulator, chat: int) -> list[str]:
+    return [m["message"].get("text", "") for m in emulator.bot_messages(chat)]
+
+
+def say(emulator: TelegramEmulator, chat: int, text: str, answers: int = 1) -> list[str]:
+    before = len(emulator.bot_messages(chat))
+    emulator.send(text, chat_id=chat, user_id=chat)
+    wait_for(lambda: emulator.bot_messages(chat), before + answers, timeout=30)
+    return texts(emulator, chat)[before:]
+
+
+def test_link_orders_privacy_and_deletion(
+    world: tuple[TelegramEmulator, Conversation], settings: Settings, mail_server: MailServer
+) -> None:
+    emulator, conversation = world
+    accounts = conversation.services.accounts
+    assert accounts is not None
+    database = ShopDatabase(settings.store_url.get_secret_value())
+    mine = next(o for o in database.orders_of("C0009") if o.tracking_number)
+    theirs = next(o for o in database.orders_of("C0001") if o.tracking_number)
+
+    # Unverified: an order number gets the ways to verify and nothing of the order.
+    [answer] = say(emulator, DANA, f"where is my order {mine.id}?")
+    assert "To show order details" in answer and mine.tracking_number not in answer
+
+    # The shop's link: a deep link /start <token> links the chat to C0009.
+    token = accounts.issue("C0009", datetime.now(UTC)).token
+    [linked] = say(emulator, DANA, f"/start {token}")
+    assert "linked to your account" in linked
+    [overview] = say(emulator, DANA, "where is my order?")
+    assert overview.startswith("Your most recent orders") and f"#{mine.id}" in overview
+    [own] = say(emulator, DANA, f"where is order {mine.id}?")
+    assert mine.tracking_number in own  # type: ignore[operator]
+    [other] = say(emulator, DANA, f"where is order {theirs.id}?")
+    assert theirs.tracking_number not in other and "among the orders of your account" in other
+
+    # Another chat user links by an e-mailed code to C0001.
+    email = database.customer("C0001").email  # type: ignore[union-attr]
+    [sent] = say(emulator, EVE, f"my email is {email}")
+    assert "6-digit code" in sent
+    code = wait_until(lambda: mail_server.codes_for(email), timeout=10)[-1]
+    [linked] = say(emulator, EVE, code)
+    assert "linked to your account" in linked
+    [order] = say(emulator, EVE, f"where is order {theirs.id}?")
+    assert theirs.tracking_number in order  # type: ignore[operator]
+
+    # Dana deletes her data: nothing of her is left in the stores.
+    [ask] = say(emulator, DANA, "please delete my data")
+    message = emulator.bot_messages(DANA)[-1]
+    assert "Delete it all?" in ask
+    emulator.press(message, "privacy:delete", user_id=DANA)
+    wait_until(lambda: any(t.startswith("Done: I deleted") for t in texts(emulator, DANA)),
+               timeout=30)
+    needle = str(DANA)
+    assert accounts.customer_of(f"telegram:{DANA}") is None
+    if settings.state_backend == "redis":
+        client = redis.Redis.from_url(settings.redis_url)
+        assert redis_traces(client, settings.redis_prefix, needle) == []
+    else:
+        for path in settings.sqlite_path.parent.glob("*.sqlite3"):
+            assert sqlite_traces(path, needle) == [], path
+    store_url = settings.store_url.get_secret_value()
+    with database.engine.connect() as connection:
+        from sqlalchemy import text
+
+        for table in ("linked_identities", "email_codes", "verification_attempts",
+                      "interactions", "link_tokens"):
+            rows = connection.execute(text(f"SELECT * FROM {table}")).all()
+            assert not [r for r in rows if needle in str(r)], (store_url, table)
+    # Eve is untouched.
+    assert accounts.customer_of(f"telegram:{EVE}") == "C0001"
+    database.close()
