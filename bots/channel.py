@@ -1,6 +1,7 @@
 """What every chat adapter shares: run one turn off the event loop, keep each conversation's
-turns in order, keep only the replies this platform delivers, and hand agents' replies (taken
-from the store on a background thread) back to the adapter's event loop.
+turns in order, keep only the replies this platform delivers, name each member's conversation
+in a group chat, and hand agents' replies (taken from the store on a background thread) back to
+the adapter's event loop.
 
 An adapter parses a platform event into an `Incoming`, calls `run_turn`, and renders the replies
 `own_replies` gives it; nothing else about a turn is its business.
@@ -26,6 +27,24 @@ Handler = Callable[[Incoming, Outbox], None]
 AsyncSend = Callable[[str, Reply], Coroutine[Any, Any, None]]
 
 SEND_TIMEOUT_S = 60.0  # an agent's reply not sent within this counts as failed, and is retried
+MEMBER_MARK = "@"  # `<place>@<member>`: one member's conversation in a group chat
+
+
+def member_conversation(place: str, member: str | None) -> str:
+    """The conversation id of `member` in the group chat (or thread, or topic) `place`, or of
+    the place itself when there is no member to tell apart (a private chat, a DM).
+
+    In a group each member has a conversation of their own: their own state, suggestions and
+    order details, and nobody else's message interleaves with their turns."""
+    return place if member is None else f"{place}{MEMBER_MARK}{member}"
+
+
+def split_member(conversation: str) -> tuple[str, str | None]:
+    """(place, member) of a conversation id; member is None outside group chats."""
+    place, mark, member = conversation.partition(MEMBER_MARK)
+    if mark and not member:
+        raise ValueError(f"no member after {MEMBER_MARK!r}: {conversation!r}")
+    return place, member or None
 
 
 async def run_turn(handler: Handler, incoming: Incoming) -> tuple[Reply, ...]:

@@ -4,6 +4,12 @@ It parses updates into `Incoming`, renders each `Reply` as messages with an inli
 meets Telegram's duties: callback queries answered, 64-byte callback data, 4096-character
 messages, a typing action while the turn runs, 429s retried by the rate limiter, and duplicate
 deliveries answered once. Run it as a module: `python -m bots.telegram`.
+
+In a group each member has a conversation of their own (`telegram:<chat>[:<topic>]@<user>`): a
+keyboard answers only the member it was shown to (the ledger keeps who that was), and a private
+reply (orders, the account) goes to the member's private chat, with a notice in the group, or,
+when the member never started the bot, a link to do so and nothing personal in the group.
+`/start <payload>` (a `t.me/<bot>?start=<payload>` deep link) asks the core to `link <payload>`.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from urllib.parse import urlparse
 
 from telegram import (
     Bot,
+    CallbackQuery,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     Message,
@@ -27,7 +34,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatAction, ChatType, MessageEntityType
-from telegram.error import TelegramError
+from telegram.error import Forbidden, TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -38,7 +45,15 @@ from telegram.ext import (
     filters,
 )
 
-from bots.channel import ConversationOrder, Handler, own_replies, run_turn, threadsafe
+from bots.channel import (
+    ConversationOrder,
+    Handler,
+    member_conversation,
+    own_replies,
+    run_turn,
+    split_member,
+    threadsafe,
+)
 from bots.envfile import settings_help
 from bots.layout import rows, split_text, utf16_units
 from bots.ledger.factory import open_ledger
@@ -63,24 +78,42 @@ TYPING_AFTER_S = 0.3  # turns quicker than this show no typing indicator
 TYPING_EVERY_S = 4.5  # the typing indicator lasts about 5 s
 RATE_LIMIT_RETRIES = 3
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
+GROUPS = (ChatType.GROUP, ChatType.SUPERGROUP)
+DEEP_LINK_COMMAND = "link"  # `/start <payload>` reaches the core as `link <payload>`
 
 
-
-def telegram_conversation_id(chat_id: int, topic_id: int | None = None) -> str:
-    """`telegram:<chat>` or, in a forum topic, `telegram:<chat>:<topic>`."""
-    return f"{PLATFORM}:{chat_id}" + (f":{topic_id}" if topic_id is not None else "")
+def telegram_conversation_id(
+    chat_id: int, topic_id: int | None = None, member: int | None = None
+) -> str:
+    """`telegram:<chat>`, in a forum topic `telegram:<chat>:<topic>`; in a group, one member's
+    conversation there: `telegram:<chat>[:<topic>]@<user id>`."""
+    place = f"{PLATFORM}:{chat_id}" + (f":{topic_id}" if topic_id is not None else "")
+    return member_conversation(place, None if member is None else str(member))
 
 
 def chat_of(conversation: str) -> tuple[int, int | None]:
-    """(chat id, topic id) of a Telegram conversation id."""
-    platform, chat, *topic = conversation.split(":")
+    """(chat id, topic id) of a Telegram conversation id: where its messages are posted."""
+    place, _member = split_member(conversation)
+    platform, chat, *topic = place.split(":")
     if platform != PLATFORM or len(topic) > 1:
         raise ValueError(f"not a Telegram conversation id: {conversation!r}")
     return int(chat), int(topic[0]) if topic else None
 
 
+def chat_member(conversation: str) -> int | None:
+    """The user whose conversation it is in a group; None for a private chat."""
+    chat_of(conversation)  # a Telegram conversation id, or ValueError
+    member = split_member(conversation)[1]
+    return None if member is None else int(member)
+
+
 def _topic(message: Message) -> int | None:
     return message.message_thread_id if message.is_topic_message else None
+
+
+def _owner_key(chat_id: int, message_id: int) -> str:
+    """The ledger key naming the member a group message's keyboard was shown to."""
+    return f"{PLATFORM}:owner:{chat_id}:{message_id}"
 
 
 class TelegramAdapter:
@@ -91,7 +124,8 @@ class TelegramAdapter:
         self.handler = handler
         self.ledger = ledger
         self.order = ConversationOrder()
-        application.add_handler(CommandHandler(["start", "help"], self.on_help))
+        application.add_handler(CommandHandler("start", self.on_start))
+        application.add_handler(CommandHandler("help", self.on_help))
         application.add_handler(
             MessageHandler(
                 filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND, self.on_text
@@ -132,14 +166,32 @@ class TelegramAdapter:
             if await self._first_delivery(message):
                 await self.send_reply(conversation, Reply(replies.CHAT_HELP), message.message_id)
 
+    async def on_start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """`/start` alone: the help text. `/start <payload>` in a private chat: the customer
+        followed the shop's `t.me/<bot>?start=<payload>` link, so the core links the account
+        (the payload is a credential: it is never logged)."""
+        message = update.message
+        if message is None or message.chat.type != ChatType.PRIVATE or not context.args:
+            await self.on_help(update, context)
+            return
+        incoming = Incoming(
+            conversation_id=self._conversation(message),
+            user_id=_user_id(message),
+            text=f"{DEEP_LINK_COMMAND} {context.args[0]}",
+            message_id=f"{message.chat.id}:{message.message_id}",
+            platform=PLATFORM,
+        )
+        async with self.order.hold(incoming.conversation_id):
+            if await self._first_delivery(message):
+                await self._turn(incoming, message)
+
     async def on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.message
         if message is None or message.text is None or not self._addressed(message):
             return
-        user = message.from_user
         incoming = Incoming(
             conversation_id=self._conversation(message),
-            user_id=f"{PLATFORM}:{user.id if user else message.chat.id}",
+            user_id=_user_id(message),
             text=self._without_mention(message.text),
             thread_id=str(_topic(message)) if _topic(message) is not None else None,
             message_id=f"{message.chat.id}:{message.message_id}",
@@ -153,14 +205,16 @@ class TelegramAdapter:
         query = update.callback_query
         if query is None:
             return
-        try:  # always answered first, so the customer's button stops spinning
-            await query.answer()
-        except TelegramError as error:
-            event(log, "telegram.answer_failed", level=logging.WARNING, error=str(error))
         message = query.message
         if query.data is None or message is None or not isinstance(message, Message):
+            await _answer(query)  # every query is answered, so the button stops spinning
             return  # inline-mode or too old to reply to: nothing to continue
-        conversation = self._conversation(message)
+        conversation = await self._button_conversation(message, query.from_user.id)
+        if conversation is None:  # another member's keyboard: refused, in an alert to the presser
+            event(log, "telegram.button_refused", chat=message.chat.id)
+            await _answer(query, replies.NOT_YOUR_BUTTON)
+            return
+        await _answer(query)
         async with self.order.hold(conversation):
             if not await asyncio.to_thread(self.ledger.claim, f"{PLATFORM}:callback:{query.id}"):
                 return
@@ -212,7 +266,21 @@ class TelegramAdapter:
         return text.replace(f"@{self.bot.username}", "").strip()
 
     def _conversation(self, message: Message) -> str:
-        return telegram_conversation_id(message.chat.id, _topic(message))
+        """The chat's conversation, or in a group the sender's own conversation there."""
+        user = message.from_user
+        member = user.id if user is not None and message.chat.type in GROUPS else None
+        return telegram_conversation_id(message.chat.id, _topic(message), member)
+
+    async def _button_conversation(self, message: Message, presser: int) -> str | None:
+        """The conversation a button under `message` continues; None when, in a group, the
+        keyboard was shown to another member."""
+        if message.chat.type not in GROUPS:
+            return telegram_conversation_id(message.chat.id, _topic(message))
+        key = _owner_key(message.chat.id, message.message_id)
+        owner = await asyncio.to_thread(self.ledger.get, key)
+        if owner is None:  # older than the ledger remembers: the core says the button expired
+            return telegram_conversation_id(message.chat.id, _topic(message), presser)
+        return owner if chat_member(owner) == presser else None
 
     async def _first_delivery(self, message: Message) -> bool:
         key = f"{PLATFORM}:message:{message.chat.id}:{message.message_id}"
@@ -261,22 +329,74 @@ class TelegramAdapter:
         event(log, "telegram.error", level=logging.ERROR, error=repr(context.error))
 
 
+def _user_id(message: Message) -> str:
+    user = message.from_user
+    return f"{PLATFORM}:{user.id if user else message.chat.id}"
+
+
+async def _answer(query: CallbackQuery, alert: str | None = None) -> None:
+    """Answer a callback query (Telegram's duty): silently, or with `alert` shown to the presser."""
+    try:
+        await query.answer(text=alert, show_alert=alert is not None)
+    except TelegramError as error:
+        event(log, "telegram.answer_failed", level=logging.WARNING, error=str(error))
+
+
 async def post_to_chat(
     bot: Bot, ledger: Ledger, conversation: str, reply: Reply, reply_to: int | None = None
 ) -> None:
     """Post `reply` to a Telegram conversation, split to fit, buttons under the last piece.
 
+    In a member's conversation in a group, the ledger records whom a keyboard was shown to, and
+    a private reply goes to the member's private chat instead, with a notice in the group.
     Usable outside a turn, e.g. to relay a support agent's answer, from any process holding a
     `Bot` (initialized) and the shared ledger.
     """
     chat_id, topic_id = chat_of(conversation)
+    member = chat_member(conversation)
+    if member is not None and reply.private:
+        await _post_privately(bot, ledger, conversation, reply, reply_to)
+        return
+    carrier = await _post(bot, ledger, chat_id, topic_id, reply, reply_to)
+    if member is not None and carrier is not None and reply.buttons:
+        key = _owner_key(chat_id, carrier.message_id)
+        await asyncio.to_thread(ledger.put, key, conversation)
+
+
+async def _post_privately(
+    bot: Bot, ledger: Ledger, conversation: str, reply: Reply, reply_to: int | None
+) -> None:
+    """A group member's private reply: in their private chat (a bot may write there only once
+    the user has started it), and a notice in the group; never the private text in the group."""
+    chat_id, topic_id = chat_of(conversation)
+    member = chat_member(conversation)
+    assert member is not None
+    try:
+        await _post(bot, ledger, member, None, reply, None)
+        notice = replies.SENT_PRIVATELY
+    except Forbidden:
+        event(log, "telegram.private_refused", level=logging.WARNING, chat=chat_id)
+        notice = replies.open_private_chat(f"https://t.me/{bot.username}")
+    await _post(bot, ledger, chat_id, topic_id, Reply(notice), reply_to)
+
+
+async def _post(
+    bot: Bot,
+    ledger: Ledger,
+    chat_id: int,
+    topic_id: int | None,
+    reply: Reply,
+    reply_to: int | None,
+) -> Message | None:
+    """Send `reply` to one chat; the last message sent (the one carrying any keyboard)."""
     keyboard = await _keyboard(ledger, reply.buttons)
     pieces = split_text(reply.text, MAX_MESSAGE_UNITS, utf16_units) or (
         ["Choose:"] if keyboard else []
     )
+    sent = None
     for index, piece in enumerate(pieces):
         first, last = index == 0, index == len(pieces) - 1
-        await bot.send_message(
+        sent = await bot.send_message(
             chat_id,
             piece,
             message_thread_id=topic_id,
@@ -287,6 +407,7 @@ async def post_to_chat(
             ),
             reply_markup=keyboard if last else None,
         )
+    return sent
 
 
 async def _keyboard(ledger: Ledger, buttons: Sequence[Button]) -> InlineKeyboardMarkup | None:

@@ -2,7 +2,9 @@
 
 - delivery keys already handled, so a platform's retried delivery is answered once;
 - long button payloads behind short ids, for platforms with tight limits (`payloads`);
-- threads the bot takes part in (Slack), so follow-ups there need no mention.
+- threads the bot takes part in (Slack), so follow-ups there need no mention;
+- whom a message with buttons in a group chat was for (its owner's conversation), so a button
+  answers only that member.
 
 Backends: Redis when conversation state lives there (several bot processes), else a SQLite file
 (`factory`). Calls are quick blocking I/O: async adapters run them with `asyncio.to_thread`.

@@ -5,6 +5,10 @@ customer's thread (`bots.slack.render`), and meets Slack's duties: `ack()` at on
 turn running after it (lazy listeners), retried deliveries answered once, bot messages ignored,
 Block Kit limits kept, and 429s retried after `Retry-After`. HTTP Events API or Socket Mode,
 chosen by settings.
+
+In a channel each member has a conversation of their own in a thread, while the bot, once in a
+thread, follows it for every member. A button runs a turn only for the member its message was
+for; anyone else gets an ephemeral note.
 """
 
 from __future__ import annotations
@@ -23,7 +27,14 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bots.channel import ConversationOrder, Handler, own_replies, run_turn
 from bots.ledger.payloads import full_payload
 from bots.ledger.store import Ledger
-from bots.slack.render import ACTION_PREFIX, PLATFORM, post_to_thread, slack_conversation_id
+from bots.slack.render import (
+    ACTION_PREFIX,
+    PLATFORM,
+    owner_key,
+    post_to_thread,
+    slack_conversation_id,
+    thread_member,
+)
 from core.infra import logs
 from core.infra.settings import Settings
 from core.turn import replies
@@ -75,22 +86,26 @@ class SlackAdapter:
         if not body.get("channel") or not body.get("actions"):
             return  # a button outside a conversation (App Home, a modal): nothing to continue
         action = body["actions"][0]
-        team, channel = _team(body), body["channel"]["id"]
+        team, channel, presser = _team(body), body["channel"]["id"], body["user"]["id"]
         message, container = body.get("message") or {}, body.get("container") or {}
-        root = (
-            message.get("thread_ts")
-            or container.get("thread_ts")
-            or message.get("ts")
-            or container["message_ts"]
-        )
+        posted = message.get("ts") or container["message_ts"]
+        root = message.get("thread_ts") or container.get("thread_ts") or posted
         if not await asyncio.to_thread(
             self.ledger.claim, f"{PLATFORM}:action:{team}:{channel}:{action['action_ts']}"
         ):
             return
+        conversation = slack_conversation_id(team, channel, root)
+        if not _is_im(channel):
+            owner = await asyncio.to_thread(self.ledger.get, owner_key(channel, posted))
+            # No record: older than the ledger remembers, and the core says the button expired.
+            conversation = owner or slack_conversation_id(team, channel, root, presser)
+            if thread_member(conversation) != presser:
+                await self._refuse(channel, root, presser)
+                return
         payload = await asyncio.to_thread(full_payload, self.ledger, action.get("value", ""))
         incoming = Incoming(
-            conversation_id=slack_conversation_id(team, channel, root),
-            user_id=f"{PLATFORM}:{team}:{body['user']['id']}",
+            conversation_id=conversation,
+            user_id=f"{PLATFORM}:{team}:{presser}",
             button=payload,
             thread_id=root,
             message_id=f"action:{action['action_ts']}",
@@ -107,8 +122,11 @@ class SlackAdapter:
             logs.event(log, "slack.duplicate", event_id=body.get("event_id"), channel=channel)
             return
         root = event.get("thread_ts") or ts
-        conversation = slack_conversation_id(team, channel, root)
-        await asyncio.to_thread(self.ledger.put, f"{PLATFORM}:thread:{conversation}", "1")
+        thread = slack_conversation_id(team, channel, root)
+        # The bot is in this thread now: follow-ups there need no mention, from any member.
+        await asyncio.to_thread(self.ledger.put, f"{PLATFORM}:thread:{thread}", "1")
+        member = None if _is_im(channel, event.get("channel_type")) else event.get("user") or None
+        conversation = slack_conversation_id(team, channel, root, member)
         text = MENTION.sub("", event.get("text") or "").strip()
         if not text and event.get("files"):
             await self.send_reply(conversation, Reply(replies.TEXT_ONLY))
@@ -137,6 +155,16 @@ class SlackAdapter:
     async def send_reply(self, conversation: str, reply: Reply) -> None:
         await post_to_thread(self.client, self.ledger, conversation, reply)
 
+    async def _refuse(self, channel: str, thread_ts: str, presser: str) -> None:
+        """Tell a member, and only them, that the button they pressed was someone else's."""
+        logs.event(log, "slack.button_refused", channel=channel)
+        try:
+            await self.client.chat_postEphemeral(
+                channel=channel, user=presser, thread_ts=thread_ts, text=replies.NOT_YOUR_BUTTON
+            )
+        except SlackApiError as error:
+            logs.event(log, "slack.send_failed", level=logging.ERROR, error=str(error))
+
 
 async def ack_at_once(ack: AsyncAck) -> None:
     """Answer Slack within its 3 seconds; the lazy listener does the work afterwards."""
@@ -146,6 +174,12 @@ async def ack_at_once(ack: AsyncAck) -> None:
 def _team(body: dict[str, Any]) -> str:
     team = body.get("team_id") or (body.get("team") or {}).get("id") or body["user"]["team_id"]
     return str(team)
+
+
+def _is_im(channel: str, channel_type: str | None = None) -> bool:
+    """A direct message with the bot: one person, so no member conversations (IM ids start
+    with D; `app_mention` events carry no channel_type)."""
+    return channel_type == "im" or channel.startswith("D")
 
 
 def _from_bot(event: dict[str, Any]) -> bool:

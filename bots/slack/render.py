@@ -1,5 +1,11 @@
 """How a `Reply` becomes Slack messages, and where it goes: conversation ids, Block Kit within
-Slack's limits, and posting into the customer's thread."""
+Slack's limits, and posting into the customer's thread.
+
+In a channel thread each member has a conversation of their own
+(`slack:<team>:<channel>:<thread ts>@<user>`): the ledger records whom each message with
+buttons was for, and a private reply (orders, the account) goes to the member's direct messages,
+with a notice in the thread.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +15,11 @@ from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bots.channel import member_conversation, split_member
 from bots.layout import rows, split_text
 from bots.ledger.payloads import fits, short_payloads
 from bots.ledger.store import Ledger
+from core.turn import replies
 from core.turn.messages import Reply
 
 PLATFORM = "slack"
@@ -23,17 +31,32 @@ BUTTON_VALUE_CHARS = 2000
 ACTION_PREFIX = "concierge.button."
 
 
-def slack_conversation_id(team: str, channel: str, thread_ts: str) -> str:
-    """`slack:<team>:<channel>:<thread root ts>`: one conversation per thread."""
-    return f"{PLATFORM}:{team}:{channel}:{thread_ts}"
+def slack_conversation_id(
+    team: str, channel: str, thread_ts: str, member: str | None = None
+) -> str:
+    """`slack:<team>:<channel>:<thread root ts>`: one conversation per thread (a DM's); in a
+    channel, one member's conversation in the thread: `...@<user>`."""
+    return member_conversation(f"{PLATFORM}:{team}:{channel}:{thread_ts}", member)
 
 
 def thread_of(conversation: str) -> tuple[str, str]:
-    """(channel, thread ts) of a Slack conversation id."""
-    platform, _team, channel, thread_ts = conversation.split(":")
+    """(channel, thread ts) of a Slack conversation id: where its messages are posted."""
+    place, _member = split_member(conversation)
+    platform, _team, channel, thread_ts = place.split(":")
     if platform != PLATFORM:
         raise ValueError(f"not a Slack conversation id: {conversation!r}")
     return channel, thread_ts
+
+
+def thread_member(conversation: str) -> str | None:
+    """The user whose conversation it is in a channel thread; None in a DM."""
+    thread_of(conversation)  # a Slack conversation id, or ValueError
+    return split_member(conversation)[1]
+
+
+def owner_key(channel: str, ts: str) -> str:
+    """The ledger key naming the member a posted message's buttons were for."""
+    return f"{PLATFORM}:owner:{channel}:{ts}"
 
 
 def escape(text: str) -> str:
@@ -71,14 +94,35 @@ async def post_to_thread(
 ) -> None:
     """Post `reply` into a Slack conversation's thread as Block Kit.
 
+    In a member's conversation in a channel, the ledger records whom messages with buttons were
+    for, and a private reply goes to the member's DM instead, with a notice in the thread.
     Usable outside a turn, e.g. to relay a support agent's answer, from any process holding a
     Web API client and the shared ledger.
     """
     channel, thread_ts = thread_of(conversation)
+    member = thread_member(conversation)
+    if member is not None and reply.private:
+        opened = await client.conversations_open(users=member)
+        await _post(client, ledger, opened["channel"]["id"], None, reply)
+        await _post(client, ledger, channel, thread_ts, Reply(replies.SENT_PRIVATELY))
+        return
+    posted = await _post(client, ledger, channel, thread_ts, reply)
+    if member is not None and reply.buttons:
+        for ts in posted:
+            await asyncio.to_thread(ledger.put, owner_key(channel, ts), conversation)
+
+
+async def _post(
+    client: AsyncWebClient, ledger: Ledger, channel: str, thread_ts: str | None, reply: Reply
+) -> list[str]:
+    """Post `reply` in `channel` (in a thread, when `thread_ts`); the ts of each message."""
     values = [b.payload for b in reply.buttons]
     if not all(fits(value, BUTTON_VALUE_CHARS) for value in values):
         values = await asyncio.to_thread(short_payloads, ledger, values, BUTTON_VALUE_CHARS)
+    posted = []
     for blocks in reply_blocks(reply, values):
-        await client.chat_postMessage(
+        answer = await client.chat_postMessage(
             channel=channel, thread_ts=thread_ts, text=notification_text(blocks), blocks=blocks
         )
+        posted.append(str(answer["ts"]))
+    return posted

@@ -24,6 +24,22 @@ CHAT_HELP = (
 )
 TEXT_ONLY = "Sorry, I can only read text for now. Please type your question."
 
+# Group chats, where each member has a conversation of their own.
+SENT_PRIVATELY = "I've sent you the details in a direct message."
+NOT_YOUR_BUTTON = (
+    "These buttons belong to another member's conversation. Mention me to start your own."
+)
+
+
+def open_private_chat(link: str) -> str:
+    """In a group, when the member has never opened a private chat with the assistant (which
+    may then not write to them first): where to open one, so personal details stay private."""
+    return (
+        f"I can't send you a direct message yet. Please open a private chat with me at {link} "
+        "and send your question there, so your details stay private."
+    )
+
+
 STATUS_WORDS = {
     "processing": "is being prepared in our warehouse",
     "shipped": "has shipped",

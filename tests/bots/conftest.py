@@ -20,13 +20,15 @@ BUTTONS = (
 )
 PARAGRAPH = "Paragraph {n}: " + "waterproof jacket with taped seams, " * 20
 LONG_TEXT = "\n\n".join(PARAGRAPH.format(n=n) for n in range(20))  # about 15,000 characters
+PRIVATE_TEXT = "Order #48213 for Dana Reyes has shipped to 12 Elm Street."
 
 
 class Clerk:
     """Stands in for `Conversation.handle` while testing adapters: deterministic replies.
 
     "long" -> a 15,000-character reply; "slow" -> a turn that takes 0.6 s; "fail" -> raises;
-    a button -> "You chose <payload>"; anything else -> "You said: <text>" with three buttons.
+    "private" -> a personal reply (PRIVATE_TEXT, `private=True`); a button -> "You chose
+    <payload>"; anything else -> "You said: <text>" with three buttons.
     """
 
     def __init__(self) -> None:
@@ -43,6 +45,9 @@ class Clerk:
             raise RuntimeError("the core failed")
         if incoming.text == "slow":
             time.sleep(0.6)
+        if incoming.text == "private":
+            outbox.send(Reply(PRIVATE_TEXT, private=True))
+            return
         if incoming.text == "long":
             outbox.send(Reply(LONG_TEXT, buttons=BUTTONS))
             return

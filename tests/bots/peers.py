@@ -2,7 +2,8 @@
 
 - `TelegramEmulator`: the npm `telegram-test-api` emulator (through our launcher) in a node
   process, plus the client side of a Telegram user (send messages, press buttons, read replies).
-- `SlackWebApi`: a stand-in Slack Web API that records every call and can answer 429.
+- `SlackWebApi`: a stand-in Slack Web API that records every call and can answer 429; it opens
+  DMs (`conversations.open`) and takes ephemeral messages (`chat.postEphemeral`).
 - `SocketModeServer`: a stand-in Socket Mode WebSocket endpoint (the `websockets` package).
 - `LoopThread`: an asyncio loop in a thread, to run an adapter next to synchronous tests.
 
@@ -239,6 +240,10 @@ class TelegramEmulator:
         body = {"method": method, "count": count, "retry_after": retry_after}
         assert post_json(f"{self.url}/control/throttle", body)[0] == 200
 
+    def never_started(self, user_id: int) -> None:
+        """The user never opened a private chat with the bot: Telegram refuses to message them."""
+        assert post_json(f"{self.url}/control/unstarted", {"chat_id": user_id})[0] == 200
+
     def redeliver_last(self) -> None:
         """Deliver the latest user update again, as Telegram does when a delivery seems lost."""
         assert post_json(f"{self.url}/control/redeliver", {"update_id": "last"})[0] == 200
@@ -297,14 +302,41 @@ class SlackWebApi:
             and (channel is None or call["body"].get("channel") == channel)
         ]
 
+    def posted_ts(self, channel: str) -> list[str]:
+        """The ts Slack gave each message posted in `channel`, in order."""
+        with self._lock:
+            calls = list(self.calls)
+        return [
+            call["answer"]["ts"]
+            for call in calls
+            if call["method"] == "chat.postMessage"
+            and call["body"].get("channel") == channel
+            and "ts" in call.get("answer", {})
+        ]
+
+    def ephemeral(self, channel: str | None = None) -> list[dict[str, Any]]:
+        """Bodies of chat.postEphemeral calls, in order."""
+        with self._lock:
+            calls = list(self.calls)
+        return [
+            call["body"]
+            for call in calls
+            if call["method"] == "chat.postEphemeral"
+            and (channel is None or call["body"].get("channel") == channel)
+        ]
+
     def _answer(self, request: BaseHTTPRequestHandler) -> None:
-        method = request.path.removeprefix("/api/")
+        path, _, query = request.path.partition("?")
+        method = path.removeprefix("/api/")
         length = int(request.headers.get("Content-Length") or 0)
         raw = request.rfile.read(length).decode()
+        # Slack takes arguments in the query string as well as the body (the SDK sends some
+        # methods' arguments, conversations.open's among them, as query parameters).
+        body: dict[str, Any] = dict(parse_qsl(query))
         if "json" in (request.headers.get("Content-Type") or ""):
-            body = json.loads(raw or "{}")
+            body |= json.loads(raw or "{}")
         else:
-            body = dict(parse_qsl(raw))
+            body |= dict(parse_qsl(raw))
         with self._lock:
             count, retry_after = self.throttles.get(method, (0, 0))
             limited = count > 0
@@ -312,15 +344,14 @@ class SlackWebApi:
                 self.throttles[method] = (count - 1, retry_after)
             self._counter += 1
             serial = self._counter
-            self.calls.append(
-                {
-                    "method": method,
-                    "body": body,
-                    "status": 429 if limited else 200,
-                    "authorization": request.headers.get("Authorization"),
-                    "at": time.time(),
-                }
-            )
+            call: dict[str, Any] = {
+                "method": method,
+                "body": body,
+                "status": 429 if limited else 200,
+                "authorization": request.headers.get("Authorization"),
+                "at": time.time(),
+            }
+            self.calls.append(call)
         if limited:
             answer: dict[str, Any] = {"ok": False, "error": "ratelimited"}
             self._send(request, 429, answer, {"Retry-After": str(retry_after)})
@@ -343,10 +374,18 @@ class SlackWebApi:
                 "ts": ts,
                 "message": {"text": body.get("text"), "ts": ts, "bot_id": "BBOT"},
             }
+        elif method == "chat.postEphemeral":
+            answer = {"ok": True, "message_ts": f"{int(time.time())}.{serial:06d}"}
+        elif method == "conversations.open":
+            # The DM with the one user named (Slack answers the same channel every time).
+            user = str(body.get("users", "")).split(",")[0]
+            answer = {"ok": True, "channel": {"id": f"D{user}"}}
         elif method == "apps.connections.open":
             answer = {"ok": True, "url": self.socket_url}
         else:
             answer = {"ok": True}
+        with self._lock:
+            call["answer"] = answer
         self._send(request, 200, answer, {})
 
     @staticmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from bots.ledger.store import DELIVERY_TTL_S, Ledger
 from bots.telegram import (
     MAX_CALLBACK_BYTES,
     TelegramAdapter,
+    chat_member,
     chat_of,
     post_to_chat,
     telegram_adapter,
@@ -24,7 +26,14 @@ from bots.telegram import (
 from core.infra.settings import Settings
 from core.turn import replies as wording
 from core.turn.messages import Reply
-from tests.bots.conftest import BUTTONS, LONG_PAYLOAD, LONG_TEXT, Clerk, make_ledger
+from tests.bots.conftest import (
+    BUTTONS,
+    LONG_PAYLOAD,
+    LONG_TEXT,
+    PRIVATE_TEXT,
+    Clerk,
+    make_ledger,
+)
 from tests.bots.peers import (
     BOT_USERNAME,
     LoopThread,
@@ -277,7 +286,7 @@ def test_group_messages_only_when_mentioned_or_replied_to(emulator, bot, clerk):
         "cheaper please", chat_id=group, user_id=2008, kind="group", reply_to_message=bot_reply
     )
     replies(emulator, group, 2)
-    assert clerk.texts(f"telegram:{group}") == ["red sneakers", "cheaper please"]
+    assert clerk.texts(f"telegram:{group}@2008") == ["red sneakers", "cheaper please"]
 
 
 def test_forum_topic_is_its_own_conversation(emulator, bot, clerk):
@@ -294,10 +303,124 @@ def test_forum_topic_is_its_own_conversation(emulator, bot, clerk):
     )
     [reply] = replies(emulator, forum, 1)
     assert reply["message"]["message_thread_id"] == 77  # answered inside the topic
-    assert clerk.texts(f"telegram:{forum}:77") == ["gift ideas"]
-    assert [i.thread_id for i in clerk.seen if i.conversation_id == f"telegram:{forum}:77"] == [
-        "77"
+    assert clerk.texts(f"telegram:{forum}:77@2015") == ["gift ideas"]
+    topic = [i for i in clerk.seen if i.conversation_id == f"telegram:{forum}:77@2015"]
+    assert [i.thread_id for i in topic] == ["77"]
+
+
+def mention_in_group(emulator: TelegramEmulator, group: int, user_id: int, text: str) -> None:
+    said = f"@{BOT_USERNAME} {text}"
+    entities = [{"type": "mention", "offset": 0, "length": len(BOT_USERNAME) + 1}]
+    emulator.send(said, chat_id=group, user_id=user_id, kind="group", entities=entities)
+
+
+def texts(messages: list[dict[str, Any]]) -> list[str]:
+    return [m["message"]["text"] for m in messages]
+
+
+def test_group_members_have_conversations_of_their_own(emulator, bot, clerk):
+    group = -3101
+    mention_in_group(emulator, group, 2101, "red sneakers")
+    mention_in_group(emulator, group, 2102, "a rain jacket")
+    replies(emulator, group, 2)
+    assert clerk.texts(f"telegram:{group}@2101") == ["red sneakers"]
+    assert clerk.texts(f"telegram:{group}@2102") == ["a rain jacket"]
+    assert not clerk.texts(f"telegram:{group}")
+
+
+def test_a_keyboard_answers_only_the_member_it_was_shown_to(emulator, bot, clerk):
+    group = -3102
+    mention_in_group(emulator, group, 2103, "hiking boots")
+    [suggestion] = replies(emulator, group, 1)
+    data = keyboard(suggestion)[0]["callback_data"]
+    emulator.press(suggestion, data, user_id=2104)  # another member of the group
+    [refusal] = wait_until(
+        lambda: [
+            call
+            for call in emulator.calls("answerCallbackQuery")
+            if call["body"].get("text") == wording.NOT_YOUR_BUTTON
+        ]
+    )
+    assert refusal["body"]["show_alert"] in (True, "true", "True")
+    emulator.press(suggestion, data, user_id=2103)  # the member it was shown to
+    follow_up = replies(emulator, group, 2)[1]
+    assert follow_up["message"]["text"] == "You chose more:P0123:1"
+    assert texts(settled(lambda: emulator.bot_messages(group))) == [
+        "You said: hiking boots",
+        "You chose more:P0123:1",
     ]
+    pressed = [i for i in clerk.seen if i.button and f"telegram:{group}" in i.conversation_id]
+    assert [(i.conversation_id, i.user_id) for i in pressed] == [
+        (f"telegram:{group}@2103", "telegram:2103")
+    ]
+
+
+def test_a_button_nobody_remembers_continues_the_pressers_conversation(emulator, bot, clerk):
+    group = -3106
+    old = {"messageId": 987654, "message": {"chat_id": group, "text": "Earlier suggestions"}}
+    emulator.press(old, "more:P0123:1", user_id=2112)
+    [follow_up] = replies(emulator, group, 1)
+    assert follow_up["message"]["text"] == "You chose more:P0123:1"
+    assert [i.button for i in clerk.seen if i.conversation_id == f"telegram:{group}@2112"] == [
+        "more:P0123:1"
+    ]
+
+
+def test_private_reply_in_a_group_goes_to_the_members_private_chat(emulator, bot, clerk):
+    group, member = -3103, 2105
+    mention_in_group(emulator, group, member, "private")
+    [personal] = replies(emulator, member, 1)
+    assert personal["message"]["text"] == PRIVATE_TEXT
+    assert "reply_parameters" not in personal["message"]
+    [notice] = replies(emulator, group, 1)
+    assert notice["message"]["text"] == wording.SENT_PRIVATELY
+    assert texts(settled(lambda: emulator.bot_messages(group))) == [wording.SENT_PRIVATELY]
+    assert clerk.texts(f"telegram:{group}@{member}") == ["private"]
+
+
+def test_private_reply_to_a_member_who_never_started_the_bot(emulator, bot, clerk):
+    group, member = -3104, 2106
+    emulator.never_started(member)
+    mention_in_group(emulator, group, member, "private")
+    [notice] = replies(emulator, group, 1)
+    assert notice["message"]["text"] == wording.open_private_chat(f"https://t.me/{BOT_USERNAME}")
+    refused = [c for c in emulator.calls("sendMessage") if c["body"]["chat_id"] == str(member)]
+    assert len(refused) == 1  # tried once, refused by Telegram
+    assert texts(settled(lambda: emulator.bot_messages(group))) == [notice["message"]["text"]]
+    assert not emulator.bot_messages(member)  # the personal text is nowhere
+
+
+def test_start_with_a_payload_links_the_account(emulator, bot, clerk, caplog):
+    caplog.set_level(logging.DEBUG, logger="bots")
+    caplog.set_level(logging.DEBUG, logger="core")
+    emulator.send(
+        "/start tok3n-Abc_123",
+        chat_id=2107,
+        user_id=2107,
+        entities=[{"type": "bot_command", "offset": 0, "length": 6}],
+    )
+    [reply] = replies(emulator, 2107, 1)
+    assert reply["message"]["text"] == "You said: link tok3n-Abc_123"
+    assert clerk.texts("telegram:2107") == ["link tok3n-Abc_123"]
+    ours = [r for r in caplog.records if r.name.startswith(("bots", "core"))]
+    assert ours and not [r for r in ours if "tok3n" in r.getMessage()]
+
+
+def test_relayed_reply_reaches_a_members_conversation_in_a_group(emulator, bot, clerk):
+    group, member = -3105, 2108
+    conversation = f"telegram:{group}@{member}"
+    adapter = bot.adapter
+    reply = Reply("An agent here: which size do you need?", buttons=BUTTONS)
+    bot.loop.run(post_to_chat(adapter.bot, adapter.ledger, conversation, reply))
+    [pushed] = replies(emulator, group, 1)
+    assert pushed["message"]["text"] == reply.text
+    emulator.press(pushed, keyboard(pushed)[1]["callback_data"], user_id=member)
+    assert replies(emulator, group, 2)[1]["message"]["text"] == "You chose skip:P0123:1"
+    assert [i.button for i in clerk.seen if i.conversation_id == conversation] == ["skip:P0123:1"]
+    personal = Reply(PRIVATE_TEXT, private=True)
+    bot.loop.run(post_to_chat(adapter.bot, adapter.ledger, conversation, personal))
+    assert texts(replies(emulator, member, 1)) == [PRIVATE_TEXT]
+    assert texts(replies(emulator, group, 3))[2] == wording.SENT_PRIVATELY
 
 
 def test_start_and_help_commands(emulator, bot, clerk):
@@ -310,12 +433,19 @@ def test_start_and_help_commands(emulator, bot, clerk):
     [reply] = replies(emulator, 2009, 1)
     assert "store's assistant" in reply["message"]["text"]
     emulator.send(
+        "/help",
+        chat_id=2009,
+        user_id=2009,
+        entities=[{"type": "bot_command", "offset": 0, "length": 5}],
+    )
+    assert "store's assistant" in replies(emulator, 2009, 2)[1]["message"]["text"]
+    emulator.send(
         "/order",
         chat_id=2009,
         user_id=2009,
         entities=[{"type": "bot_command", "offset": 0, "length": 6}],
     )
-    assert "store's assistant" in replies(emulator, 2009, 2)[1]["message"]["text"]
+    assert "store's assistant" in replies(emulator, 2009, 3)[2]["message"]["text"]
     assert not clerk.texts("telegram:2009")
 
 
@@ -340,6 +470,10 @@ def test_conversation_ids_round_trip():
     assert telegram_conversation_id(-100123, 7) == "telegram:-100123:7"
     assert chat_of("telegram:-100123:7") == (-100123, 7)
     assert chat_of("telegram:55") == (55, None)
+    assert telegram_conversation_id(-100123, 7, member=42) == "telegram:-100123:7@42"
+    assert chat_of("telegram:-100123:7@42") == (-100123, 7)
+    assert chat_of("telegram:-5@42") == (-5, None)
+    assert (chat_member("telegram:-5@42"), chat_member("telegram:55")) == (42, None)
     with pytest.raises(ValueError):
         chat_of("slack:T1:C1:1.0")
 

@@ -209,7 +209,7 @@ def test_customers_on_both_platforms_share_one_core_without_mixing(adapters, cor
     assert signed_post(slack_url, data, "application/x-www-form-urlencoded") == 200
     second = wait_for(lambda: api.posted("C9"), 2)[1]
     assert second["thread_ts"] == ts and second["text"].startswith("Got it, no more")
-    slack_state = store.load(f"slack:{TEAM}:C9:{ts}")
+    slack_state = store.load(f"slack:{TEAM}:C9:{ts}@U9")  # a member of the channel
     assert slack_state.platform == "slack" and slack_state.user_id == f"slack:{TEAM}:U9"
     assert [f.kind for f in slack_state.feedback] == ["not_for_me"]
 

@@ -17,12 +17,16 @@ from bots.slack.render import (
     BLOCKS_PER_MESSAGE,
     BUTTONS_PER_ACTIONS,
     SECTION_CHARS,
+    owner_key,
     reply_blocks,
+    slack_conversation_id,
+    thread_member,
     thread_of,
 )
 from core.infra.settings import Settings
+from core.turn import replies as wording
 from core.turn.messages import Button, Reply
-from tests.bots.conftest import BUTTONS, Clerk
+from tests.bots.conftest import BUTTONS, PRIVATE_TEXT, Clerk
 from tests.bots.peers import (
     BOT_USER,
     TEAM,
@@ -98,10 +102,12 @@ def press(url: str, payload: dict[str, Any]) -> int:
     return post_bytes(url, data, headers)[0]
 
 
-def mention(channel: str, ts: str, text: str, thread_ts: str | None = None) -> dict[str, Any]:
+def mention(
+    channel: str, ts: str, text: str, thread_ts: str | None = None, user: str = "U1"
+) -> dict[str, Any]:
     event = {
         "type": "app_mention",
-        "user": "U1",
+        "user": user,
         "text": f"<@{BOT_USER}> {text}",
         "ts": ts,
         "channel": channel,
@@ -145,8 +151,8 @@ def test_mention_is_answered_in_its_thread_with_buttons(slack, api, clerk):
     actions = [b for b in post["blocks"] if b["type"] == "actions"]
     values = [e["value"] for a in actions for e in a["elements"]]
     assert values == [b.payload for b in BUTTONS]
-    [incoming] = [
-        i for i in clerk.seen if i.conversation_id == f"slack:{TEAM}:C1:1700000000.000100"
+    [incoming] = [  # a channel: the member's own conversation in the thread
+        i for i in clerk.seen if i.conversation_id == f"slack:{TEAM}:C1:1700000000.000100@U1"
     ]
     assert incoming.user_id == f"slack:{TEAM}:U1"
     assert incoming.platform == "slack" and incoming.text == "red sneakers"
@@ -172,7 +178,7 @@ def test_follow_up_in_the_thread_needs_no_mention(slack, api, clerk):
     second = posts(api, "C2", 2)[1]
     assert second["thread_ts"] == root
     assert len(settled(lambda: api.posted("C2"))) == 2
-    assert clerk.texts(f"slack:{TEAM}:C2:{root}") == ["hiking boots", "cheaper?"]
+    assert clerk.texts(f"slack:{TEAM}:C2:{root}@U1") == ["hiking boots", "cheaper?"]
 
 
 def test_direct_message(slack, api, clerk):
@@ -183,28 +189,34 @@ def test_direct_message(slack, api, clerk):
     assert clerk.texts(f"slack:{TEAM}:D1:{ts}") == ["where is order 48213?"]
 
 
-def test_button_press_becomes_an_incoming_button(slack, api, clerk):
-    root = "1700000030.000100"
-    deliver(slack, event_body(mention("C3", root, "rain jacket"), "Ev7"))
-    [post] = posts(api, "C3", 1)
-    button = next(b for b in post["blocks"] if b["type"] == "actions")["elements"][0]
-    payload = {
+def button_action(
+    channel: str,
+    root: str,
+    message_ts: str,
+    post: dict[str, Any],
+    action_ts: str,
+    user: str = "U1",
+    index: int = 0,
+) -> dict[str, Any]:
+    """The block_actions payload Slack sends when `user` presses a button of `post`."""
+    button = [e for b in post["blocks"] if b["type"] == "actions" for e in b["elements"]][index]
+    return {
         "type": "block_actions",
         "team": {"id": TEAM, "domain": "test"},
-        "user": {"id": "U1", "team_id": TEAM},
+        "user": {"id": user, "team_id": TEAM},
         "api_app_id": "A0TEST",
         "token": "unused",
         "trigger_id": "t1",
-        "channel": {"id": "C3", "name": "shop"},
+        "channel": {"id": channel, "name": "shop"},
         "container": {
             "type": "message",
-            "message_ts": "1700000031.000001",
-            "channel_id": "C3",
+            "message_ts": message_ts,
+            "channel_id": channel,
             "thread_ts": root,
         },
         "message": {
             "type": "message",
-            "ts": "1700000031.000001",
+            "ts": message_ts,
             "thread_ts": root,
             "bot_id": "BBOT",
             "text": post["text"],
@@ -215,17 +227,80 @@ def test_button_press_becomes_an_incoming_button(slack, api, clerk):
                 "action_id": button["action_id"],
                 "block_id": "b1",
                 "value": button["value"],
-                "action_ts": "1700000032.000001",
+                "action_ts": action_ts,
                 "text": button["text"],
             }
         ],
     }
+
+
+def test_button_press_becomes_an_incoming_button(slack, api, clerk):
+    root = "1700000030.000100"
+    deliver(slack, event_body(mention("C3", root, "rain jacket"), "Ev7"))
+    [post] = posts(api, "C3", 1)
+    # A message the ledger has no record of: the presser's own conversation goes on.
+    payload = button_action("C3", root, "1700000031.000001", post, "1700000032.000001")
     assert press(slack, payload) == 200
     follow_up = posts(api, "C3", 2)[1]
     assert follow_up["thread_ts"] == root
     assert follow_up["text"] == "You chose more:P0123:1"
-    [pressed] = [i for i in clerk.seen if i.button and i.conversation_id.endswith(f":C3:{root}")]
+    [pressed] = [i for i in clerk.seen if i.button and i.conversation_id.endswith(f":C3:{root}@U1")]
     assert pressed.button == "more:P0123:1" and pressed.user_id == f"slack:{TEAM}:U1"
+
+
+def test_channel_members_have_conversations_of_their_own_in_a_thread(slack, api, clerk):
+    root = "1700000100.000100"
+    deliver(slack, event_body(mention("C7", root, "red sneakers"), "Ev20"))
+    posts(api, "C7", 1)
+    # Another member follows up in the thread the bot is in: no mention needed.
+    follow_up = message("C7", "1700000101.000100", "a rain jacket", thread_ts=root, user="U2")
+    deliver(slack, event_body(follow_up, "Ev21"))
+    second = posts(api, "C7", 2)[1]
+    assert second["thread_ts"] == root
+    assert clerk.texts(f"slack:{TEAM}:C7:{root}@U1") == ["red sneakers"]
+    assert clerk.texts(f"slack:{TEAM}:C7:{root}@U2") == ["a rain jacket"]
+    assert not clerk.texts(f"slack:{TEAM}:C7:{root}")
+
+
+def test_a_button_answers_only_the_member_it_was_for(slack, api, clerk):
+    root = "1700000110.000100"
+    deliver(slack, event_body(mention("C8", root, "hiking boots"), "Ev22"))
+    [post] = posts(api, "C8", 1)
+    [posted_ts] = api.posted_ts("C8")
+    others = button_action("C8", root, posted_ts, post, "1700000111.000001", user="U2")
+    assert press(slack, others) == 200
+    [note] = wait_for(lambda: api.ephemeral("C8"), 1)
+    assert (note["user"], note["thread_ts"]) == ("U2", root)
+    assert note["text"] == wording.NOT_YOUR_BUTTON
+    own = button_action("C8", root, posted_ts, post, "1700000112.000001", user="U1")
+    assert press(slack, own) == 200
+    assert posts(api, "C8", 2)[1]["text"] == "You chose more:P0123:1"
+    assert len(settled(lambda: api.posted("C8"))) == 2
+    assert len(api.ephemeral("C8")) == 1
+    pressed = [i for i in clerk.seen if i.button and ":C8:" in i.conversation_id]
+    assert [(i.conversation_id, i.user_id) for i in pressed] == [
+        (f"slack:{TEAM}:C8:{root}@U1", f"slack:{TEAM}:U1")
+    ]
+
+
+def test_private_reply_in_a_channel_goes_to_the_members_dm(slack, api, clerk):
+    root = "1700000120.000100"
+    deliver(slack, event_body(mention("C9", root, "private", user="U3"), "Ev23"))
+    [notice] = posts(api, "C9", 1)
+    assert notice["thread_ts"] == root and notice["text"] == wording.SENT_PRIVATELY
+    opened = [c["body"] for c in api.calls if c["method"] == "conversations.open"]
+    assert {"users": "U3"}.items() <= opened[-1].items()
+    [personal] = posts(api, "DU3", 1)
+    assert personal["text"] == PRIVATE_TEXT and "thread_ts" not in personal
+    assert [p["text"] for p in settled(lambda: api.posted("C9"))] == [wording.SENT_PRIVATELY]
+    assert clerk.texts(f"slack:{TEAM}:C9:{root}@U3") == ["private"]
+
+
+def test_private_reply_in_a_dm_is_sent_there(slack, api, clerk):
+    ts = "1700000130.000100"
+    deliver(slack, event_body(message("D5", ts, "private", kind="im"), "Ev24"))
+    [personal] = posts(api, "D5", 1)
+    assert personal["text"] == PRIVATE_TEXT and personal["thread_ts"] == ts
 
 
 def test_retried_event_is_answered_once_and_acked_fast(slack, api, clerk):
@@ -240,7 +315,7 @@ def test_retried_event_is_answered_once_and_acked_fast(slack, api, clerk):
     deliver(slack, body, retry=2)
     # A retry taken for a new message would reach the core at once (the clerk notes it before
     # its 0.6 s turn) and post after it: quiet for longer than one turn.
-    conversation = f"slack:{TEAM}:C4:{ts}"
+    conversation = f"slack:{TEAM}:C4:{ts}@U1"
     seen, posted = settled(lambda: (clerk.texts(conversation), len(api.posted("C4"))), 0.8)
     assert (seen, posted) == (["slow"], 1)
 
@@ -324,6 +399,26 @@ def test_send_reply_outside_a_turn(api, redis_ledger):
     assert post["blocks"][-1]["elements"][0]["value"] == BUTTONS[0].payload
 
 
+def test_relayed_reply_reaches_a_members_conversation(api, redis_ledger):
+    """An agent's reply to one member's conversation in a channel thread: posted in the thread,
+    its buttons recorded as that member's."""
+    from bots.slack.customers import web_client
+    from bots.slack.render import post_to_thread
+
+    settings = Settings(slack_bot_token=SecretStr("xoxb-test"), slack_api_url=api.base_url)
+    conversation = f"slack:{TEAM}:C10:1700000140.000100@U4"
+    loop = LoopThread()
+    try:
+        reply = Reply("An agent here: which size do you need?", buttons=BUTTONS)
+        loop.run(post_to_thread(web_client(settings), redis_ledger, conversation, reply))
+    finally:
+        loop.close()
+    [post] = posts(api, "C10", 1)
+    assert post["thread_ts"] == "1700000140.000100" and post["text"] == reply.text
+    [ts] = api.posted_ts("C10")
+    assert redis_ledger.get(owner_key("C10", ts)) == conversation
+
+
 def test_url_verification_challenge_is_answered(slack):
     data = json.dumps({"type": "url_verification", "challenge": "c-123", "token": "x"}).encode()
     status, answer = post_bytes(slack, data, signed_headers(SECRET, data))
@@ -367,7 +462,7 @@ def test_socket_mode_round_trip(api, redis_ledger):
         wait_until(lambda: any(a.get("envelope_id") == "env-1" for a in server.acks))
         [post] = posts(api, "C5", 1)
         assert post["thread_ts"] == ts and post["text"] == "You said: socket hello"
-        assert clerk.texts(f"slack:{TEAM}:C5:{ts}") == ["socket hello"]
+        assert clerk.texts(f"slack:{TEAM}:C5:{ts}@U1") == ["socket hello"]
     finally:
         loop.run(handler.close_async())
         server.stop()
@@ -396,5 +491,9 @@ def test_text_is_escaped_for_mrkdwn():
 
 def test_conversation_ids():
     assert thread_of("slack:T1:C1:1700000000.000100") == ("C1", "1700000000.000100")
+    member = slack_conversation_id("T1", "C1", "1700000000.000100", "U7")
+    assert member == "slack:T1:C1:1700000000.000100@U7"
+    assert thread_of(member) == ("C1", "1700000000.000100")
+    assert (thread_member(member), thread_member("slack:T1:D1:1.0")) == ("U7", None)
     with pytest.raises(ValueError):
         thread_of("telegram:1:2:3")

@@ -13,6 +13,8 @@
 //   POST /control/throttle          {method, count, retry_after}: the next `count` calls of
 //                                   `method` get Telegram's 429 answer
 //   POST /control/redeliver         {update_id | "last"}: deliver that user update again
+//   POST /control/unstarted         {chat_id}: that user never started the bot, so sendMessage
+//                                   to their chat gets Telegram's 403 answer
 //
 // Usage: node launcher.js PORT   (prints "ready <port>" once listening)
 
@@ -24,6 +26,7 @@ const { routes } = require('telegram-test-api/lib/routes/index');
 const port = Number(process.argv[2] || 9000);
 const calls = [];
 const throttles = {};
+const unstarted = new Set();
 
 function asSeconds(millis) {
   return millis > 1e11 ? Math.floor(millis / 1000) : millis;
@@ -66,6 +69,14 @@ function fixes(app, server) {
       });
       return;
     }
+    if (method === 'sendMessage' && unstarted.has(String(req.body.chat_id))) {
+      res.status(403).json({
+        ok: false,
+        error_code: 403,
+        description: "Forbidden: bot can't initiate conversation with a user",
+      });
+      return;
+    }
     next();
   });
   app.all('/bot:token/getMe', (_req, res) => {
@@ -102,6 +113,10 @@ function fixes(app, server) {
   app.get('/control/calls', (_req, res) => res.json({ ok: true, result: calls }));
   app.post('/control/throttle', (req, res) => {
     throttles[req.body.method] = { count: Number(req.body.count), retry_after: Number(req.body.retry_after) };
+    res.json({ ok: true, result: true });
+  });
+  app.post('/control/unstarted', (req, res) => {
+    unstarted.add(String(req.body.chat_id));
     res.json({ ok: true, result: true });
   });
   app.post('/control/redeliver', async (req, res) => {
