@@ -58,7 +58,7 @@ from bots.envfile import settings_help
 from bots.layout import rows, split_text, utf16_units
 from bots.ledger.factory import open_ledger
 from bots.ledger.payloads import fits, full_payload, short_payloads
-from bots.ledger.store import Ledger
+from bots.ledger.store import Ledger, stored_key
 from core.handover.deliveries.store import customer_topic
 from core.infra import logs
 from core.infra.commands import CommandHelp
@@ -278,9 +278,9 @@ class TelegramAdapter:
             return telegram_conversation_id(message.chat.id, _topic(message))
         key = _owner_key(message.chat.id, message.message_id)
         owner = await asyncio.to_thread(self.ledger.get, key)
-        if owner is None:  # older than the ledger remembers: the core says the button expired
-            return telegram_conversation_id(message.chat.id, _topic(message), presser)
-        return owner if chat_member(owner) == presser else None
+        own = telegram_conversation_id(message.chat.id, _topic(message), presser)
+        # No record: older than the ledger remembers, and the core says the button expired.
+        return own if owner is None or owner == stored_key(own) else None
 
     async def _first_delivery(self, message: Message) -> bool:
         key = f"{PLATFORM}:message:{message.chat.id}:{message.message_id}"
@@ -360,7 +360,8 @@ async def post_to_chat(
     carrier = await _post(bot, ledger, chat_id, topic_id, reply, reply_to)
     if member is not None and carrier is not None and reply.buttons:
         key = _owner_key(chat_id, carrier.message_id)
-        await asyncio.to_thread(ledger.put, key, conversation)
+        # A digest: the ledger need not name the member (nothing left after a deletion).
+        await asyncio.to_thread(ledger.put, key, stored_key(conversation))
 
 
 async def _post_privately(

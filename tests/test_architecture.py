@@ -185,7 +185,10 @@ def entry_points() -> set[str]:
     """Functions the `concierge` command runs: named after their command, one per module."""
     from bots.cli import COMMANDS
 
-    return {"main"} | {target.partition(":")[2] for target, _ in COMMANDS.values()}
+    # Alembic calls every migration's `upgrade` and `downgrade` by name.
+    return {"main", "upgrade", "downgrade"} | {
+        target.partition(":")[2] for target, _ in COMMANDS.values()
+    }
 
 
 def test_public_names_are_unique() -> None:

@@ -19,16 +19,16 @@ class RedisLedger:
     def claim(self, key: str, ttl_s: int = DELIVERY_TTL_S) -> bool:
         try:
             with self.redis.guard():
-                return bool(
-                    self.redis.client.set(self.redis.key("ledger", stored_key(key)), "1", nx=True, ex=ttl_s)
-                )
+                key = self.redis.key("ledger", stored_key(key))
+                return bool(self.redis.client.set(key, "1", nx=True, ex=ttl_s))
         except StoreUnavailable as error:
             return failed_open("claim", error, True)
 
     def put(self, key: str, value: str) -> None:
         try:
             with self.redis.guard():
-                self.redis.client.set(self.redis.key("ledger", stored_key(key)), value, ex=self.ttl_s)
+                key = self.redis.key("ledger", stored_key(key))
+                self.redis.client.set(key, value, ex=self.ttl_s)
         except StoreUnavailable as error:
             failed_open("put", error, None)
 

@@ -26,14 +26,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.channel import ConversationOrder, Handler, own_replies, run_turn
 from bots.ledger.payloads import full_payload
-from bots.ledger.store import Ledger
+from bots.ledger.store import Ledger, stored_key
 from bots.slack.render import (
     ACTION_PREFIX,
     PLATFORM,
     owner_key,
     post_to_thread,
     slack_conversation_id,
-    thread_member,
 )
 from core.infra import logs
 from core.infra.settings import Settings
@@ -97,9 +96,9 @@ class SlackAdapter:
         conversation = slack_conversation_id(team, channel, root)
         if not _is_im(channel):
             owner = await asyncio.to_thread(self.ledger.get, owner_key(channel, posted))
+            conversation = slack_conversation_id(team, channel, root, presser)
             # No record: older than the ledger remembers, and the core says the button expired.
-            conversation = owner or slack_conversation_id(team, channel, root, presser)
-            if thread_member(conversation) != presser:
+            if owner is not None and owner != stored_key(conversation):
                 await self._refuse(channel, root, presser)
                 return
         payload = await asyncio.to_thread(full_payload, self.ledger, action.get("value", ""))

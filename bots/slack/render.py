@@ -18,7 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bots.channel import member_conversation, split_member
 from bots.layout import rows, split_text
 from bots.ledger.payloads import fits, short_payloads
-from bots.ledger.store import Ledger
+from bots.ledger.store import Ledger, stored_key
 from core.turn import replies
 from core.turn.messages import Reply
 
@@ -109,7 +109,8 @@ async def post_to_thread(
     posted = await _post(client, ledger, channel, thread_ts, reply)
     if member is not None and reply.buttons:
         for ts in posted:
-            await asyncio.to_thread(ledger.put, owner_key(channel, ts), conversation)
+            # A digest: the ledger need not name the member (nothing left after a deletion).
+            await asyncio.to_thread(ledger.put, owner_key(channel, ts), stored_key(conversation))
 
 
 async def _post(

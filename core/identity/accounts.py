@@ -58,7 +58,7 @@ class Issued:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class Proof:
     """The result of one proof. `retry_in_s` is set when the hourly limit refused it."""
 
     status: Literal["linked", "sent", "opened", "wrong", "expired", "none", "limited", "no_mail"]
@@ -111,7 +111,7 @@ class Accounts:
         self.store.add_token(IssuedToken(nonce=nonce, customer_id=customer_id, expires_at=expires))
         return Issued(nonce + self._mac(nonce, customer_id, expires), customer_id, expires)
 
-    def redeem(self, user_id: str, token: str, now: datetime) -> Verdict:
+    def redeem(self, user_id: str, token: str, now: datetime) -> Proof:
         if (limited := self._limited(user_id, now)) is not None:
             return limited
         record = self.store.token(token[:16]) if TOKEN.fullmatch(token) else None
@@ -130,11 +130,11 @@ class Accounts:
 
     # -- e-mail codes ---------------------------------------------------------------------
 
-    def request_code(self, user_id: str, email: str, now: datetime) -> Verdict:
+    def request_code(self, user_id: str, email: str, now: datetime) -> Proof:
         """Send a code if `email` is a customer's address. The answer is the same either way,
         so the chat never tells whether an address has an account."""
         if self.mailer is None:
-            return Verdict("no_mail")
+            return Proof("no_mail")
         if (limited := self._limited(user_id, now)) is not None:
             return limited
         sent = self.store.attempts_since(user_id, now - WINDOW, kind="code_sent")
@@ -144,7 +144,7 @@ class Accounts:
         customer = self.store.customer_by_email(email)
         if customer is None:
             event(log, "identity.code_unknown_address", user=user_id)
-            return Verdict("sent")
+            return Proof("sent")
         code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
         expires = now + timedelta(seconds=self.rules.code_ttl_s)
         self.store.save_code(
@@ -161,30 +161,30 @@ class Accounts:
         except MailNotSent as error:
             self.store.drop_code(user_id)
             event(log, "identity.code_not_sent", logging.ERROR, user=user_id, error=str(error))
-            return Verdict("no_mail")
+            return Proof("no_mail")
         event(log, "identity.code_sent", user=user_id)
-        return Verdict("sent")
+        return Proof("sent")
 
     def has_code(self, user_id: str, now: datetime) -> bool:
         code = self.store.pending_code(user_id)
         return code is not None and code.expires_at > now
 
-    def enter_code(self, user_id: str, code: str, now: datetime) -> Verdict:
+    def enter_code(self, user_id: str, code: str, now: datetime) -> Proof:
         pending = self.store.pending_code(user_id)
         if pending is None:
-            return Verdict("none")
+            return Proof("none")
         if (limited := self._limited(user_id, now)) is not None:
             return limited
         if pending.expires_at <= now:
             self.store.drop_code(user_id)
-            return Verdict("expired")
+            return Proof("expired")
         if not hmac.compare_digest(pending.code_hash, self._code_hash(user_id, code)):
             self.store.count_code_attempt(user_id)
             left = self.rules.code_attempts - pending.attempts - 1
             if left <= 0:
                 self.store.drop_code(user_id)
             verdict = self._failed(user_id, "code", now, "wrong" if left > 0 else "expired")
-            return Verdict(verdict.status, left=max(left, 0), retry_in_s=verdict.retry_in_s)
+            return Proof(verdict.status, left=max(left, 0), retry_in_s=verdict.retry_in_s)
         self.store.drop_code(user_id)
         return self._link(user_id, pending.customer_id, "email", now)
 
@@ -193,17 +193,17 @@ class Accounts:
 
     # -- one order by its number and e-mail ----------------------------------------------------
 
-    def open_order(self, user_id: str, order: Order | None, email: str, now: datetime) -> Verdict:
+    def open_order(self, user_id: str, order: Order | None, email: str, now: datetime) -> Proof:
         """`opened` when `email` is the address of the order's customer; a failed guess else."""
         if (limited := self._limited(user_id, now)) is not None:
             return limited
         customer = self.store.customer(order.customer_id) if order is not None else None
         if customer is None or customer.email.strip().lower() != email.strip().lower():
             return self._failed(user_id, "order_email", now, "wrong")
-        return Verdict("opened", customer)
+        return Proof("opened", customer)
 
-    def note_unproven_lookup(self, user_id: str, now: datetime) -> Verdict | None:
-        """An order number asked for without proof: counted; a Verdict when over the limit."""
+    def note_unproven_lookup(self, user_id: str, now: datetime) -> Proof | None:
+        """An order number asked for without proof: counted; a Proof when over the limit."""
         if (limited := self._limited(user_id, now)) is not None:
             return limited
         self.store.note_attempt(user_id, "order_lookup", now)
@@ -212,30 +212,30 @@ class Accounts:
 
     # -- limits -----------------------------------------------------------------------------
 
-    def _limited(self, user_id: str, now: datetime) -> Verdict | None:
+    def _limited(self, user_id: str, now: datetime) -> Proof | None:
         recent = self.store.attempts_since(user_id, now - WINDOW)
         if len(recent) < self.rules.attempts_per_hour:
             return None
         return self._refused(user_id, recent[0], now)
 
-    def _refused(self, user_id: str, oldest: datetime, now: datetime) -> Verdict:
+    def _refused(self, user_id: str, oldest: datetime, now: datetime) -> Proof:
         retry = max(60.0, (oldest + WINDOW - now).total_seconds())
         event(log, "identity.rate_limited", logging.WARNING, user=user_id, retry_in_s=round(retry))
-        return Verdict("limited", retry_in_s=retry)
+        return Proof("limited", retry_in_s=retry)
 
     def _failed(
         self, user_id: str, kind: str, now: datetime, status: Literal["wrong", "expired"]
-    ) -> Verdict:
+    ) -> Proof:
         self.store.note_attempt(user_id, f"{kind}_failed", now)
         event(log, "identity.proof_failed", logging.WARNING, user=user_id, kind=kind)
-        return Verdict(status)
+        return Proof(status)
 
-    def _link(self, user_id: str, customer_id: str, method: str, now: datetime) -> Verdict:
+    def _link(self, user_id: str, customer_id: str, method: str, now: datetime) -> Proof:
         customer = self.store.customer(customer_id)
         if customer is None:  # deleted from the store since the token was issued
-            return Verdict("expired")
+            return Proof("expired")
         self.store.save_link(
             Link(user_id=user_id, customer_id=customer_id, method=method, linked_at=now)  # type: ignore[arg-type]
         )
         event(log, "identity.linked", user=user_id, method=method)
-        return Verdict("linked", customer)
+        return Proof("linked", customer)

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from core.identity.accounts import Accounts, Verdict
+from core.identity.accounts import Accounts, Proof
 from core.identity.rights import DataRights
 from core.shop.orders import Orders
 from core.state.store import ConversationState
@@ -132,7 +132,7 @@ class AccountDesk:
         return AccountTurn(_private(text_out), state, said)
 
     def _linked(
-        self, verdict: Verdict, state: ConversationState, said: str, wording: dict[str, str]
+        self, verdict: Proof, state: ConversationState, said: str, wording: dict[str, str]
     ) -> AccountTurn:
         if verdict.status == "linked" and verdict.customer is not None:
             after = state.model_copy(
@@ -152,7 +152,7 @@ class AccountDesk:
         return AccountTurn(_private(replies.deleted(counts)), state, said, forgotten=True)
 
     @staticmethod
-    def _refusal(verdict: Verdict, otherwise: str) -> str:
+    def _refusal(verdict: Proof, otherwise: str) -> str:
         if verdict.status == "limited":
             return replies.too_many_tries(verdict.retry_in_s)
         return otherwise

@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 import redis
-from aiohttp import web
 from pydantic import SecretStr
 
 from bots import telegram
@@ -26,13 +25,22 @@ from bots.store import import_main
 from bots.wiring import build_conversation
 from core.infra.settings import Settings
 from core.shopdb.database import ShopDatabase
+from core.turn import replies
 from core.turn.conversation import Conversation
-from tests.bots.peers import LoopThread, TelegramEmulator, wait_for, wait_until
+from tests.bots.peers import (
+    BOT_USERNAME,
+    LoopThread,
+    TelegramEmulator,
+    settled,
+    wait_for,
+    wait_until,
+)
 from tests.conftest import TEST_REDIS, MailServer, redis_namespace, redis_traces, sqlite_traces
 from tests.core.shopdb.conftest import postgres_database
 
 TOKEN = "7100:identity-token"
 DANA, EVE = 918273645, 546372819  # chat user ids distinct enough to scan the stores for
+GROUP = -7200
 
 
 @pytest.fixture(params=["embedded", "scaled"])
@@ -87,6 +95,12 @@ def world(settings: Settings) -> Iterator[tuple[TelegramEmulator, Conversation]]
     emulator.stop()
 
 
+def mention(emulator: TelegramEmulator, group: int, user: int, text: str) -> None:
+    said = f"@{BOT_USERNAME} {text}"
+    entities = [{"type": "mention", "offset": 0, "length": len(BOT_USERNAME) + 1}]
+    emulator.send(said, chat_id=group, user_id=user, kind="group", entities=entities)
+
+
 def texts(emulator: TelegramEmulator, chat: int) -> list[str]:
     return [m["message"].get("text", "") for m in emulator.bot_messages(chat)]
 
@@ -133,6 +147,24 @@ def test_link_orders_privacy_and_deletion(
     [order] = say(emulator, EVE, f"where is order {theirs.id}?")
     assert theirs.tracking_number in order  # type: ignore[operator]
 
+    # In a group each member has a conversation of their own: order details go by direct
+    # message, and a member cannot press another's buttons.
+    mention(emulator, GROUP, DANA, "where is my order?")
+    wait_until(lambda: any(t == replies.SENT_PRIVATELY for t in texts(emulator, GROUP)))
+    assert texts(emulator, DANA)[-1].startswith("Your most recent orders")
+    mention(emulator, GROUP, DANA, "I need a waterproof jacket")
+    suggestions = wait_for(lambda: emulator.bot_messages(GROUP), 2, timeout=30)[-1]
+    buttons = [b for row in suggestions["message"]["reply_markup"]["inline_keyboard"]
+               for b in row]
+    more = next(b["callback_data"] for b in buttons if b["callback_data"].startswith("more:"))
+    emulator.press(suggestions, more, user_id=EVE)
+    wait_until(lambda: [c for c in emulator.calls("answerCallbackQuery")
+                        if c["body"].get("text") == replies.NOT_YOUR_BUTTON])
+    emulator.press(suggestions, more, user_id=DANA)
+    wait_for(lambda: emulator.bot_messages(GROUP), 3, timeout=30)
+    assert len(settled(lambda: emulator.bot_messages(GROUP))) == 3  # Eve's press: no turn
+    assert database.counts()["interactions"] >= 1  # Dana's feedback, kept for training
+
     # Dana deletes her data: nothing of her is left in the stores.
     [ask] = say(emulator, DANA, "please delete my data")
     message = emulator.bot_messages(DANA)[-1]
@@ -156,6 +188,10 @@ def test_link_orders_privacy_and_deletion(
                       "interactions", "link_tokens"):
             rows = connection.execute(text(f"SELECT * FROM {table}")).all()
             assert not [r for r in rows if needle in str(r)], (store_url, table)
+        feedback = connection.execute(text(
+            "SELECT count(*) FROM interactions WHERE customer_id = 'C0009' AND kind IN "
+            "('more_like_this', 'not_for_me', 'details')")).scalar()
+        assert feedback == 0  # the linked customer's button presses went with her
     # Eve is untouched.
     assert accounts.customer_of(f"telegram:{EVE}") == "C0001"
     database.close()

@@ -12,6 +12,7 @@ import pytest
 from pydantic import SecretStr
 
 from bots.ledger.redis import RedisLedger
+from bots.ledger.store import stored_key
 from bots.slack.customers import SlackAdapter, http_app, slack_adapter
 from bots.slack.render import (
     BLOCKS_PER_MESSAGE,
@@ -416,7 +417,7 @@ def test_relayed_reply_reaches_a_members_conversation(api, redis_ledger):
     [post] = posts(api, "C10", 1)
     assert post["thread_ts"] == "1700000140.000100" and post["text"] == reply.text
     [ts] = api.posted_ts("C10")
-    assert redis_ledger.get(owner_key("C10", ts)) == conversation
+    assert redis_ledger.get(owner_key("C10", ts)) == stored_key(conversation)
 
 
 def test_url_verification_challenge_is_answered(slack):
