@@ -122,18 +122,18 @@ class Settings(BaseSettings):
     email_code_attempts: int = 5  # wrong entries that void a code
     email_codes_per_hour: int = 3  # code e-mails per chat user
     # E-mail out (codes). No host: no codes; customers link with the shop's link instead.
-    smtp_host: str | None = None
-    smtp_port: int = 25
-    smtp_security: Literal["none", "starttls", "tls"] = "none"
-    smtp_user: str | None = None
-    smtp_password: SecretStr | None = None
+    smtp_host: str | None = None  # the SMTP server codes are sent through
+    smtp_port: int = 25  # 587 for STARTTLS, 465 for TLS at most providers
+    smtp_security: Literal["none", "starttls", "tls"] = "none"  # how the connection is secured
+    smtp_user: str | None = None  # log in as this user (with smtp_password), when set
+    smtp_password: SecretStr | None = None  # never logged
     smtp_sender: str = "Concierge <no-reply@localhost>"  # the From: of code e-mails
-    smtp_timeout_s: float = 10.0
+    smtp_timeout_s: float = 10.0  # one e-mail; then the customer is told codes are unavailable
     # Retention: idle conversations (with their transcripts) and closed tickets are deleted
     # after this many days (0 keeps them); checked every retention_check_s by each process.
-    retention_transcript_days: int = 90
-    retention_ticket_days: int = 365
-    retention_check_s: float = 3600.0
+    retention_transcript_days: int = 90  # idle conversations and their transcripts
+    retention_ticket_days: int = 365  # resolved or handed-back tickets, after closing
+    retention_check_s: float = 3600.0  # how often each process applies the retention
 
     # Turn handling.
     lock_timeout_s: float = 30.0  # wait this long for a conversation busy in another turn

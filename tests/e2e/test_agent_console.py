@@ -149,7 +149,8 @@ def test_customer_in_terminal_agent_in_console(
         customer.expect(re.escape(replies.ESCALATED))
 
         opened = agent.expect(
-            r"^\[(T-\d{8}-[0-9a-f]+)\] (?:new ticket|open ticket \(open\)): C0001 on terminal"
+            r"^\[(T-\d{8}-[0-9a-f]+)\] (?:new ticket|open ticket \(open\)): "
+            r"C0001 \(verified customer C0001\) on terminal"
         )
         ticket_id = opened.group(1)
         agent.expect(r"Customer: I want to talk to a human agent, now")
@@ -172,7 +173,8 @@ def test_customer_in_terminal_agent_in_console(
         agent = Process.start(
             "agent", env, "bots.agent_console", "--agent", "U_DANA", "--name", "Dana"
         )
-        agent.expect(rf"\[{ticket_id}\] open ticket \(claimed\): C0001 on terminal")
+        agent.expect(rf"\[{ticket_id}\] open ticket \(claimed\): C0001 "
+                     r"\(verified customer C0001\) on terminal")
         agent.send("list")
         agent.expect(rf"{ticket_id}\s+claimed\s+claimed by U_DANA")
 

@@ -10,6 +10,7 @@ my data" nothing of the first one is left in SQLite, Redis or PostgreSQL (scanne
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +22,7 @@ from pydantic import SecretStr
 
 from bots import telegram
 from bots.ledger.factory import open_ledger
+from bots.slack import customers as slack
 from bots.store import import_main
 from bots.wiring import build_conversation
 from core.infra.settings import Settings
@@ -28,10 +30,18 @@ from core.shopdb.database import ShopDatabase
 from core.turn import replies
 from core.turn.conversation import Conversation
 from tests.bots.peers import (
+    BOT_USER,
     BOT_USERNAME,
+    TEAM,
     LoopThread,
+    SlackWebApi,
     TelegramEmulator,
+    event_body,
+    free_port,
+    post_bytes,
+    serve_on,
     settled,
+    signed_headers,
     wait_for,
     wait_until,
 )
@@ -195,3 +205,62 @@ def test_link_orders_privacy_and_deletion(
     # Eve is untouched.
     assert accounts.customer_of(f"telegram:{EVE}") == "C0001"
     database.close()
+
+
+# -- Slack: a link message in a direct message, order details privately from a channel -------
+
+SLACK_SECRET = "identity-signing-secret"
+
+
+@pytest.fixture
+def slack_world(settings: Settings) -> Iterator[tuple[SlackWebApi, str, Conversation]]:
+    assert import_main(["--demo"], settings) == 0
+    conversation = build_conversation(settings)
+    api = SlackWebApi().start()
+    port = free_port()
+    settings = settings.model_copy(update={
+        "slack_bot_token": SecretStr("xoxb-identity"),
+        "slack_signing_secret": SecretStr(SLACK_SECRET),
+        "slack_api_url": api.base_url,
+        "slack_port": port,
+    })
+    adapter = slack.slack_adapter(settings, conversation.handle, open_ledger(settings))
+    loop = LoopThread()
+    runner = loop.run(serve_on(slack.http_app(adapter, settings), port))
+    yield api, f"http://127.0.0.1:{port}{settings.slack_path}", conversation
+    loop.run(runner.cleanup())
+    loop.close()
+    api.stop()
+
+
+def slack_event(url: str, event: dict[str, Any], number: int) -> None:
+    data = json.dumps(event_body(event, f"EvId{number}")).encode()
+    assert post_bytes(url, data, signed_headers(SLACK_SECRET, data))[0] == 200
+
+
+def test_slack_link_message_and_private_order_details(
+    slack_world: tuple[SlackWebApi, str, Conversation], settings: Settings
+) -> None:
+    api, url, conversation = slack_world
+    accounts = conversation.services.accounts
+    assert accounts is not None
+    token = accounts.issue("C0009", datetime.now(UTC)).token
+    for number, text in enumerate((f"link {token}", "where is my order?")):
+        ts = f"1700100{number}00.000100"
+        slack_event(url, {"type": "message", "channel_type": "im", "channel": "D0DANA",
+                          "user": "U0DANA", "text": text, "ts": ts, "client_msg_id": f"m{number}"},
+                    number)
+        wait_for(lambda: api.posted("D0DANA"), number + 1, timeout=30)
+    linked, overview = (post["text"] for post in api.posted("D0DANA"))
+    assert "linked to your account" in linked and overview.startswith("Your most recent orders")
+    assert accounts.customer_of(f"slack:{TEAM}:U0DANA") == "C0009"
+    # Asked in a channel thread: the details go to a direct message, the thread gets a notice.
+    slack_event(url, {"type": "app_mention", "channel": "C0SHOP", "user": "U0DANA",
+                      "text": f"<@{BOT_USER}> where is my order?", "ts": "1700200000.000100",
+                      "client_msg_id": "m9"}, 9)
+    notice = wait_for(lambda: api.posted("C0SHOP"), 1, timeout=30)[0]
+    assert notice["text"] == replies.SENT_PRIVATELY
+    opened = [c for c in api.calls if c["method"] == "conversations.open"]
+    assert opened and opened[-1]["body"]["users"] == "U0DANA"
+    private = [p for p in api.posted() if p["text"].startswith("Your most recent orders")]
+    assert len(private) == 2 and all(p["channel"] != "C0SHOP" for p in private)

@@ -110,7 +110,10 @@ def setup(request: pytest.FixtureRequest, tmp_path: Path, demo: Shop) -> Iterato
 
 def say(conversation: Conversation, text: str = "", button: str | None = None) -> list[Reply]:
     outbox = CollectingOutbox()
-    conversation.handle(Incoming(CONVERSATION, "C0001", text=text, button=button), outbox)
+    # The terminal's customer, vouched for (as `concierge chat --user C0001`).
+    conversation.handle(
+        Incoming(CONVERSATION, "C0001", text=text, button=button, customer_id="C0001"), outbox
+    )
     return outbox.replies
 
 
@@ -155,6 +158,9 @@ def test_angry_customer_opens_a_complete_ticket(setup: Setup) -> None:
     assert [d.kind for d in news] == ["ticket_opened"]
     assert "negative sentiment persists" in news[0].text
     assert "worsening" in summarize(ticket)
+    # Agents see who the customer proved to be.
+    assert ticket.verified_customer == "C0001"
+    assert summarize(ticket).startswith("C0001 (verified customer C0001) on terminal")
 
 
 def test_bot_stays_silent_and_relays_while_open(setup: Setup) -> None:
