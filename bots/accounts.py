@@ -208,3 +208,98 @@ def privacy_purge_main(argv: Sequence[str] | None = None, settings: Settings | N
     configure(settings.log_level, settings.log_format)
     print(json.dumps({"purged": _rights(settings).purge()}))
     return 0
+
+
+# -- bench ---------------------------------------------------------------------------------------
+
+
+def bench_identity_main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
+    """What identity costs a turn, and what an order-number guesser gets per hour."""
+    import random
+    import tempfile
+    import time
+    import uuid
+
+    from bots.wiring import build_conversation, configure_logging
+    from core.identity.store import Link
+    from core.infra.percentiles import median, percentile
+    from core.turn.conversation import Conversation
+    from core.turn.messages import CollectingOutbox, Incoming
+
+    parser = argparse.ArgumentParser(
+        prog="concierge bench identity", formatter_class=CommandHelp,
+        description="The cost of knowing who is writing: the linked-identity lookup every\n"
+                    "turn makes, and order turns of a linked chat user against the terminal's\n"
+                    "own customer (no lookup), alternating in one run; then an attacker\n"
+                    "sending order numbers and e-mail guesses every few seconds for a\n"
+                    "simulated hour: how many were checked at all.")
+    parser.add_argument("--turns", type=int, default=200, help="order turns of each kind")
+    parser.add_argument("--user", default="C0009", help="a store customer with orders")
+    parser.add_argument("--guesses", type=int, default=1000, help="attacker messages in the hour")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = (settings or Settings()).model_copy(
+            update={"sqlite_path": Path(tmp) / "bench.sqlite3", "state_backend": "sqlite"})
+        configure_logging(settings, default_level="ERROR")
+        conversation = build_conversation(settings, keep_feedback=False)
+        accounts = conversation.services.accounts
+        assert accounts is not None
+        orders = conversation.services.orders.for_customer(args.user)
+        if not orders:
+            print(f"concierge bench identity: customer {args.user} has no orders",
+                  file=sys.stderr)
+            return 2
+        linked_user = f"bench:{uuid.uuid4().hex[:8]}"
+        attacker = f"bench:{uuid.uuid4().hex[:8]}"
+        accounts.store.save_link(Link(user_id=linked_user, customer_id=args.user,
+                                      method="link", linked_at=datetime.now(UTC)))
+        try:
+            lookups = []
+            for _ in range(1000):
+                started = time.perf_counter()
+                accounts.customer_of(linked_user)
+                lookups.append((time.perf_counter() - started) * 1000)
+            ask = f"where is order {orders[0].id}?"
+            timed: dict[str, list[float]] = {"linked": [], "terminal": []}
+            for turn in range(2 * args.turns + 20):  # the first 20 warm the models up
+                kind = "linked" if turn % 2 else "terminal"
+                incoming = Incoming(
+                    f"bench:{kind}:{turn // 10}", linked_user if kind == "linked" else args.user,
+                    text=ask, customer_id=None if kind == "linked" else args.user)
+                conversation.handle(incoming, CollectingOutbox())
+                assert conversation.last_turn is not None
+                if turn >= 20:
+                    timed[kind].append(conversation.last_turn.ms)
+            # The attacker: one message every 3600/guesses simulated seconds for an hour.
+            clock = {"now": time.time()}
+            attacked = Conversation(conversation.services, conversation.policy,
+                                    clock=lambda: clock["now"])
+            rng, checked = random.Random(7), 0
+            for number in range(args.guesses):
+                guess = f"{rng.randrange(10000, 99999)}"
+                text = (f"where is order {guess}?" if number % 2 else
+                        f"order {guess} someone{number}@example.com")
+                outbox = CollectingOutbox()
+                attacked.handle(Incoming(f"bench:attack:{number // 20}", attacker, text=text),
+                                outbox)
+                checked += not any("too many tries" in r.text for r in outbox.replies)
+                clock["now"] += 3600 / args.guesses
+        finally:
+            accounts.unlink(linked_user)
+            accounts.store.forget([linked_user, attacker], ())
+    result = {
+        "lookup_p50_ms": round(median(lookups), 3),
+        "lookup_p99_ms": round(percentile(lookups, 99), 3),
+        "order_turn_linked_p50_ms": round(median(timed["linked"]), 2),
+        "order_turn_terminal_p50_ms": round(median(timed["terminal"]), 2),
+        "guesses_sent_per_hour": args.guesses,
+        "guesses_checked_per_hour": checked,
+        "store": "postgresql" if "postgresql" in settings.store_url.get_secret_value()
+        else "sqlite",
+    }
+    print(f"identity lookup p50 {result['lookup_p50_ms']} ms (p99 {result['lookup_p99_ms']}); "
+          f"order turn p50: linked chat user {result['order_turn_linked_p50_ms']} ms, "
+          f"terminal customer {result['order_turn_terminal_p50_ms']} ms; an attacker sending "
+          f"{args.guesses} guesses in an hour had {checked} checked")
+    print(json.dumps(result))
+    return 0

@@ -4,6 +4,7 @@ database, a SQLite state file and a SQLite ticket store."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -146,8 +147,11 @@ def test_delete_my_data_asks_then_forgets(
     (kept,) = say(conversation, button=DELETE_CANCEL)
     assert kept.text == replies.DELETE_KEPT and accounts.customer_of(USER) == "C0009"
     (done,) = say(conversation, button=DELETE_CONFIRM)
-    assert done.text.startswith("Done: I deleted 1 conversation, 1 feedback event")
+    assert re.match(r"Done: I deleted 1 conversation, [1-9]\d* feedback events? and the link",
+                    done.text)
     assert accounts.customer_of(USER) is None
+    held = accounts.store.held([USER, "C0009"], ["more_like_this", "not_for_me", "details"])
+    assert held["feedback"] == [] and held["links"] == []
     assert conversation.services.store.conversations_of(USER) == []
     assert conversation.services.store.load(f"c:{USER}").transcript == ()
 
