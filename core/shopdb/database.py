@@ -90,6 +90,11 @@ class ShopDatabase:
         )
 
     @property
+    def reads(self) -> Engine:
+        """The engine for reads (autocommit on PostgreSQL: no transaction round trips)."""
+        return self._reads
+
+    @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 

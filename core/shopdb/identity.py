@@ -39,12 +39,13 @@ class SqlIdentities:
     def __init__(self, database: ShopDatabase) -> None:
         self.database = database
         self._engine = database.engine
+        self._reads = database.reads
 
     # -- links -----------------------------------------------------------------------------
 
     def link_of(self, user_id: str) -> Link | None:
         query = select(linked_identities).where(linked_identities.c.user_id == user_id)
-        with self._engine.connect() as connection:
+        with self._reads.connect() as connection:
             row = connection.execute(query).mappings().first()
         return _link(row) if row is not None else None
 
@@ -66,7 +67,7 @@ class SqlIdentities:
             .where(linked_identities.c.customer_id == customer_id)
             .order_by(linked_identities.c.linked_at)
         )
-        with self._engine.connect() as connection:
+        with self._reads.connect() as connection:
             return [_link(row) for row in connection.execute(query).mappings()]
 
     # -- tokens and codes ------------------------------------------------------------------
@@ -77,7 +78,7 @@ class SqlIdentities:
             connection.execute(insert(link_tokens).values(row))
 
     def token(self, nonce: str) -> IssuedToken | None:
-        with self._engine.connect() as connection:
+        with self._reads.connect() as connection:
             row = connection.execute(
                 select(link_tokens).where(link_tokens.c.nonce == nonce)
             ).mappings().first()
@@ -100,7 +101,7 @@ class SqlIdentities:
             return connection.execute(change).rowcount == 1
 
     def pending_code(self, user_id: str) -> PendingCode | None:
-        with self._engine.connect() as connection:
+        with self._reads.connect() as connection:
             row = connection.execute(
                 select(email_codes).where(email_codes.c.user_id == user_id)
             ).mappings().first()
@@ -145,7 +146,7 @@ class SqlIdentities:
         )
         if kind is not None:
             query = query.where(verification_attempts.c.kind == kind)
-        with self._engine.connect() as connection:
+        with self._reads.connect() as connection:
             return [aware_utc(at) for at in connection.scalars(query)]
 
     # -- customers and secrets ---------------------------------------------------------------
@@ -155,13 +156,13 @@ class SqlIdentities:
 
     def customer_by_email(self, email: str) -> Customer | None:
         query = select(customers).where(func.lower(customers.c.email) == email.strip().lower())
-        with self._engine.connect() as connection:
+        with self._reads.connect() as connection:
             row = connection.execute(query.limit(1)).mappings().first()
         return next(valid_rows(Customer, [dict(row)]), None) if row is not None else None
 
     def secret(self, name: str) -> str:
         query = select(secrets.c.value).where(secrets.c.name == name)
-        with self._engine.connect() as connection:
+        with self._reads.connect() as connection:
             value = connection.scalar(query)
         if value is not None:
             return str(value)
@@ -172,7 +173,7 @@ class SqlIdentities:
                 )
         except IntegrityError:
             pass
-        with self._engine.connect() as connection:
+        with self._reads.connect() as connection:
             return str(connection.scalar(query))
 
     # -- data rights -------------------------------------------------------------------------
@@ -211,13 +212,13 @@ class SqlIdentities:
                     connection.execute(insert(privacy_counts).values(name=name, value=value))
 
     def counts(self) -> dict[str, int]:
-        with self._engine.connect() as connection:
+        with self._reads.connect() as connection:
             rows = connection.execute(select(privacy_counts)).all()
         return {name: int(value) for name, value in rows}
 
     def held(self, user_ids: Sequence[str], feedback_kinds: Sequence[str]) -> dict[str, Any]:
         ids = list(user_ids)
-        with self._engine.connect() as connection:
+        with self._reads.connect() as connection:
             links = connection.execute(
                 select(linked_identities).where(linked_identities.c.user_id.in_(ids))
             ).mappings().all()

@@ -12,6 +12,7 @@ import pytest
 from pydantic import SecretStr
 
 from bots.accounts import (
+    bench_identity_main,
     link_app,
     link_issue_main,
     privacy_delete_main,
@@ -105,3 +106,14 @@ def test_export_then_delete_then_purge(
     assert privacy_purge_main([], settings) == 0
     assert set(json.loads(capsys.readouterr().out)["purged"]) == {
         "conversations", "tickets", "proofs"}
+
+
+def test_bench_identity_reports_the_lookup_and_the_guesses_checked(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert bench_identity_main(["--turns", "3", "--guesses", "60"], settings) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["guesses_sent_per_hour"] == 60
+    assert result["guesses_checked_per_hour"] == settings.verify_attempts_per_hour
+    assert 0 < result["lookup_p50_ms"] <= result["lookup_p99_ms"]
