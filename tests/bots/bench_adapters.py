@@ -45,6 +45,7 @@ from tests.bots.peers import (
     post_bytes,
     serve_on,
     signed_headers,
+    stop_application,
     wait_until,
 )
 
@@ -140,10 +141,7 @@ def telegram_path(
         await application.start()
 
     async def stop() -> None:
-        assert application.updater is not None
-        await application.updater.stop()
-        await application.stop()
-        await application.shutdown()
+        await stop_application(application)
 
     # Each message from its own customer (a fresh conversation), never reused across paths.
     first_chat = 2_000_000 if webhook else 1_000_000

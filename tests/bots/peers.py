@@ -128,6 +128,14 @@ async def serve_on(application: web.Application, port: int) -> web.AppRunner:
 # -- Telegram ---------------------------------------------------------------------------------
 
 
+async def stop_application(application: Any) -> None:
+    """Stop a python-telegram-bot Application started with its updater (polling or webhook)."""
+    assert application.updater is not None
+    await application.updater.stop()
+    await application.stop()
+    await application.shutdown()
+
+
 class TelegramEmulator:
     """The emulator in a node process, and a Telegram user talking to the bot through it."""
 

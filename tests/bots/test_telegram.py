@@ -41,6 +41,7 @@ from tests.bots.peers import (
     free_port,
     post_json,
     settled,
+    stop_application,
     wait_for,
     wait_until,
 )
@@ -502,10 +503,7 @@ def test_webhook_mode_checks_the_secret_token(tmp_path: Path):
         await application.start()
 
     async def stop() -> None:
-        assert application.updater is not None
-        await application.updater.stop()
-        await application.stop()
-        await application.shutdown()
+        await stop_application(application)
 
     try:
         loop.run(start())

@@ -42,6 +42,7 @@ from tests.bots.peers import (
     serve_on,
     settled,
     signed_headers,
+    stop_application,
     wait_for,
     wait_until,
 )
@@ -93,10 +94,7 @@ def world(settings: Settings) -> Iterator[tuple[TelegramEmulator, Conversation]]
         await application.start()
 
     async def stop() -> None:
-        assert application.updater is not None
-        await application.updater.stop()
-        await application.stop()
-        await application.shutdown()
+        await stop_application(application)
 
     loop.run(start())
     yield emulator, conversation

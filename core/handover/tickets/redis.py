@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Callable
 
 import redis
 
@@ -69,33 +70,22 @@ class RedisTicketStore:
 
     def update(self, ticket_id: str, change: Change) -> Ticket | None:
         key = self.redis.key("ticket", ticket_id)
-        with self.redis.guard(), self.redis.client.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    pipe.watch(key)
-                    raw = pipe.get(key)
-                    if raw is None:
-                        return None
-                    current = Ticket.model_validate_json(raw)
-                    new = change(current)
-                    if new is None:
-                        return None
-                    new = Ticket.model_validate(
-                        new.model_dump() | {"id": current.id, "transcript": ()}
-                    )
-                    pipe.multi()
-                    pipe.set(key, fields_json(new))
-                    if new.status != current.status:
-                        pipe.zrem(self.redis.key("tickets", current.status), ticket_id)
-                        pipe.zadd(
-                            self.redis.key("tickets", new.status), {ticket_id: new.created_at}
-                        )
-                    self._index(pipe, current, new)
-                    pipe.execute()
-                    break
-                except redis.WatchError:
-                    continue  # someone else changed it first: recompute from their version
-        return self.get(ticket_id)
+
+        def step(pipe: redis.client.Pipeline, current: Ticket | None) -> bool:
+            new = change(current) if current is not None else None
+            if current is None or new is None:
+                return False
+            new = Ticket.model_validate(new.model_dump() | {"id": current.id, "transcript": ()})
+            pipe.multi()
+            pipe.set(key, fields_json(new))
+            if new.status != current.status:
+                pipe.zrem(self.redis.key("tickets", current.status), ticket_id)
+                pipe.zadd(self.redis.key("tickets", new.status), {ticket_id: new.created_at})
+            self._index(pipe, current, new)
+            pipe.execute()
+            return True
+
+        return self.get(ticket_id) if self._watched(key, step) else None
 
     def active_for(self, conversation_id: str) -> Ticket | None:
         with self.redis.guard():
@@ -160,36 +150,46 @@ class RedisTicketStore:
         `closed_before` the anonymised fields stay; with it, the whole ticket goes if it closed
         before then, else nothing changes. Whether it changed anything."""
         key = self.redis.key("ticket", ticket_id)
+
+        def step(pipe: redis.client.Pipeline, ticket: Ticket | None) -> bool:
+            if ticket is None:
+                return False
+            if closed_before is not None and not _closed_before(ticket, closed_before):
+                return False
+            links = [self.redis.key("ticket-by-conversation", ticket.conversation_id)]
+            if ticket.agent_thread:
+                links.append(self.redis.key("ticket-by-thread", ticket.agent_thread))
+            pipe.watch(*links)  # a link taken over meanwhile is left to its new ticket
+            pointers = pipe.mget(links)
+            pipe.multi()
+            if closed_before is None:
+                pipe.set(key, fields_json(anonymised(ticket)))
+            else:
+                pipe.delete(key)
+                pipe.zrem(self.redis.key("tickets", ticket.status), ticket_id)
+            pipe.delete(self.redis.key("ticket-entries", ticket_id))
+            pipe.zrem(self.customer_key(ticket.customer), ticket_id)
+            for link, pointer in zip(links, pointers, strict=True):
+                if pointer is not None and text(pointer) == ticket_id:
+                    pipe.delete(link)
+            pipe.execute()
+            return True
+
+        return self._watched(key, step)
+
+    def _watched(
+        self, key: str, step: Callable[[redis.client.Pipeline, Ticket | None], bool]
+    ) -> bool:
+        """`step` on the ticket at `key`, watched: it opens the transaction (`pipe.multi()`)
+        and runs it; run again from the start when someone else changed the ticket first."""
         with self.redis.guard(), self.redis.client.pipeline(transaction=True) as pipe:
             while True:
                 try:
                     pipe.watch(key)
                     raw = pipe.get(key)
-                    if raw is None:
-                        return False
-                    ticket = Ticket.model_validate_json(raw)
-                    if closed_before is not None and not _closed_before(ticket, closed_before):
-                        return False
-                    links = [self.redis.key("ticket-by-conversation", ticket.conversation_id)]
-                    if ticket.agent_thread:
-                        links.append(self.redis.key("ticket-by-thread", ticket.agent_thread))
-                    pipe.watch(*links)  # a link taken over meanwhile is left to its new ticket
-                    pointers = pipe.mget(links)
-                    pipe.multi()
-                    if closed_before is None:
-                        pipe.set(key, fields_json(anonymised(ticket)))
-                    else:
-                        pipe.delete(key)
-                        pipe.zrem(self.redis.key("tickets", ticket.status), ticket_id)
-                    pipe.delete(self.redis.key("ticket-entries", ticket_id))
-                    pipe.zrem(self.customer_key(ticket.customer), ticket_id)
-                    for link, pointer in zip(links, pointers, strict=True):
-                        if pointer is not None and text(pointer) == ticket_id:
-                            pipe.delete(link)
-                    pipe.execute()
-                    return True
+                    return step(pipe, Ticket.model_validate_json(raw) if raw is not None else None)
                 except redis.WatchError:
-                    continue
+                    continue  # someone else changed it first: recompute from their version
 
     def _index(self, pipe: redis.client.Pipeline, old: Ticket | None, new: Ticket) -> None:
         if old is None or old.customer != new.customer:
