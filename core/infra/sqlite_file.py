@@ -86,6 +86,9 @@ class SqliteFile:
             db = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
+            # Deleted rows are overwritten, not left in free pages: a customer's deleted
+            # conversation cannot be read back from the file.
+            db.execute("PRAGMA secure_delete=ON")
             self._local.db = db
         return db
 

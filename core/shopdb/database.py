@@ -361,6 +361,7 @@ def _engine(url: URL) -> Engine:
         cursor = connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA secure_delete=ON")  # deleted links and feedback are overwritten
         cursor.close()
 
     return engine
