@@ -207,7 +207,7 @@ class Accounts:
         if (limited := self._limited(user_id, now)) is not None:
             return limited
         self.store.note_attempt(user_id, "order_lookup", now)
-        event(log, "identity.unproven_order_lookup", logging.WARNING, user=user_id)
+        event(log, "identity.unproven_order_lookup", user=user_id)
         return None
 
     # -- limits -----------------------------------------------------------------------------
@@ -227,7 +227,7 @@ class Accounts:
         self, user_id: str, kind: str, now: datetime, status: Literal["wrong", "expired"]
     ) -> Proof:
         self.store.note_attempt(user_id, f"{kind}_failed", now)
-        event(log, "identity.proof_failed", logging.WARNING, user=user_id, kind=kind)
+        event(log, "identity.proof_failed", user=user_id, kind=kind)
         return Proof(status)
 
     def _link(self, user_id: str, customer_id: str, method: str, now: datetime) -> Proof:

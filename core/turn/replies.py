@@ -378,7 +378,7 @@ ORDER_NOT_YOURS = (
 NO_ORDERS_YET = "Your account has no orders yet."
 VERIFY_FOR_ORDERS = (
     "To show order details I first need to know it's you. Any of these works:\n"
-    "• open the chat link on your account page on our website (or send `link` and the code "
+    "• open the chat link on your account page on our website (or send \"link\" and the code "
     "it shows);\n"
     "• type the e-mail address on your account and I'll send you a 6-digit code;\n"
     "• send the order number with the e-mail address on that order, e.g. "
@@ -386,8 +386,8 @@ VERIFY_FOR_ORDERS = (
 )
 VERIFY_NO_MAIL = (
     "To show order details I first need to know it's you: open the chat link on your account "
-    "page on our website (or send `link` and the code it shows), or send the order number with "
-    "the e-mail address on that order, e.g. \"order 48213 you@example.com\"."
+    "page on our website (or send \"link\" and the code it shows), or send the order number "
+    "with the e-mail address on that order, e.g. \"order 48213 you@example.com\"."
 )
 TOO_MANY_TRIES = (
     "That's too many tries for now. Please try again in {minutes} minutes, or say \"agent\" "
