@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import hmac
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 
     from core.identity.accounts import Accounts, Issued
     from core.identity.rights import DataRights
+
+log = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 4096
 
@@ -103,7 +106,7 @@ def link_app(settings: Settings, accounts: Accounts) -> web.Application:
     async def issue(request: web.Request) -> web.Response:
         given = request.headers.get("Authorization", "").encode()
         if not hmac.compare_digest(given, expected):
-            event(_log(), "link.api_refused", remote=request.remote)
+            event(log, "link.api_refused", remote=request.remote)
             return refuse(401, "missing or wrong API key (Authorization: Bearer ...)")
         try:
             body = await request.json()
@@ -123,12 +126,6 @@ def link_app(settings: Settings, accounts: Accounts) -> web.Application:
     return app
 
 
-def _log() -> Any:
-    import logging
-
-    return logging.getLogger(__name__)
-
-
 def link_serve_main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
     argparse.ArgumentParser(
         prog="concierge link serve", formatter_class=CommandHelp,
@@ -145,7 +142,7 @@ def link_serve_main(argv: Sequence[str] | None = None, settings: Settings | None
               "as a bearer token)", file=sys.stderr)
         return 2
     app = link_app(settings, _accounts(settings))
-    event(_log(), "link.serving", host=settings.link_api_host, port=settings.link_api_port)
+    event(log, "link.serving", host=settings.link_api_host, port=settings.link_api_port)
     web.run_app(app, host=settings.link_api_host, port=settings.link_api_port, print=None)
     return 0
 

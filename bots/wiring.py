@@ -18,6 +18,7 @@ from core.handover.deliveries.factory import open_delivery_queue
 from core.handover.deliveries.loop import Deliveries
 from core.handover.escalation import SupportDesk
 from core.handover.tickets.factory import open_ticket_store
+from core.handover.tickets.store import TicketStore
 from core.identity.accounts import AccountRules, Accounts
 from core.identity.mail import Mailer, SmtpMailer
 from core.identity.rights import DataRights, Retention, RetentionJob
@@ -91,10 +92,14 @@ class FirstUseUnderstander:
 
 
 def build_understander(
-    settings: Settings, backend: str | None = None, vocabulary: VocabularySource | None = None
+    settings: Settings,
+    backend: str | None = None,
+    vocabulary: VocabularySource | None = None,
+    database: ShopDatabase | None = None,
 ) -> Understander:
     """The local model (embedded default), the LLM with the local model as its fallback, or the
-    cascade of both; `backend` overrides `settings.understander`."""
+    cascade of both; `backend` overrides `settings.understander`; `database` reuses an open
+    store (for the customers' names the LLM must not see)."""
     backend = backend or settings.understander
     vocabulary = vocabulary if vocabulary is not None else slot_vocabulary(settings)
 
@@ -112,7 +117,7 @@ def build_understander(
     client = LlmClient(LlmConfig.from_settings(settings))
     metrics.watch_llm(client)  # calls and breaker state on /metrics
     taxonomy = load_taxonomy(settings.nlu_taxonomy)
-    names_of = names_on_record(open_store(settings))  # masked before a message leaves
+    names_of = names_on_record(database or open_store(settings))  # masked before it leaves
     if backend == "llm":
         return LlmUnderstander(
             client, taxonomy, FirstUseUnderstander(local), vocabulary, names_of=names_of
@@ -218,13 +223,17 @@ def build_accounts(settings: Settings, database: ShopDatabase | None = None) -> 
 
 
 def build_data_rights(
-    settings: Settings, accounts: Accounts, states: StateStore | None = None
+    settings: Settings,
+    accounts: Accounts,
+    states: StateStore | None = None,
+    tickets: TicketStore | None = None,
 ) -> DataRights:
-    """Export, deletion and retention over every store that holds a person's data."""
+    """Export, deletion and retention over every store that holds a person's data; `states`
+    and `tickets` reuse stores already open."""
     return DataRights(
         states=states or open_state_store(settings),
         identities=accounts.store,
-        tickets=open_ticket_store(settings),
+        tickets=tickets or open_ticket_store(settings),
         retention=Retention(settings.retention_transcript_days, settings.retention_ticket_days),
     )
 
@@ -246,19 +255,20 @@ def build_conversation(settings: Settings, keep_feedback: bool = True) -> Conver
     assert isinstance(shop.catalog, LiveCatalog)
     states = open_state_store(settings)
     accounts = build_accounts(settings, database)
+    desk = build_support_desk(settings, states) if settings.escalation == "on" else None
     services = Services(
         store=states,
         understander=build_understander(
-            settings, vocabulary=ShopVocabulary(shop.catalog, database)
+            settings, vocabulary=ShopVocabulary(shop.catalog, database), database=database
         ),
         recommender=build_recommender(settings, shop.catalog),
         catalog=shop.catalog,
         orders=shop.orders,
         knowledge=shop.knowledge,
-        escalations=build_support_desk(settings, states) if settings.escalation == "on" else None,
+        escalations=desk,
         phraser=build_phraser(settings),
         feedback_log=StoreFeedbackLog(database) if keep_feedback else None,
         accounts=accounts,
-        rights=build_data_rights(settings, accounts, states),
+        rights=build_data_rights(settings, accounts, states, desk.tickets if desk else None),
     )
     return Conversation(services, build_policy(settings), lock_timeout_s=settings.lock_timeout_s)

@@ -133,7 +133,8 @@ class Accounts:
     def request_code(self, user_id: str, email: str, now: datetime) -> Proof:
         """Send a code if `email` is a customer's address. The answer is the same either way,
         so the chat never tells whether an address has an account."""
-        if self.mailer is None:
+        mailer = self.mailer
+        if mailer is None:
             return Proof("no_mail")
         if (limited := self._limited(user_id, now)) is not None:
             return limited
@@ -153,8 +154,7 @@ class Accounts:
         )
         minutes = max(1, round(self.rules.code_ttl_s / 60))
         try:
-            assert self.mailer is not None
-            self.mailer.send(
+            mailer.send(
                 customer.email, replies.CODE_EMAIL_SUBJECT,
                 replies.code_email(customer.name, code, minutes),
             )

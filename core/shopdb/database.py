@@ -279,7 +279,7 @@ def _stored(kind: Any, postgres: bool) -> Callable[[Any], Any] | None:
     if isinstance(kind, JSON):
         return lambda value: to_json(value).decode()
     if isinstance(kind, DateTime):
-        return _utc if postgres else _sqlite_time
+        return as_utc if postgres else _sqlite_time
     if isinstance(kind, Date) and not postgres:
         return date.isoformat
     return None
@@ -328,7 +328,8 @@ def valid_rows(model: type[Any], records: Iterable[dict[str, Any]]) -> Iterator[
                       model=model.__name__, id=str(key), problems=error.error_count())
 
 
-def _utc(value: datetime) -> datetime:
+def as_utc(value: datetime) -> datetime:
+    """The time in UTC (a time without a zone is taken as UTC already)."""
     return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 

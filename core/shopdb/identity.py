@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets as random_secrets
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from core.identity.store import IssuedToken, Link, PendingCode
 from core.shop.customers import Customer
-from core.shopdb.database import ShopDatabase, aware_utc, upsert, valid_rows
+from core.shopdb.database import ShopDatabase, as_utc, aware_utc, upsert, valid_rows
 from core.shopdb.tables import (
     customers,
     email_codes,
@@ -26,11 +26,6 @@ from core.shopdb.tables import (
 )
 
 ATTEMPTS_KEPT = timedelta(days=1)
-
-
-def _utc(value: datetime) -> datetime:
-    # SQLite keeps no zone: every time is written and read as UTC.
-    return value.astimezone(UTC)
 
 
 class SqlIdentities:
@@ -50,7 +45,7 @@ class SqlIdentities:
         return _link(row) if row is not None else None
 
     def save_link(self, link: Link) -> None:
-        row = link.model_dump() | {"linked_at": _utc(link.linked_at)}
+        row = link.model_dump() | {"linked_at": as_utc(link.linked_at)}
         with self._engine.begin() as connection:
             upsert(connection, linked_identities, [row])
 
@@ -73,7 +68,7 @@ class SqlIdentities:
     # -- tokens and codes ------------------------------------------------------------------
 
     def add_token(self, token: IssuedToken) -> None:
-        row = token.model_dump() | {"expires_at": _utc(token.expires_at)}
+        row = token.model_dump() | {"expires_at": as_utc(token.expires_at)}
         with self._engine.begin() as connection:
             connection.execute(insert(link_tokens).values(row))
 
@@ -94,8 +89,8 @@ class SqlIdentities:
         change = (
             update(link_tokens)
             .where(link_tokens.c.nonce == nonce, link_tokens.c.used_at.is_(None),
-                   link_tokens.c.expires_at > _utc(now))
-            .values(used_at=_utc(now))
+                   link_tokens.c.expires_at > as_utc(now))
+            .values(used_at=as_utc(now))
         )
         with self._engine.begin() as connection:
             return connection.execute(change).rowcount == 1
@@ -110,7 +105,7 @@ class SqlIdentities:
         return PendingCode.model_validate(dict(row) | {"expires_at": aware_utc(row["expires_at"])})
 
     def save_code(self, code: PendingCode) -> None:
-        row = code.model_dump() | {"expires_at": _utc(code.expires_at)}
+        row = code.model_dump() | {"expires_at": as_utc(code.expires_at)}
         with self._engine.begin() as connection:
             upsert(connection, email_codes, [row])
 
@@ -132,7 +127,7 @@ class SqlIdentities:
     def note_attempt(self, user_id: str, kind: str, at: datetime) -> None:
         with self._engine.begin() as connection:
             connection.execute(
-                insert(verification_attempts).values(user_id=user_id, kind=kind, at=_utc(at))
+                insert(verification_attempts).values(user_id=user_id, kind=kind, at=as_utc(at))
             )
 
     def attempts_since(
@@ -141,7 +136,7 @@ class SqlIdentities:
         query = (
             select(verification_attempts.c.at)
             .where(verification_attempts.c.user_id == user_id,
-                   verification_attempts.c.at >= _utc(since))
+                   verification_attempts.c.at >= as_utc(since))
             .order_by(verification_attempts.c.at)
         )
         if kind is not None:
@@ -247,14 +242,14 @@ class SqlIdentities:
     def purge(self, now: datetime) -> int:
         with self._engine.begin() as connection:
             total = connection.execute(
-                delete(link_tokens).where(link_tokens.c.expires_at < _utc(now))
+                delete(link_tokens).where(link_tokens.c.expires_at < as_utc(now))
             ).rowcount
             total += connection.execute(
-                delete(email_codes).where(email_codes.c.expires_at < _utc(now))
+                delete(email_codes).where(email_codes.c.expires_at < as_utc(now))
             ).rowcount
             total += connection.execute(
                 delete(verification_attempts).where(
-                    verification_attempts.c.at < _utc(now - ATTEMPTS_KEPT)
+                    verification_attempts.c.at < as_utc(now - ATTEMPTS_KEPT)
                 )
             ).rowcount
         return total
