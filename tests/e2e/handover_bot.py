@@ -48,7 +48,10 @@ class NoSuggestions:
 
 
 def main(argv: Sequence[str]) -> int:
-    def words(settings: Settings, backend: object = None, vocabulary: object = None) -> Words:
+    def words(
+        settings: Settings, backend: object = None, vocabulary: object = None,
+        database: object = None,
+    ) -> Words:
         return Words()
 
     def nothing(settings: Settings, catalog: object = None) -> NoSuggestions:
