@@ -37,7 +37,14 @@ from typing import Any, TextIO
 
 from core.handover.deliveries.loop import Deliveries
 from core.handover.deliveries.store import customer_topic
-from core.handover.escalation import Refused, SupportDesk, last_turns, summarize, trend
+from core.handover.escalation import (
+    Refused,
+    SupportDesk,
+    last_turns,
+    single_line,
+    summarize,
+    trend,
+)
 from core.handover.tickets.store import ACTIVE, Ticket
 from core.infra.commands import CommandHelp
 from core.infra.errors import StoreUnavailable
@@ -143,7 +150,10 @@ class Console:
         self.say(summarize(ticket))
         for entry in ticket.transcript:
             who = entry.author if entry.role in ("agent", "note") and entry.author else ""
-            self.say(f"  {ROLE_NAMES[entry.role]}{' ' + who if who else ''}: {entry.text}")
+            # One line per entry: a customer's line break must not print a line of its own
+            # that reads like an agent's or a field the console wrote.
+            text = single_line(entry.text)
+            self.say(f"  {ROLE_NAMES[entry.role]}{' ' + who if who else ''}: {text}")
         self._seen[ticket.id] = len(ticket.transcript)
 
     def _ticket_id(self, rest: str) -> str:
@@ -198,7 +208,7 @@ class Console:
                     entry.role == "agent" and entry.author != self.agent
                 ):
                     author = f" {entry.author}" if entry.role == "agent" and entry.author else ""
-                    self.say(f"[{ticket.id}] {entry.role}{author}: {entry.text}")
+                    self.say(f"[{ticket.id}] {entry.role}{author}: {single_line(entry.text)}")
                     self._news.set()
 
     def watch(self, stop: threading.Event) -> None:

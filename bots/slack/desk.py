@@ -31,7 +31,14 @@ from bots.slack.customers import ack_at_once
 from bots.slack.render import escape
 from core.handover.deliveries.loop import Deliveries
 from core.handover.deliveries.store import AGENTS_TOPIC, Delivery
-from core.handover.escalation import Refused, SupportDesk, last_turns, summarize, trend
+from core.handover.escalation import (
+    Refused,
+    SupportDesk,
+    last_turns,
+    single_line,
+    summarize,
+    trend,
+)
 from core.handover.tickets.store import Ticket
 from core.infra.errors import StoreUnavailable
 from core.infra.logs import event
@@ -49,6 +56,9 @@ NOT_AN_AGENT = (
     "Ask an admin to add you to the support agents."
 )
 STORE_DOWN = "The ticket store can't be reached right now; nothing was done. Please try again."
+SUMMARY_LABEL = (
+    "*Summary* (machine-written from the conversation; the customer's words are unverified):"
+)
 STATUS_WORDS = {
     "open": ":large_orange_circle: Open, unclaimed",
     "claimed": ":large_blue_circle: Claimed by <@{agent}>",
@@ -58,19 +68,26 @@ STATUS_WORDS = {
 
 
 def ticket_blocks(ticket: Ticket, summary: str) -> list[dict[str, Any]]:
-    """The ticket's message in the support channel, with the buttons its status allows."""
+    """The ticket's message in the support channel, with the buttons its status allows.
+
+    Every field label (`*Reason:*`, `*Status:*`, ...) is written here; text that came from the
+    customer, or from a model reading the customer's words, is shown only quoted (`quoted`), so
+    a message like "hi\n*Reason:* VIP refund approved" cannot add a field to the card."""
     status = STATUS_WORDS[ticket.status].format(agent=ticket.agent or "?")
     rating = f"  ·  rated {ticket.rating}/5" if ticket.rating is not None else ""
     head = (
-        f"*Ticket {ticket.id}*  ·  {escape(ticket.who)} on {escape(ticket.platform)}\n"
-        f"*Reason:* {escape(ticket.reason)}\n"
-        f"*Sentiment:* {escape(trend(ticket.sentiment_trend))}\n"
+        f"*Ticket {ticket.id}*  ·  {_field(ticket.who)} on {_field(ticket.platform)}\n"
+        f"*Reason:* {_field(ticket.reason)}\n"
+        f"*Sentiment:* {_field(trend(ticket.sentiment_trend))}\n"
         f"*Status:* {status}{rating}"
     )
-    turns = "\n".join(f"> {escape(line)}" for line in last_turns(ticket)) or "> (no messages)"
+    turns = quoted("\n".join(last_turns(ticket)) or "(no messages)")
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": head}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": f"*Summary:* {escape(summary)}"}},
+        {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": f"{SUMMARY_LABEL}\n{quoted(summary)}"[:3000]},
+        },
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*Last turns:*\n{turns}"[:3000]}},
     ]
     buttons = []
@@ -94,6 +111,17 @@ def ticket_blocks(ticket: Ticket, summary: str) -> list[dict[str, Any]]:
         }
     )
     return blocks
+
+
+def quoted(text: str) -> str:
+    """Text the code did not write, as a mrkdwn quote: escaped, every line behind `>`."""
+    lines = [escape(line.strip()) for line in text.splitlines() if line.strip()]
+    return "\n".join(f"> {line}" for line in lines or ["(empty)"])
+
+
+def _field(value: str) -> str:
+    """A field's value on one line of the card, escaped."""
+    return escape(single_line(value))
 
 
 def _button(label: str, action: str, ticket_id: str, style: str | None = None) -> dict[str, Any]:
@@ -168,7 +196,7 @@ class SlackDesk:
             raise RuntimeError(f"{ticket_id} has no thread yet")  # retried after the lease
         _, channel, ts = ticket.agent_thread.split(":", 2)
         if delivery.kind == "customer_message":
-            text = f"*Customer:* {escape(delivery.text)}"
+            text = f"*Customer:*\n{quoted(delivery.text)}"
         elif delivery.kind == "reminder":
             text = f":alarm_clock: <!here> {escape(delivery.text)}"
         else:

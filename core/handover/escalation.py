@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+import unicodedata
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -425,7 +426,7 @@ def summarize(ticket: Ticket) -> str:
     if ticket.products_shown:
         lines.append(f"Products shown: {', '.join(ticket.products_shown[-5:])}.")
     if said:
-        lines.append(f"Last said: “{_clip(said[-1], 200)}”")
+        lines.append(f"Last said: “{_clip(single_line(said[-1]), 200)}”")
     return "\n".join(lines)
 
 
@@ -446,7 +447,32 @@ def trend(sentiments: tuple[str, ...]) -> str:
 def last_turns(ticket: Ticket, count: int = SUMMARY_TURNS) -> list[str]:
     """The last transcript lines as 'role: text', for the agent side."""
     names = {"customer": "Customer", "assistant": "Assistant", "agent": "Agent", "note": "Note"}
-    return [f"{names[e.role]}: {_clip(e.text, 300)}" for e in ticket.transcript[-count:]]
+    return [
+        f"{names[e.role]}: {_clip(single_line(e.text), 300)}" for e in ticket.transcript[-count:]
+    ]
+
+
+LINE_BREAK_SHOWN = " ⏎ "
+_JOINERS = "\u200c\u200d"  # format characters that emoji and some scripts need
+
+
+def single_line(text: str) -> str:
+    """A customer's text as one line for the agents' side: line breaks shown as ⏎, control and
+    format characters (a terminal's escape sequences, right-to-left overrides) dropped.
+    Wherever agents read a transcript, each line then starts with what the code wrote
+    ("Customer:", "Reason:"), never with a line the customer typed to look like one."""
+    parts = (_visible(part).strip() for part in text.splitlines())
+    return LINE_BREAK_SHOWN.join(part for part in parts if part)
+
+
+def _visible(text: str) -> str:
+    if text.isprintable():
+        return text
+    return "".join(
+        " " if c.isspace() else c
+        for c in text
+        if c.isspace() or c in _JOINERS or unicodedata.category(c) not in ("Cc", "Cf")
+    )
 
 
 def _clip(text: str, limit: int) -> str:

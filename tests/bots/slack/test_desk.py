@@ -363,3 +363,49 @@ def test_unclaimed_ticket_reminds_the_channel(world: dict[str, Any]) -> None:
     assert "<!here>" in reminder["text"]
     customer = [t.delivery.text for t in desk.queue.take("telegram", wait_s=0.2)]
     assert any("nobody from our team has picked up your request yet" in t for t in customer)
+
+
+FORGED = "hi\n*Reason:* VIP refund approved\n*Status:* :white_check_mark: refund approved"
+
+
+def field_lines(blocks: list[dict[str, Any]], label: str) -> list[str]:
+    """Lines of the card's mrkdwn that Slack shows as the field `label` (a bold label that
+    starts a line)."""
+    texts = [b["text"]["text"] for b in blocks if b.get("text", {}).get("type") == "mrkdwn"]
+    return [line for text in texts for line in text.split("\n") if line.startswith(label)]
+
+
+def test_customer_newlines_cannot_forge_fields_on_the_ticket_card(world: dict[str, Any]) -> None:
+    desk: SupportDesk = world["desk"]
+    state = ConversationState(conversation_id="telegram:42", user_id="telegram:42",
+                              platform="telegram", sentiments=("negative",))
+    ticket_id = desk.open(state, "negative sentiment persists", FORGED)
+    desk.states.save(state.model_copy(
+        update={"escalation": EscalationState(status="open", ticket_id=ticket_id)}))
+    post_news(world)
+    [post] = posted(world["api"])
+    blocks = post["blocks"]
+    assert field_lines(blocks, "*Reason:*") == ["*Reason:* negative sentiment persists"]
+    assert field_lines(blocks, "*Status:*") == ["*Status:* :large_orange_circle: Open, unclaimed"]
+    shown = json.dumps(blocks, ensure_ascii=False)
+    assert "VIP refund approved" in shown  # still shown to the agent: quoted, on the turn's line
+    assert "> Customer: hi ⏎ *Reason:* VIP refund approved" in shown
+
+    # The same message again while escalated: posted in the ticket's thread, quoted.
+    desk.relay(state.model_copy(update={"escalation": EscalationState(
+        status="open", ticket_id=ticket_id)}), "still waiting\n*Agent:* refund approved")
+    post_news(world)
+    [relayed] = [c for c in posted(world["api"]) if c.get("thread_ts")]
+    assert relayed["text"] == "*Customer:*\n> still waiting\n> *Agent:* refund approved"
+
+
+def test_summary_lines_stay_inside_the_quote() -> None:
+    ticket = Ticket(id="T-1", conversation_id="c", customer="u", platform="telegram",
+                    reason="customer asked for a person", created_at=1.0, updated_at=1.0)
+    blocks = ticket_blocks(ticket, "Wants a refund.\n*Reason:* VIP <!channel> & co")
+    assert field_lines(blocks, "*Reason:*") == ["*Reason:* customer asked for a person"]
+    [summary] = [b["text"]["text"] for b in blocks if "*Summary*" in b.get("text", {}).get(
+        "text", "")]
+    assert summary.split("\n")[1:] == [
+        "> Wants a refund.", "> *Reason:* VIP &lt;!channel&gt; &amp; co"]
+    assert "machine-written" in summary.split("\n")[0]

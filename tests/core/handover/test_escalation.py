@@ -17,9 +17,17 @@ from core.handover.deliveries.loop import Deliveries
 from core.handover.deliveries.redis import RedisDeliveryQueue
 from core.handover.deliveries.sqlite import SqliteDeliveryQueue
 from core.handover.deliveries.store import AGENTS_TOPIC, Delivery, customer_topic
-from core.handover.escalation import Refused, SupportDesk, summarize, trend
+from core.handover.escalation import (
+    Refused,
+    SupportDesk,
+    last_turns,
+    single_line,
+    summarize,
+    trend,
+)
 from core.handover.tickets.redis import RedisTicketStore
 from core.handover.tickets.sqlite import SqliteTicketStore
+from core.handover.tickets.store import Ticket, TicketEntry
 from core.shop.demo.generator import DEFAULT_DEMO_DIR
 from core.shop.files import Shop, load_shop
 from core.state.redis import RedisStateStore
@@ -390,3 +398,18 @@ def test_delivery_loop_survives_a_failing_tick(setup: Setup) -> None:
     finally:
         loop.stop()
     assert [d.text for d in got] == ["still here"] and ticks["n"] >= 2
+
+
+def test_customer_text_reaches_agents_one_line_per_turn() -> None:
+    """A line break or a terminal escape in a customer's message cannot start a line of its own
+    in what agents read (a forged "Reason:" or "agent:" line), in any renderer."""
+    forged = "hi\r\nReason: VIP refund approved\u2028agent bob: approved \x1b[2J\u202eok"
+    assert single_line(forged) == "hi ⏎ Reason: VIP refund approved ⏎ agent bob: approved [2Jok"
+    assert single_line("tab\there 👩\u200d💻") == "tab here 👩\u200d💻"  # joiners kept
+    ticket = Ticket(id="T-1", conversation_id="c", customer="u", platform="terminal",
+                    reason="customer asked for a person", created_at=1.0, updated_at=1.0,
+                    transcript=(TicketEntry(role="customer", text=forged, at=1.0),))
+    lines = summarize(ticket).splitlines()
+    assert [line.split(":")[0] for line in lines] == ["u (not verified) on terminal", "Sentiment",
+                                                      "Last said"]
+    assert last_turns(ticket) == [f"Customer: {single_line(forged)}"]
