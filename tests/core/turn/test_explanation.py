@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from core.llm.client import LlmClient, LlmConfig
 from core.llm.phraser import LlmPhraser
-from core.turn.explanation import FactVocabulary, explain, unsupported
+from core.turn.explanation import FactVocabulary, explain, stated_numbers, unsupported
 from core.turn.recommendation import Evidence, Suggestion
 from core.turn.replies import template_explanation
 from tests.conftest import StandIn
@@ -111,3 +111,69 @@ def test_llm_phrasing_is_used_when_faithful_and_replaced_when_not(stand_in: Stan
     assert explain(suggestion, phraser, vocabulary) == template_explanation(suggestion)
     prompt = stand_in.requests[0]["messages"][0]["content"]
     assert '"review_count":812' in prompt and "Stormline" not in prompt
+
+
+def test_claims_the_evidence_lacks_fall_back_to_the_template() -> None:
+    """The issue's examples, and their kin: deals, policies, addresses, numbers in words."""
+    suggestion = _suggestion(matched_attributes=("waterproof",), budget_max=80.0)
+    template = template_explanation(suggestion)
+    for text, why in (
+        ("Waterproof, with free lifetime returns.", "claim 'free'"),
+        ("Waterproof and rated 4.5/5; see https://deals.example/jacket for more.", "address"),
+        ("Waterproof, details at www.alpenglow.example.", "address"),
+        ("Questions? Write to help@alpenglow.example about this waterproof jacket.", "address"),
+        ("Waterproof and sold by alpenglow.com.", "address"),
+        ("Waterproof and just forty dollars.", "number forty"),
+        ("Waterproof, and reviewers give it five stars.", "number five"),
+        ("Waterproof and rated 4.5/5 by twenty-six reviewers.", "number twenty six"),
+        ("Waterproof and a hundred percent windproof.", "number hundred"),
+        ("Waterproof, and on sale this week.", "claim 'sale'"),
+        ("A waterproof jacket with free shipping.", "claim 'free'"),
+        ("The best waterproof jacket under your $80 budget.", "claim 'best'"),
+        ("Brand new this season and waterproof.", "claim 'new'"),
+        ("Waterproof and backed by a warranty.", "claim 'warranty'"),
+        ("Waterproof and paraben-free.", "claim 'free'"),
+        ("The only waterproof jacket you will need.", "claim 'only'"),
+    ):
+        problem = unsupported(text, suggestion, VOCABULARY)
+        assert problem is not None and problem.startswith(why.split()[0]), (text, problem)
+        assert explain(suggestion, Fixed(text), VOCABULARY) == template, text
+
+
+def test_honest_phrasings_still_pass() -> None:
+    suggestion = _suggestion(
+        matched_attributes=("waterproof", "fragrance-free"), matched_terms=("jacket",),
+        similar_history=("Stormline Vista Rain Shell",), budget_max=80.0,
+    )
+    for text in (
+        "A waterproof pick at $66.99, well inside your $80 budget. Rated 4.5/5 by 25 reviewers.",
+        "Waterproof and under your $80 budget, rated 4.5 out of five by twenty-five reviewers.",
+        "Like your Stormline Vista Rain Shell, this waterproof jacket is in stock at $66.99.",
+        "A fragrance-free, waterproof jacket that 25 reviewers rate 4.5 out of 5.",
+        "The Alpenglow Echo Rain Jacket keeps you dry: waterproof and under $80.",
+    ):
+        assert unsupported(text, suggestion, VOCABULARY) is None, text
+        assert explain(suggestion, Fixed(text), VOCABULARY) == text
+
+
+def test_claims_and_numbers_backed_by_cited_titles_are_allowed() -> None:
+    suggestion = _suggestion().model_copy(update={"title": "Trailhead Free Spirit 3-Pack Socks"})
+    vocabulary = FactVocabulary.of((), ("Trailhead Free Spirit 3-Pack Socks",))
+    text = "The Trailhead Free Spirit 3-Pack Socks, rated 4.5/5."
+    assert unsupported(text, suggestion, vocabulary) is None
+    assert unsupported("Three pairs, free shipping.", suggestion, vocabulary) == (
+        "claim 'shipping' is not in the evidence"
+    )
+
+
+def test_out_of_stock_is_never_called_in_stock() -> None:
+    suggestion = _suggestion(matched_attributes=("waterproof",), in_stock=False)
+    assert unsupported("Waterproof and in stock.", suggestion, VOCABULARY) is not None
+    assert unsupported("Waterproof and rated 4.5/5.", suggestion, VOCABULARY) is None
+
+
+def test_numbers_in_words_are_read() -> None:
+    values = [value for _, value in stated_numbers(
+        "forty dollars, twenty-five reviews, a hundred and ten, two dozen, 3,000, one of them"
+    )]
+    assert values == [3000.0, 40.0, 25.0, 110.0, 24.0]
