@@ -9,7 +9,7 @@ from core.llm.client import LlmClient
 from core.llm.templates import render_prompt
 from core.turn.recommendation import Evidence
 
-PROMPT = "explain_suggestion_v1"
+PROMPT = "explain_suggestion_v2"
 
 
 class Phrasing(BaseModel):
