@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from core.infra.logs import event
+from core.state.store import LockTimeout
 from core.turn import replies
 from core.turn.messages import CollectingOutbox, Incoming, Outbox, Reply
 
@@ -26,6 +27,10 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Incoming, Outbox], None]
 AsyncSend = Callable[[str, Reply], Coroutine[Any, Any, None]]
 
+# A busy conversation (another turn holds it): pauses between tries, and when to give up.
+BUSY_FIRST_PAUSE_S = 0.5
+BUSY_MAX_PAUSE_S = 10.0
+BUSY_GIVE_UP_S = 300.0
 SEND_TIMEOUT_S = 60.0  # an agent's reply not sent within this counts as failed, and is retried
 MEMBER_MARK = "@"  # `<place>@<member>`: one member's conversation in a group chat
 
@@ -47,18 +52,42 @@ def split_member(conversation: str) -> tuple[str, str | None]:
     return place, member or None
 
 
-async def run_turn(handler: Handler, incoming: Incoming) -> tuple[Reply, ...]:
+async def run_turn(
+    handler: Handler, incoming: Incoming, give_up_after_s: float = BUSY_GIVE_UP_S
+) -> tuple[Reply, ...]:
     """The replies of one turn, computed in a worker thread (the core is synchronous and may be
-    slow: a model, a Celery job, a lock). A failed turn still answers the customer honestly."""
+    slow: a model, a Celery job, a lock). A failed turn still answers the customer honestly.
+
+    A conversation busy in another turn (the core's LockTimeout: nothing ran) is tried again
+    with growing pauses, for `give_up_after_s`; then the customer is told the message was not
+    handled. Cancelled meanwhile (shutting down), the message stays in the adapter's inbox."""
     outbox = CollectingOutbox()
     started = time.perf_counter()
     failed = False
-    try:
-        await asyncio.to_thread(handler, incoming, outbox)
-    except Exception:  # the core failed: log the cause, tell the customer, keep serving others
-        failed = True
-        log.exception("adapter.turn_failed")
-        outbox.send(Reply(text=replies.INTERNAL_ERROR, conversation_id=incoming.conversation_id))
+    pause = BUSY_FIRST_PAUSE_S
+    while True:
+        try:
+            await asyncio.to_thread(handler, incoming, outbox)
+        except LockTimeout:
+            waited = time.perf_counter() - started
+            if waited + pause > give_up_after_s:
+                event(log, "adapter.busy_gave_up", level=logging.ERROR,
+                      conversation_id=incoming.conversation_id, waited_s=round(waited, 1))
+                outbox.send(Reply(replies.NOT_HANDLED, conversation_id=incoming.conversation_id,
+                                  thread_id=incoming.thread_id))
+                break
+            event(log, "adapter.busy", level=logging.WARNING,
+                  conversation_id=incoming.conversation_id, retry_in_s=pause)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, BUSY_MAX_PAUSE_S)
+            continue
+        except Exception:  # the core failed: log the cause, tell the customer, keep serving others
+            failed = True
+            log.exception("adapter.turn_failed")
+            outbox.send(
+                Reply(text=replies.INTERNAL_ERROR, conversation_id=incoming.conversation_id)
+            )
+        break
     event(
         log,
         "adapter.turn",

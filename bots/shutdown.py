@@ -1,4 +1,5 @@
-"""Graceful shutdown for adapters that run turns on their main thread (the terminal chat).
+"""Graceful shutdown for adapters that run turns on their main thread (the terminal chat), and
+`on_sigterm` for those on an event loop (Telegram, Slack: `bots.intake.Intake.drain`).
 
 On SIGTERM the process stops taking new messages; a turn in flight may finish within the
 grace period (its reply is sent and its state saved), then the process exits. A turn that
@@ -13,9 +14,10 @@ lock and transaction, so the conversation keeps the state it had before that tur
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from types import FrameType, TracebackType
 
@@ -102,3 +104,19 @@ class Shutdown:
             self.abandoned = True
             event(log, "shutdown.turn_abandoned", logging.ERROR, grace_s=self.grace_s)
             raise TurnAbandoned(f"the turn did not finish within {self.grace_s} s of SIGTERM")
+
+
+def on_sigterm(stop: Callable[[], Awaitable[None]]) -> None:
+    """Run `stop()` on the running event loop when SIGTERM arrives (once; repeats are logged)."""
+    loop = asyncio.get_running_loop()
+    stopping: list[asyncio.Task[None]] = []
+
+    async def run() -> None:
+        await stop()
+
+    def requested() -> None:
+        event(log, "shutdown.requested", repeated=bool(stopping))
+        if not stopping:
+            stopping.append(loop.create_task(run()))
+
+    loop.add_signal_handler(signal.SIGTERM, requested)

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from functools import partial
@@ -46,6 +47,7 @@ from telegram.ext import (
 )
 
 from bots.channel import (
+    BUSY_GIVE_UP_S,
     ConversationOrder,
     Handler,
     member_conversation,
@@ -55,10 +57,14 @@ from bots.channel import (
     threadsafe,
 )
 from bots.envfile import settings_help
+from bots.intake import Intake
 from bots.layout import rows, split_text, utf16_units
-from bots.ledger.factory import open_ledger
+from bots.ledger.factory import inbox_beside, open_ledger
+from bots.ledger.inbox import Inbox, Pending
 from bots.ledger.payloads import fits, full_payload, short_payloads
 from bots.ledger.store import Ledger, stored_key
+from bots.shutdown import on_sigterm
+from core.handover.deliveries.loop import Deliveries
 from core.handover.deliveries.store import customer_topic
 from core.infra import logs
 from core.infra.commands import CommandHelp
@@ -119,11 +125,25 @@ def _owner_key(chat_id: int, message_id: int) -> str:
 class TelegramAdapter:
     """Parses updates, runs turns, renders replies. Holds the Application it is installed in."""
 
-    def __init__(self, application: Application, handler: Handler, ledger: Ledger) -> None:
+    def __init__(
+        self,
+        application: Application,
+        handler: Handler,
+        ledger: Ledger,
+        inbox: Inbox | None = None,
+        lease_s: float = Settings.model_fields["inbox_lease_s"].default,
+        busy_give_up_s: float = BUSY_GIVE_UP_S,
+    ) -> None:
         self.application = application
         self.handler = handler
         self.ledger = ledger
         self.order = ConversationOrder()
+        # Messages are kept in the inbox until answered; beside the ledger unless given.
+        self.intake = Intake(
+            inbox if inbox is not None else inbox_beside(ledger),
+            PLATFORM, self._answer, self.order.hold, lease_s,
+        )
+        self.busy_give_up_s = busy_give_up_s
         application.add_handler(CommandHandler("start", self.on_start))
         application.add_handler(CommandHandler("help", self.on_help))
         application.add_handler(
@@ -181,9 +201,7 @@ class TelegramAdapter:
             message_id=f"{message.chat.id}:{message.message_id}",
             platform=PLATFORM,
         )
-        async with self.order.hold(incoming.conversation_id):
-            if await self._first_delivery(message):
-                await self._turn(incoming, message)
+        await self._take(_message_key(message), incoming, message.message_id)
 
     async def on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.message
@@ -197,9 +215,7 @@ class TelegramAdapter:
             message_id=f"{message.chat.id}:{message.message_id}",
             platform=PLATFORM,
         )
-        async with self.order.hold(incoming.conversation_id):
-            if await self._first_delivery(message):
-                await self._turn(incoming, message)
+        await self._take(_message_key(message), incoming, message.message_id)
 
     async def on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
@@ -215,19 +231,16 @@ class TelegramAdapter:
             await _answer(query, replies.NOT_YOUR_BUTTON)
             return
         await _answer(query)
-        async with self.order.hold(conversation):
-            if not await asyncio.to_thread(self.ledger.claim, f"{PLATFORM}:callback:{query.id}"):
-                return
-            payload = await asyncio.to_thread(full_payload, self.ledger, query.data)
-            incoming = Incoming(
-                conversation_id=conversation,
-                user_id=f"{PLATFORM}:{query.from_user.id}",
-                button=payload,
-                thread_id=str(_topic(message)) if _topic(message) is not None else None,
-                message_id=f"callback:{query.id}",
-                platform=PLATFORM,
-            )
-            await self._turn(incoming, message)
+        payload = await asyncio.to_thread(full_payload, self.ledger, query.data)
+        incoming = Incoming(
+            conversation_id=conversation,
+            user_id=f"{PLATFORM}:{query.from_user.id}",
+            button=payload,
+            thread_id=str(_topic(message)) if _topic(message) is not None else None,
+            message_id=f"callback:{query.id}",
+            platform=PLATFORM,
+        )
+        await self._take(f"{PLATFORM}:callback:{query.id}", incoming, message.message_id)
 
     async def on_other(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.message
@@ -283,28 +296,35 @@ class TelegramAdapter:
         return own if owner is None or owner == stored_key(own) else None
 
     async def _first_delivery(self, message: Message) -> bool:
-        key = f"{PLATFORM}:message:{message.chat.id}:{message.message_id}"
-        first = await asyncio.to_thread(self.ledger.claim, key)
+        """Claim a message that runs no turn (help, not text) in the ledger: answered once."""
+        first = await asyncio.to_thread(self.ledger.claim, _message_key(message))
         if not first:
             event(log, "telegram.duplicate", chat=message.chat.id, message=message.message_id)
         return first
 
     # -- turn and render ----------------------------------------------------------------------
 
-    async def _turn(self, incoming: Incoming, message: Message) -> None:
-        """Run the turn (the caller holds the conversation's place in line) and render it."""
-        typing = asyncio.create_task(self._keep_typing(message.chat.id, _topic(message)))
+    async def _take(self, key: str, incoming: Incoming, reply_to: int) -> None:
+        """Keep the message in the inbox (in its conversation's line, taken before the first
+        `await`), then answer it; a repeated delivery is dropped."""
+        async with self.order.hold(incoming.conversation_id):
+            pending = await self.intake.accept(key, incoming, str(reply_to))
+            if pending is not None:
+                await self.intake.run(pending)
+
+    async def _answer(self, pending: Pending) -> None:
+        """Run the turn, typing meanwhile, and send its replies (a failed send raises, and the
+        message is answered again from the inbox: the core kept the replies it gave)."""
+        incoming = pending.incoming
+        chat_id, topic_id = chat_of(incoming.conversation_id)
+        typing = asyncio.create_task(self._keep_typing(chat_id, topic_id))
         try:
-            turn_replies = await run_turn(self.handler, incoming)
+            turn_replies = await run_turn(self.handler, incoming, self.busy_give_up_s)
         finally:
             typing.cancel()
-        await self._render(incoming, message, turn_replies)
-
-    async def _render(
-        self, incoming: Incoming, message: Message, turn_replies: Sequence[Reply]
-    ) -> None:
+        anchor = int(pending.anchor) if pending.anchor else None
         for target, reply in own_replies(PLATFORM, incoming, turn_replies):
-            reply_to = message.message_id if target == incoming.conversation_id else None
+            reply_to = anchor if target == incoming.conversation_id else None
             await self.send_reply(target, reply, reply_to)
 
     async def _keep_typing(self, chat_id: int, topic_id: int | None) -> None:
@@ -327,6 +347,10 @@ class TelegramAdapter:
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Telegram refused or could not be reached after the rate limiter's retries."""
         event(log, "telegram.error", level=logging.ERROR, error=repr(context.error))
+
+
+def _message_key(message: Message) -> str:
+    return f"{PLATFORM}:message:{message.chat.id}:{message.message_id}"
 
 
 def _user_id(message: Message) -> str:
@@ -469,35 +493,58 @@ def main(argv: Sequence[str] | None = None) -> int:
     conversation = build_conversation(settings)
     ledger = open_ledger(settings)
     adapter = telegram_adapter(settings, conversation.handle, ledger)
+    adapter.intake.lease_s = settings.inbox_lease_s
+    adapter.busy_give_up_s = settings.busy_give_up_s
+    health = serve_health(settings, role="telegram")  # /healthz and /metrics when metrics_port set
+    application = adapter.application
+    deliveries: list[Deliveries] = []
 
-    async def start_handover(application: Application) -> None:
+    async def start(application: Application) -> None:
         # Support agents' replies (written by another process) reach customers from here.
         send = partial(post_to_chat, application.bot, ledger)
-        start_customer_deliveries(
+        loop = start_customer_deliveries(
             settings,
             conversation,
             customer_topic(PLATFORM, f"{PLATFORM}:*"),
             threadsafe(send, asyncio.get_running_loop()),
         )
+        deliveries.extend([loop] if loop is not None else [])
+        adapter.intake.start_replay()  # messages a process that died left unanswered
+        on_sigterm(stop)
 
-    adapter.application.post_init = start_handover
-    serve_health(settings, role="telegram")  # /healthz and /metrics when metrics_port is set
+    async def stop() -> None:
+        """SIGTERM: take no more updates, let the turns in flight finish and reply (bounded),
+        stop relaying agents' replies, then stop (python-telegram-bot's own shutdown)."""
+        if health is not None:
+            health.drain()
+        if application.updater is not None and application.updater.running:
+            await application.updater.stop()
+        await adapter.intake.drain(settings.shutdown_grace_s)
+        for loop in deliveries:
+            await asyncio.to_thread(loop.stop)
+        application.stop_running()
+
+    application.post_init = start
     url = settings.telegram_webhook_url
     if url:
         event(log, "telegram.webhook", url=url, host=settings.telegram_bind_host)
-        adapter.application.run_webhook(
+        application.run_webhook(
             listen=settings.telegram_bind_host,
             port=settings.telegram_port,
             url_path=urlparse(url).path.lstrip("/"),
             webhook_url=url,
             secret_token=webhook_secret(settings),
             allowed_updates=ALLOWED_UPDATES,
+            stop_signals=(signal.SIGINT,),  # SIGTERM: `stop` above
         )
     else:
         event(log, "telegram.polling", base_url=settings.telegram_base_url)
-        adapter.application.run_polling(
-            poll_interval=settings.telegram_poll_interval_s, allowed_updates=ALLOWED_UPDATES
+        application.run_polling(
+            poll_interval=settings.telegram_poll_interval_s,
+            allowed_updates=ALLOWED_UPDATES,
+            stop_signals=(signal.SIGINT,),  # SIGTERM: `stop` above
         )
+    event(log, "telegram.stopped")
     return 0
 
 

@@ -17,6 +17,7 @@ from aiohttp import web
 from bots.channel import threadsafe
 from bots.envfile import settings_help
 from bots.ledger.factory import open_ledger
+from bots.shutdown import on_sigterm
 from bots.slack.customers import (
     SlackAdapter,
     http_app,
@@ -97,23 +98,57 @@ def main(argv: Sequence[str] | None = None) -> int:
     conversation = build_conversation(settings)
     adapter = slack_adapter(settings, conversation.handle, open_ledger(settings))
     start_handover = install_handover(settings, conversation, adapter)
-    serve_health(settings, role="slack")  # /healthz and /metrics when metrics_port is set
+    health = serve_health(settings, role="slack")  # /healthz and /metrics when metrics_port set
+    loops: list[Deliveries] = []
+
+    def start() -> None:
+        loops.extend(start_handover())
+        adapter.intake.start_replay()  # messages a process that died left unanswered
+
+    async def drain() -> None:
+        """SIGTERM, once no new event comes in: the turns in flight finish and reply (bounded),
+        agents' replies stop being relayed."""
+        if health is not None:
+            health.drain()
+        await adapter.intake.drain(settings.shutdown_grace_s)
+        for loop in loops:
+            await asyncio.to_thread(loop.stop)
+
     if settings.slack_mode == "socket":
         logs.event(log, "slack.socket_mode")
 
         async def serve() -> None:
-            start_handover()
-            await serve_socket_mode(adapter, settings)
+            start()
+            stopping = asyncio.Event()
+
+            async def stop() -> None:
+                stopping.set()
+
+            on_sigterm(stop)
+            socket = asyncio.create_task(serve_socket_mode(adapter, settings))
+            requested = asyncio.create_task(stopping.wait())
+            await asyncio.wait((socket, requested), return_when=asyncio.FIRST_COMPLETED)
+            socket.cancel()  # no new events
+            with contextlib.suppress(asyncio.CancelledError):
+                await socket
+            requested.cancel()
+            await drain()
 
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(serve())
+        logs.event(log, "slack.stopped")
         return 0
     logs.event(log, "slack.http", host=settings.slack_bind_host, port=settings.slack_port)
     application = http_app(adapter, settings)
 
     async def on_startup(_: web.Application) -> None:
-        start_handover()
+        start()
+
+    async def on_shutdown(_: web.Application) -> None:
+        await drain()  # aiohttp stopped listening (SIGTERM): the turns in flight finish
 
     application.on_startup.append(on_startup)
+    application.on_shutdown.append(on_shutdown)
     web.run_app(application, host=settings.slack_bind_host, port=settings.slack_port)
+    logs.event(log, "slack.stopped")
     return 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Coroutine
 from typing import Any
 
 from aiohttp import web
@@ -24,7 +25,10 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bots.channel import ConversationOrder, Handler, own_replies, run_turn
+from bots.channel import BUSY_GIVE_UP_S, ConversationOrder, Handler, own_replies, run_turn
+from bots.intake import Intake
+from bots.ledger.factory import inbox_beside
+from bots.ledger.inbox import Inbox, Pending
 from bots.ledger.payloads import full_payload
 from bots.ledger.store import Ledger, stored_key
 from bots.slack.render import (
@@ -49,24 +53,50 @@ HANDLED_SUBTYPES = {None, "file_share", "thread_broadcast"}  # not edits, joins,
 class SlackAdapter:
     """Parses events, runs turns, renders replies. Installs its listeners on the given app."""
 
-    def __init__(self, app: AsyncApp, client: AsyncWebClient, handler: Handler, ledger: Ledger):
+    def __init__(
+        self,
+        app: AsyncApp,
+        client: AsyncWebClient,
+        handler: Handler,
+        ledger: Ledger,
+        inbox: Inbox | None = None,
+        lease_s: float = Settings.model_fields["inbox_lease_s"].default,
+        busy_give_up_s: float = BUSY_GIVE_UP_S,
+    ):
         self.app = app
         self.client = client
         self.handler = handler
         self.ledger = ledger
         self.order = ConversationOrder()
-        app.event("app_mention")(ack=ack_at_once, lazy=[self.on_mention])
-        app.event("message")(ack=ack_at_once, lazy=[self.on_message])
-        app.action(re.compile(re.escape(ACTION_PREFIX)))(ack=ack_at_once, lazy=[self.on_button])
+        # Messages are kept in the inbox until answered; beside the ledger unless given.
+        self.intake = Intake(
+            inbox if inbox is not None else inbox_beside(ledger),
+            PLATFORM, self._answer, self.order.hold, lease_s,
+        )
+        self.busy_give_up_s = busy_give_up_s
+        self._notes: set[asyncio.Task[None]] = set()  # short notes sent after the ack
+        # Each listener acks itself once the message is in the inbox (the app processes before
+        # it responds), and the turn runs after, in the background (`Intake.spawn`).
+        app.event("app_mention")(self.on_mention)
+        app.event("message")(self.on_message)
+        app.action(re.compile(re.escape(ACTION_PREFIX)))(self.on_button)
 
     # -- parse --------------------------------------------------------------------------------
 
-    async def on_mention(self, body: dict[str, Any], event: dict[str, Any]) -> None:
-        if _from_bot(event):
-            return
-        await self._message(body, event)
+    async def on_mention(self, ack: AsyncAck, body: dict[str, Any], event: dict[str, Any]) -> None:
+        if not _from_bot(event):
+            await self._message(body, event)
+        await ack()
 
-    async def on_message(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+    async def on_message(self, ack: AsyncAck, body: dict[str, Any], event: dict[str, Any]) -> None:
+        await self._follow(body, event)
+        await ack()
+
+    async def on_button(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        await self._button(body)
+        await ack()
+
+    async def _follow(self, body: dict[str, Any], event: dict[str, Any]) -> None:
         if _from_bot(event) or event.get("subtype") not in HANDLED_SUBTYPES:
             return
         if event.get("channel_type") == "im":
@@ -81,7 +111,7 @@ class SlackAdapter:
         if await asyncio.to_thread(self.ledger.get, key) is not None:
             await self._message(body, event)
 
-    async def on_button(self, body: dict[str, Any]) -> None:
+    async def _button(self, body: dict[str, Any]) -> None:
         if not body.get("channel") or not body.get("actions"):
             return  # a button outside a conversation (App Home, a modal): nothing to continue
         action = body["actions"][0]
@@ -89,17 +119,15 @@ class SlackAdapter:
         message, container = body.get("message") or {}, body.get("container") or {}
         posted = message.get("ts") or container["message_ts"]
         root = message.get("thread_ts") or container.get("thread_ts") or posted
-        if not await asyncio.to_thread(
-            self.ledger.claim, f"{PLATFORM}:action:{team}:{channel}:{action['action_ts']}"
-        ):
-            return
+        key = f"{PLATFORM}:action:{team}:{channel}:{action['action_ts']}"
         conversation = slack_conversation_id(team, channel, root)
         if not _is_im(channel):
             owner = await asyncio.to_thread(self.ledger.get, owner_key(channel, posted))
             conversation = slack_conversation_id(team, channel, root, presser)
             # No record: older than the ledger remembers, and the core says the button expired.
             if owner is not None and owner != stored_key(conversation):
-                await self._refuse(channel, root, presser)
+                if await asyncio.to_thread(self.ledger.claim, key):
+                    self._after_ack(self._refuse(channel, root, presser))
                 return
         payload = await asyncio.to_thread(full_payload, self.ledger, action.get("value", ""))
         incoming = Incoming(
@@ -110,16 +138,12 @@ class SlackAdapter:
             message_id=f"action:{action['action_ts']}",
             platform=PLATFORM,
         )
-        await self._turn(incoming)
+        await self._take(key, incoming)
 
     async def _message(self, body: dict[str, Any], event: dict[str, Any]) -> None:
         team, channel, ts = _team(body), event["channel"], event["ts"]
         # app_mention and message events of one message share channel+ts; retries too.
-        if not await asyncio.to_thread(
-            self.ledger.claim, f"{PLATFORM}:message:{team}:{channel}:{ts}"
-        ):
-            logs.event(log, "slack.duplicate", event_id=body.get("event_id"), channel=channel)
-            return
+        key = f"{PLATFORM}:message:{team}:{channel}:{ts}"
         root = event.get("thread_ts") or ts
         thread = slack_conversation_id(team, channel, root)
         # The bot is in this thread now: follow-ups there need no mention, from any member.
@@ -128,7 +152,8 @@ class SlackAdapter:
         conversation = slack_conversation_id(team, channel, root, member)
         text = MENTION.sub("", event.get("text") or "").strip()
         if not text and event.get("files"):
-            await self.send_reply(conversation, Reply(replies.TEXT_ONLY))
+            if await asyncio.to_thread(self.ledger.claim, key):  # no turn: answered once
+                self._after_ack(self.send_reply(conversation, Reply(replies.TEXT_ONLY)))
             return
         incoming = Incoming(
             conversation_id=conversation,
@@ -138,18 +163,31 @@ class SlackAdapter:
             message_id=event.get("client_msg_id") or f"{channel}:{ts}",
             platform=PLATFORM,
         )
-        await self._turn(incoming)
+        await self._take(key, incoming)
 
     # -- turn and render ----------------------------------------------------------------------
 
-    async def _turn(self, incoming: Incoming) -> None:
-        async with self.order.hold(incoming.conversation_id):
-            turn_replies = await run_turn(self.handler, incoming)
-            for target, reply in own_replies(PLATFORM, incoming, turn_replies):
-                try:
-                    await self.send_reply(target, reply)
-                except SlackApiError as error:  # after the 429 retries: log it, serve the others
-                    logs.event(log, "slack.send_failed", level=logging.ERROR, error=str(error))
+    async def _take(self, key: str, incoming: Incoming) -> None:
+        """Keep the message in the inbox (before the ack), then answer it in the background;
+        a repeated delivery (a retry, or the app_mention twin of a message event) is dropped."""
+        pending = await self.intake.accept(key, incoming)
+        if pending is None:
+            logs.event(log, "slack.duplicate", conversation_id=incoming.conversation_id)
+            return
+        self.intake.spawn(pending)
+
+    def _after_ack(self, note: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(note)
+        self._notes.add(task)
+        task.add_done_callback(self._notes.discard)
+
+    async def _answer(self, pending: Pending) -> None:
+        """Run the turn and post its replies (a failed post raises, and the message is answered
+        again from the inbox: the core kept the replies it gave)."""
+        incoming = pending.incoming
+        turn_replies = await run_turn(self.handler, incoming, self.busy_give_up_s)
+        for target, reply in own_replies(PLATFORM, incoming, turn_replies):
+            await self.send_reply(target, reply)
 
     async def send_reply(self, conversation: str, reply: Reply) -> None:
         await post_to_thread(self.client, self.ledger, conversation, reply)
@@ -206,10 +244,15 @@ def slack_adapter(
         raise ValueError("CONCIERGE_SLACK_SIGNING_SECRET is not set (HTTP mode verifies requests)")
     app = AsyncApp(
         client=client,
+        process_before_response=True,  # a message is in the inbox before Slack hears "ok"
         signing_secret=settings.slack_signing_secret.get_secret_value() if http else None,  # type: ignore[union-attr]
         request_verification_enabled=http,
     )
-    return SlackAdapter(app, client, handler, ledger)
+    adapter = SlackAdapter(
+        app, client, handler, ledger, lease_s=settings.inbox_lease_s,
+        busy_give_up_s=settings.busy_give_up_s,
+    )
+    return adapter
 
 
 def http_app(adapter: SlackAdapter, settings: Settings) -> web.Application:

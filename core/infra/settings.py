@@ -140,6 +140,12 @@ class Settings(BaseSettings):
 
     # Chat adapters: records they keep (delivery ids seen, long button payloads, threads joined).
     adapter_ledger_ttl_s: int = 30 * 24 * 3600
+    # A customer's message is kept until answered; one its process stopped renewing for this
+    # long (the process died) is answered by any bot process of the platform.
+    inbox_lease_s: float = 60.0
+    # A message for a conversation busy in another turn is retried (typing shown) this long,
+    # then the customer is asked to send it again.
+    busy_give_up_s: float = 300.0
 
     # Telegram. Long polling unless a public webhook URL is set.
     telegram_token: SecretStr | None = None

@@ -16,6 +16,9 @@ from pydantic import BaseModel, ConfigDict
 TRANSCRIPT_LIMIT = 30  # turns kept in the state; older ones live in tickets and logs only
 SEEN_MESSAGES_LIMIT = 50  # platform message ids remembered to drop duplicate deliveries
 SENTIMENT_LIMIT = 10
+# The replies to the latest messages, sent again when a message comes back from an adapter's
+# inbox after its turn was saved but before its replies went out (a crash in between).
+ANSWERED_LIMIT = 5
 
 
 class Frozen(BaseModel):
@@ -63,6 +66,20 @@ class EscalationState(Frozen):
     reason: str | None = None
 
 
+class KeptReply(Frozen):
+    """A reply as the state keeps it (the conversation it goes to is the state's own)."""
+
+    text: str
+    buttons: tuple[tuple[str, str], ...] = ()  # (label, payload)
+    thread_id: str | None = None
+    private: bool = False
+
+
+class AnsweredMessage(Frozen):
+    message_id: str
+    replies: tuple[KeptReply, ...]
+
+
 class ConversationState(Frozen):
     conversation_id: str
     user_id: str = ""  # the platform user (`telegram:<id>`, `slack:<team>:<user>`)
@@ -79,6 +96,7 @@ class ConversationState(Frozen):
     not_for_me_streak: int = 0
     escalation: EscalationState = EscalationState()
     seen_message_ids: tuple[str, ...] = ()
+    answered: tuple[AnsweredMessage, ...] = ()  # the latest ANSWERED_LIMIT, oldest first
     turns: int = 0  # customer turns handled so far
     # An order number asked for before the customer proved who they are: an e-mail address
     # sent next is checked against this order.

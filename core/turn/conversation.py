@@ -22,11 +22,14 @@ from core.shop.catalog import Catalog
 from core.shop.knowledge import KnowledgeBase
 from core.shop.orders import Orders
 from core.state.store import (
+    ANSWERED_LIMIT,
     SEEN_MESSAGES_LIMIT,
     SENTIMENT_LIMIT,
+    AnsweredMessage,
     ConversationState,
     EscalationState,
     FeedbackEvent,
+    KeptReply,
     LockTimeout,
     ProductRequest,
     ShownItem,
@@ -36,7 +39,7 @@ from core.state.store import (
 from core.turn import replies
 from core.turn.account import AccountDesk, AccountTurn
 from core.turn.explanation import FactVocabulary, Phraser, explain
-from core.turn.messages import MAX_TEXT_CHARS, Incoming, Outbox, Reply
+from core.turn.messages import MAX_TEXT_CHARS, Button, Incoming, Outbox, Reply
 from core.turn.policy import Action, Decision, PolicyConfig, decide
 from core.turn.recommendation import (
     Evidence,
@@ -121,6 +124,11 @@ class Conversation:
         return self._account
 
     def handle(self, incoming: Incoming, outbox: Outbox) -> None:
+        """Run one turn and send its replies to `outbox`.
+
+        Raises LockTimeout when the conversation stayed busy (another turn held its lock) for
+        `lock_timeout_s`: nothing ran and nothing was said, so the caller keeps the message and
+        tries again later; it is never dropped with a "one moment"."""
         started = time.perf_counter()
         text, truncated = clean_text(incoming.text)
         if not text and incoming.button is None:
@@ -144,7 +152,7 @@ class Conversation:
             out, action = [Reply(replies.STORE_DOWN)], "store_unavailable"
         except LockTimeout:
             event(log, "turn.busy", logging.WARNING, conversation=incoming.conversation_id)
-            out, action = [Reply(replies.BUSY)], "busy"
+            raise
         except Exception:
             # Nothing was saved: the state stays as it was before this turn.
             log.exception(
@@ -174,12 +182,21 @@ class Conversation:
         self, incoming: Incoming, text: str
     ) -> tuple[list[Reply], str, str, str] | None:
         """The turn, holding the conversation's lock: its replies, intent, decision and source;
-        None for a duplicate delivery."""
+        None for a duplicate delivery.
+
+        A message already handled comes back with the replies its turn gave (when still kept):
+        an adapter replays a message whose replies may not have gone out (its process died
+        between the save and the send); the adapter knows whether they were sent."""
         state = self.services.store.load(incoming.conversation_id)
         if incoming.message_id and incoming.message_id in state.seen_message_ids:
+            kept = next(
+                (a for a in state.answered if a.message_id == incoming.message_id), None
+            )
             event(log, "turn.duplicate", conversation=incoming.conversation_id,
-                  message_id=incoming.message_id)
-            return None
+                  message_id=incoming.message_id, replies_kept=kept is not None)
+            if kept is None:
+                return None
+            return [_restored(reply) for reply in kept.replies], "-", "replayed", "replay"
         # Who is writing is looked up every turn: an unlink elsewhere applies at once.
         customer = incoming.customer_id or self.account.customer_of(incoming.user_id)
         state = state.model_copy(
@@ -422,6 +439,10 @@ def advance(
         changes["seen_message_ids"] = (*state.seen_message_ids, incoming.message_id)[
             -SEEN_MESSAGES_LIMIT:
         ]
+        answered = AnsweredMessage(
+            message_id=incoming.message_id, replies=tuple(_kept(r) for r in outcome.replies)
+        )
+        changes["answered"] = (*state.answered, answered)[-ANSWERED_LIMIT:]
     if incoming.button is None:
         changes["sentiments"] = (*state.sentiments, understanding.sentiment.value)[
             -SENTIMENT_LIMIT:
@@ -453,6 +474,18 @@ def advance(
 def _said(incoming: Incoming, text: str) -> str:
     """What the customer did this turn, as a transcript line."""
     return text if incoming.button is None else f"[pressed {incoming.button}]"
+
+
+def _kept(reply: Reply) -> KeptReply:
+    buttons = tuple((b.label, b.payload) for b in reply.buttons)
+    return KeptReply(
+        text=reply.text, buttons=buttons, thread_id=reply.thread_id, private=reply.private
+    )
+
+
+def _restored(kept: KeptReply) -> Reply:
+    buttons = tuple(Button(label, payload) for label, payload in kept.buttons)
+    return Reply(kept.text, buttons, thread_id=kept.thread_id, private=kept.private)
 
 
 def _say(text: str, thread: str | None) -> Outcome:

@@ -264,7 +264,10 @@ STORE_DOWN = (
     "Sorry, I can't reach my conversation memory right now, so I couldn't act on that. "
     "Please send it again in a minute."
 )
-BUSY = "I'm still working on your previous message; one moment please."
+NOT_HANDLED = (
+    "Sorry, I was busy for too long and could not handle your last message. "
+    "Please send it again."
+)
 INTERNAL_ERROR = "Sorry, something went wrong on my side. Please try again."
 RECOMMENDER_DOWN = (
     "Sorry, my product suggestions are unavailable for a moment. You can still ask about "

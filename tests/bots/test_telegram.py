@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from bots.ledger.store import DELIVERY_TTL_S, Ledger
+from bots.ledger.inbox import Inbox, Pending
 from bots.telegram import (
     MAX_CALLBACK_BYTES,
     TelegramAdapter,
@@ -85,32 +85,31 @@ def clerk() -> Clerk:
 HESITANT_CHAT = 2015
 
 
-class HesitantLedger:
-    """The real ledger, except that the first delivery claim in HESITANT_CHAT takes 0.5 s."""
+class HesitantInbox:
+    """The real inbox, except that keeping the first message of HESITANT_CHAT takes 0.5 s."""
 
-    def __init__(self, inner: Ledger) -> None:
+    def __init__(self, inner: Inbox) -> None:
         self.inner = inner
         self.hesitated = False
 
-    def claim(self, key: str, ttl_s: int = DELIVERY_TTL_S) -> bool:
-        if f":{HESITANT_CHAT}:" in key and not self.hesitated:
+    def accept(self, pending: Pending, lease_s: float) -> bool:
+        if pending.incoming.conversation_id == f"telegram:{HESITANT_CHAT}" and not self.hesitated:
             self.hesitated = True
             time.sleep(0.5)
-        return self.inner.claim(key, ttl_s)
+        return self.inner.accept(pending, lease_s)
 
-    def put(self, key: str, value: str) -> None:
-        self.inner.put(key, value)
-
-    def get(self, key: str) -> str | None:
-        return self.inner.get(key)
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
 
 @pytest.fixture(scope="module")
 def bot(emulator: TelegramEmulator, clerk: Clerk, tmp_path_factory: pytest.TempPathFactory):
     settings = Settings(telegram_token=SecretStr(TOKEN), telegram_base_url=emulator.url)
-    ledger = HesitantLedger(make_ledger(tmp_path_factory.mktemp("tg") / "ledger.sqlite3"))
+    ledger = make_ledger(tmp_path_factory.mktemp("tg") / "ledger.sqlite3")
     loop = LoopThread()
-    running = Running(telegram_adapter(settings, clerk, ledger), loop)
+    adapter = telegram_adapter(settings, clerk, ledger)
+    adapter.intake.inbox = HesitantInbox(adapter.intake.inbox)
+    running = Running(adapter, loop)
     loop.run(running.start_polling())
     yield running
     loop.run(running.stop())
