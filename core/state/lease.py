@@ -1,0 +1,83 @@
+"""The conversation locks a store holds: kept alive while held, and known to the holder's saves.
+
+A lock is a lease (a Redis key or a SQLite row with an expiry), so a crashed holder frees it.
+A live holder must not lose it to the clock: while a turn holds the lock, a thread renews the
+lease every third of its length and stops when the turn lets go, so a slow LLM turn keeps its
+conversation. A holder can still stall past its lease (a paused process, a store that did not
+answer); another writer may then take the lock. So each thread's held token is remembered here,
+and the store's `save` on that thread writes only if the token still owns the lock, checked in
+the same atomic step as the write; otherwise `LockLost` and nothing is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from core.infra.errors import StoreUnavailable
+from core.infra.logs import event
+
+log = logging.getLogger(__name__)
+
+# How long a crashed holder keeps its conversation locked. Live holders renew, so this need not
+# outlast the slowest turn, only a few missed renewals (a paused process, a slow store).
+LOCK_LEASE_S = 15.0
+RENEWALS_PER_LEASE = 3  # a holder misses two renewals in a row before its lease runs out
+
+
+class HeldLocks:
+    """One store's held locks: the token each thread holds, by conversation, and their renewal.
+
+    `renew(conversation_id, token, lease_s)` extends the lease if the token still owns it and
+    says whether it did."""
+
+    def __init__(self, lease_s: float, renew: Callable[[str, str, float], bool]) -> None:
+        self.lease_s = lease_s
+        self._renew = renew
+        self._local = threading.local()
+
+    def token(self, conversation_id: str) -> str | None:
+        """The token this thread holds the conversation's lock with; None when it holds none
+        (a save outside a lock: data rights, tools, tests)."""
+        return self._held().get(conversation_id)
+
+    @contextmanager
+    def holding(self, conversation_id: str, token: str) -> Iterator[None]:
+        """While the body runs, this thread's saves of the conversation are fenced by `token`
+        and its lease is renewed."""
+        held = self._held()
+        held[conversation_id] = token
+        stop = threading.Event()
+        renewal = threading.Thread(
+            target=self._renew_until,
+            args=(conversation_id, token, stop),
+            name="lock-renewal",
+            daemon=True,
+        )
+        renewal.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            renewal.join()  # at most one renewal in flight, bounded by the store's timeout
+            del held[conversation_id]
+
+    def _renew_until(self, conversation_id: str, token: str, stop: threading.Event) -> None:
+        while not stop.wait(self.lease_s / RENEWALS_PER_LEASE):
+            try:
+                kept = self._renew(conversation_id, token, self.lease_s)
+            except StoreUnavailable as exc:  # try again next time: the lease has slack left
+                event(log, "store.lock_renewal_failed", logging.WARNING,
+                      conversation=conversation_id, error=str(exc)[:200])
+                continue
+            if not kept:  # expired and perhaps taken: this holder's save will be refused
+                event(log, "store.lock_lost", logging.WARNING, conversation=conversation_id)
+                return
+
+    def _held(self) -> dict[str, str]:
+        held: dict[str, str] | None = getattr(self._local, "held", None)
+        if held is None:
+            held = self._local.held = {}
+        return held
