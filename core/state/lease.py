@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -31,12 +32,16 @@ class HeldLocks:
     """One store's held locks: the token each thread holds, by conversation, and their renewal.
 
     `renew(conversation_id, token, lease_s)` extends the lease if the token still owns it and
-    says whether it did."""
+    says whether it did. One renewal thread per store serves every held lock, so a turn that
+    ends within a third of the lease (nearly all) costs a dictionary entry, not a thread."""
 
     def __init__(self, lease_s: float, renew: Callable[[str, str, float], bool]) -> None:
         self.lease_s = lease_s
         self._renew = renew
         self._local = threading.local()
+        self._due: dict[tuple[str, str], float] = {}  # (conversation, token) -> next renewal
+        self._changed = threading.Condition()
+        self._renewer: threading.Thread | None = None
 
     def token(self, conversation_id: str) -> str | None:
         """The token this thread holds the conversation's lock with; None when it holds none
@@ -49,32 +54,55 @@ class HeldLocks:
         and its lease is renewed."""
         held = self._held()
         held[conversation_id] = token
-        stop = threading.Event()
-        renewal = threading.Thread(
-            target=self._renew_until,
-            args=(conversation_id, token, stop),
-            name="lock-renewal",
-            daemon=True,
-        )
-        renewal.start()
+        with self._changed:
+            self._due[(conversation_id, token)] = time.monotonic() + self._every_s
+            if self._renewer is None or not self._renewer.is_alive():  # none yet, or forked
+                self._renewer = threading.Thread(
+                    target=self._renew_forever, name="lock-renewal", daemon=True
+                )
+                self._renewer.start()
         try:
             yield
         finally:
-            stop.set()
-            renewal.join()  # at most one renewal in flight, bounded by the store's timeout
+            # Before the store releases the lock: a renewal failing after this is not a loss.
+            with self._changed:
+                self._due.pop((conversation_id, token), None)  # gone if found lost
             del held[conversation_id]
 
-    def _renew_until(self, conversation_id: str, token: str, stop: threading.Event) -> None:
-        while not stop.wait(self.lease_s / RENEWALS_PER_LEASE):
-            try:
-                kept = self._renew(conversation_id, token, self.lease_s)
-            except StoreUnavailable as exc:  # try again next time: the lease has slack left
-                event(log, "store.lock_renewal_failed", logging.WARNING,
-                      conversation=conversation_id, error=str(exc)[:200])
-                continue
-            if not kept:  # expired and perhaps taken: this holder's save will be refused
-                event(log, "store.lock_lost", logging.WARNING, conversation=conversation_id)
-                return
+    @property
+    def _every_s(self) -> float:
+        return self.lease_s / RENEWALS_PER_LEASE
+
+    def _renew_forever(self) -> None:
+        while True:
+            with self._changed:
+                now = time.monotonic()
+                due = [lock for lock, at in self._due.items() if at <= now]
+                if not due:
+                    # Never woken (a wake per turn costs more than the rest of the lock): a
+                    # lock taken meanwhile is due a full interval after now, so sleeping until
+                    # the soonest due, or one interval when none is held, renews it in time.
+                    soonest = min(self._due.values(), default=now + self._every_s)
+                    self._changed.wait(soonest - now)
+                    continue
+                for lock in due:
+                    self._due[lock] = now + self._every_s
+            for conversation_id, token in due:
+                self._renew_one(conversation_id, token)
+
+    def _renew_one(self, conversation_id: str, token: str) -> None:
+        try:
+            kept = self._renew(conversation_id, token, self.lease_s)
+        except StoreUnavailable as exc:  # tried again next time: the lease has slack left
+            event(log, "store.lock_renewal_failed", logging.WARNING,
+                  conversation=conversation_id, error=str(exc)[:200])
+            return
+        if kept:
+            return
+        with self._changed:
+            still_held = self._due.pop((conversation_id, token), None) is not None
+        if still_held:  # expired and perhaps taken: this holder's save will be refused
+            event(log, "store.lock_lost", logging.WARNING, conversation=conversation_id)
 
     def _held(self) -> dict[str, str]:
         held: dict[str, str] | None = getattr(self._local, "held", None)
