@@ -40,7 +40,7 @@ class HeldLocks:
         self._renew = renew
         self._local = threading.local()
         self._due: dict[tuple[str, str], float] = {}  # (conversation, token) -> next renewal
-        self._changed = threading.Condition()
+        self._schedule = threading.Condition()  # guards `_due`; its wait is the renewer's sleep
         self._renewer: threading.Thread | None = None
 
     def token(self, conversation_id: str) -> str | None:
@@ -54,7 +54,7 @@ class HeldLocks:
         and its lease is renewed."""
         held = self._held()
         held[conversation_id] = token
-        with self._changed:
+        with self._schedule:
             self._due[(conversation_id, token)] = time.monotonic() + self._every_s
             if self._renewer is None or not self._renewer.is_alive():  # none yet, or forked
                 self._renewer = threading.Thread(
@@ -65,7 +65,7 @@ class HeldLocks:
             yield
         finally:
             # Before the store releases the lock: a renewal failing after this is not a loss.
-            with self._changed:
+            with self._schedule:
                 self._due.pop((conversation_id, token), None)  # gone if found lost
             del held[conversation_id]
 
@@ -74,17 +74,25 @@ class HeldLocks:
         return self.lease_s / RENEWALS_PER_LEASE
 
     def _renew_forever(self) -> None:
+        """Renew each held lease when due; end after a whole interval with none held (the next
+        lock starts a renewer again), so idle stores keep no thread busy."""
+        idle = False
         while True:
-            with self._changed:
+            with self._schedule:
                 now = time.monotonic()
                 due = [lock for lock, at in self._due.items() if at <= now]
                 if not due:
+                    if not self._due and idle:
+                        self._renewer = None
+                        return
+                    idle = not self._due
                     # Never woken (a wake per turn costs more than the rest of the lock): a
                     # lock taken meanwhile is due a full interval after now, so sleeping until
                     # the soonest due, or one interval when none is held, renews it in time.
                     soonest = min(self._due.values(), default=now + self._every_s)
-                    self._changed.wait(soonest - now)
+                    self._schedule.wait(soonest - now)
                     continue
+                idle = False
                 for lock in due:
                     self._due[lock] = now + self._every_s
             for conversation_id, token in due:
@@ -99,7 +107,7 @@ class HeldLocks:
             return
         if kept:
             return
-        with self._changed:
+        with self._schedule:
             still_held = self._due.pop((conversation_id, token), None) is not None
         if still_held:  # expired and perhaps taken: this holder's save will be refused
             event(log, "store.lock_lost", logging.WARNING, conversation=conversation_id)

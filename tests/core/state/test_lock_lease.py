@@ -66,6 +66,16 @@ def test_a_lock_held_past_its_lease_is_kept(where: tuple[str, str, str]) -> None
         pass
 
 
+def test_renewal_resumes_after_an_idle_spell(where: tuple[str, str, str]) -> None:
+    """An idle store keeps no renewal thread; the next lock held long is renewed all the same."""
+    holder, other = open_store(*where), open_store(*where)
+    with holder.lock("c"):
+        pass
+    time.sleep(LEASE_S * 2)  # six renewal intervals with nothing held
+    with holder.lock("c"), pytest.raises(LockTimeout), other.lock("c", timeout=LEASE_S * 3):
+        pass
+
+
 def _hold_then_save(kind: str, where: str, prefix: str, held: object, go: object,
                     result: object) -> None:
     """Turn A in its own process: take the lock, read, wait, write what it read plus a turn."""
