@@ -1,7 +1,9 @@
 """Conversation state in Redis: for several bot processes on one or more hosts.
 
-The per-conversation lock is a token-owned key with an expiry, released by compare-and-delete,
-so it holds across processes and a crashed holder frees it.
+The per-conversation lock is a token-owned key with an expiry, renewed by compare-and-pexpire
+while held and released by compare-and-delete, so it holds across processes and a crashed holder
+frees it. A save on the holding thread is one script that writes only if the lock key still holds
+the holder's token (see core/state/lease.py).
 
 Keys: {prefix}:state:{id} (the state JSON, expires when idle), {prefix}:quarantine:{id} (list
 of unreadable states), {prefix}:lock:{id}, {prefix}:user-conversations:{user} (set of ids,
@@ -23,17 +25,32 @@ from pydantic import ValidationError
 
 from core.infra.logs import event
 from core.infra.redis_client import DEFAULT_TIMEOUT_S, RedisConnection, texts
-from core.state.store import ConversationState, acquire
+from core.state.lease import LOCK_LEASE_S, HeldLocks
+from core.state.store import ConversationState, LockLost, acquire
 
 log = logging.getLogger(__name__)
 
-LEASE_MS = 60_000
 STATE_TTL_S = 90 * 24 * 3600  # idle conversations are forgotten after 90 days
 PURGE_BATCH = 500  # conversations deleted per transaction by `purge`
 
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
+"""
+_RENEW = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
+return 0
+"""
+# The fenced save: what `save` writes in its transaction, only while KEYS[1] (the lock) still
+# holds ARGV[1] (the token). KEYS: lock, state, the user's set, the saved index. ARGV: token,
+# state JSON, TTL seconds, conversation id, save time.
+_FENCED_SAVE = """
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('set', KEYS[2], ARGV[2], 'EX', ARGV[3])
+redis.call('sadd', KEYS[3], ARGV[4])
+redis.call('expire', KEYS[3], ARGV[3])
+redis.call('zadd', KEYS[4], ARGV[5], ARGV[4])
+return 1
 """
 
 
@@ -44,12 +61,16 @@ class RedisStateStore:
         prefix: str = "concierge",
         timeout_s: float = DEFAULT_TIMEOUT_S,
         clock: Callable[[], float] = time.time,
+        lease_s: float = LOCK_LEASE_S,
     ) -> None:
         """`clock` stamps saves (what `purge` compares); expiry and locks use Redis's time."""
         self.redis = RedisConnection(url, prefix, timeout_s)
         self.clock = clock
         self.saved = self.redis.key("conversations", "saved")
         self._release = self.redis.client.register_script(_RELEASE)
+        self._renew = self.redis.client.register_script(_RENEW)
+        self._fenced_save = self.redis.client.register_script(_FENCED_SAVE)
+        self.held = HeldLocks(lease_s, self._renew_lease)
 
     def load(self, conversation_id: str) -> ConversationState:
         with self.redis.guard():
@@ -73,8 +94,13 @@ class RedisStateStore:
 
     def save(self, state: ConversationState) -> None:
         """The state and both indexes in one transaction, so no saved state is missing from
-        them. The user's set expires with the user's latest state."""
+        them. The user's set expires with the user's latest state. Fenced by the lock this
+        thread holds on the conversation, if any."""
         conversation_id, of_user = state.conversation_id, self.user_key(state.user_id)
+        token = self.held.token(conversation_id)
+        if token is not None:
+            self._save_fenced(state, token)
+            return
         with self.redis.guard():
             pipe = self.redis.client.pipeline(transaction=True)
             pipe.set(
@@ -84,6 +110,23 @@ class RedisStateStore:
             pipe.expire(of_user, STATE_TTL_S)
             pipe.zadd(self.saved, {conversation_id: self.clock()})
             pipe.execute()
+
+    def _save_fenced(self, state: ConversationState, token: str) -> None:
+        """The same writes as `save`, in one script that first checks the lock's token."""
+        conversation_id = state.conversation_id
+        keys = [
+            self.redis.key("lock", conversation_id),
+            self.redis.key("state", conversation_id),
+            self.user_key(state.user_id),
+            self.saved,
+        ]
+        args: list[str | int] = [
+            token, state.model_dump_json(), STATE_TTL_S, conversation_id, repr(self.clock())
+        ]
+        with self.redis.guard():
+            written = self._fenced_save(keys=keys, args=args)
+        if not written:
+            raise LockLost(f"conversation {conversation_id}: its lock was lost before the save")
 
     def conversations_of(self, user_id: str) -> list[str]:
         """Leaves out ids whose state has expired: the set lives as long as the user's latest
@@ -160,17 +203,26 @@ class RedisStateStore:
     @contextmanager
     def lock(self, conversation_id: str, timeout: float = 30.0) -> Iterator[None]:
         key, token = self.redis.key("lock", conversation_id), uuid.uuid4().hex
+        lease_ms = round(self.held.lease_s * 1000)
         with self.redis.guard():
             acquire(
-                lambda: bool(self.redis.client.set(key, token, nx=True, px=LEASE_MS)),
+                lambda: bool(self.redis.client.set(key, token, nx=True, px=lease_ms)),
                 conversation_id,
                 timeout,
             )
         try:
-            yield
+            with self.held.holding(conversation_id, token):
+                yield
         finally:
             with self.redis.guard():
                 self._release(keys=[key], args=[token])
+
+    def _renew_lease(self, conversation_id: str, token: str, lease_s: float) -> bool:
+        with self.redis.guard():
+            renewed = self._renew(
+                keys=[self.redis.key("lock", conversation_id)], args=[token, round(lease_s * 1000)]
+            )
+        return bool(renewed)
 
 
 def _user_of(raw: bytes | str | None) -> str | None:

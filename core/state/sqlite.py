@@ -1,7 +1,10 @@
 """Conversation state in one SQLite file (WAL): the embedded default, survives restarts.
 
-Each thread gets its own connection. The per-conversation lock is a lease row, so it also
-holds between processes sharing the file.
+Each thread gets its own connection. The per-conversation lock is a lease row (a token and an
+expiry), so it also holds between processes sharing the file and a crashed holder frees it. It
+is renewed while held, and a save on the holding thread is one statement that writes only while
+the row still holds the holder's token (see core/state/lease.py): a process paused past its lease
+cannot overwrite what the lock's next holder saved.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from pydantic import ValidationError
 
 from core.infra.logs import event
 from core.infra.sqlite_file import AddedColumn, SqliteFile
-from core.state.store import ConversationState, acquire
+from core.state.lease import LOCK_LEASE_S, HeldLocks
+from core.state.store import ConversationState, LockLost, acquire
 
 log = logging.getLogger(__name__)
 
@@ -44,17 +48,28 @@ ADDED = (
     ),
 )
 
-LEASE_S = 60.0  # a crashed turn's lock frees itself after this long
+_INSERT = "INSERT INTO conversations (id, state, updated, user_id)"
+# After `INSERT ... SELECT`, an upsert needs the SELECT to have a WHERE clause (SQLite would read
+# ON CONFLICT as a join's ON otherwise); the fenced save's has one.
+_UPSERT = (
+    "ON CONFLICT(id) DO UPDATE SET state = excluded.state, "
+    "updated = excluded.updated, user_id = excluded.user_id"
+)
 
 
 class SqliteStateStore:
     def __init__(
-        self, path: Path, busy_timeout_s: float = 5.0, clock: Callable[[], float] = time.time
+        self,
+        path: Path,
+        busy_timeout_s: float = 5.0,
+        clock: Callable[[], float] = time.time,
+        lease_s: float = LOCK_LEASE_S,
     ) -> None:
         """`clock` stamps saves and quarantines (what `purge` compares); locks use real time."""
         self.path = path
         self.clock = clock
         self.file = SqliteFile(path, SCHEMA, "state file", busy_timeout_s, ADDED)
+        self.held = HeldLocks(lease_s, self._renew_lease)
 
     def load(self, conversation_id: str) -> ConversationState:
         row = self._query("SELECT state FROM conversations WHERE id = ?", (conversation_id,))
@@ -74,12 +89,23 @@ class SqliteStateStore:
             return ConversationState(conversation_id=conversation_id)
 
     def save(self, state: ConversationState) -> None:
+        """Fenced by the lock this thread holds on the conversation, if any: the row is written
+        only while the lock row still holds this holder's token (an expired lease nobody took
+        yet still does: no other writer came between)."""
+        row = (state.conversation_id, state.model_dump_json(), self.clock(), state.user_id)
+        token = self.held.token(state.conversation_id)
         with self.file.guard(), self.file.transaction() as db:
-            db.execute(
-                "INSERT INTO conversations (id, state, updated, user_id) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT(id) DO UPDATE SET state = excluded.state, "
-                "updated = excluded.updated, user_id = excluded.user_id",
-                (state.conversation_id, state.model_dump_json(), self.clock(), state.user_id),
+            if token is None:
+                db.execute(f"{_INSERT} VALUES (?, ?, ?, ?) {_UPSERT}", row)
+                return
+            written = db.execute(
+                f"{_INSERT} SELECT ?, ?, ?, ? WHERE EXISTS "
+                f"(SELECT 1 FROM locks WHERE id = ? AND token = ?) {_UPSERT}",
+                (*row, state.conversation_id, token),
+            ).rowcount
+        if not written:
+            raise LockLost(
+                f"conversation {state.conversation_id}: its lock was lost before the save"
             )
 
     def conversations_of(self, user_id: str) -> list[str]:
@@ -115,7 +141,8 @@ class SqliteStateStore:
         token = uuid.uuid4().hex
         acquire(lambda: self._try_lock(conversation_id, token), conversation_id, timeout)
         try:
-            yield
+            with self.held.holding(conversation_id, token):
+                yield
         finally:
             with self.file.guard(), self.file.transaction() as db:
                 db.execute("DELETE FROM locks WHERE id = ? AND token = ?", (conversation_id, token))
@@ -126,7 +153,15 @@ class SqliteStateStore:
             cursor = db.execute(
                 "INSERT INTO locks VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE "
                 "SET token = excluded.token, expires = excluded.expires WHERE locks.expires < ?",
-                (conversation_id, token, now + LEASE_S, now),
+                (conversation_id, token, now + self.held.lease_s, now),
+            )
+            return cursor.rowcount == 1
+
+    def _renew_lease(self, conversation_id: str, token: str, lease_s: float) -> bool:
+        with self.file.guard(), self.file.transaction() as db:
+            cursor = db.execute(
+                "UPDATE locks SET expires = ? WHERE id = ? AND token = ?",
+                (time.time() + lease_s, conversation_id, token),
             )
             return cursor.rowcount == 1
 

@@ -110,6 +110,12 @@ class LockTimeout(RuntimeError):
     """Another turn of the same conversation held the lock for too long."""
 
 
+class LockLost(LockTimeout):
+    """A save under a lock whose lease ran out (the holder stalled past it) and that another
+    writer may have taken: nothing was written, so that writer's change stands. Like a lock
+    timeout, the message's turn did not happen and can be tried again."""
+
+
 LOCK_POLL_S = 0.01
 
 
@@ -130,11 +136,15 @@ class StateStore(Protocol):
         ...
 
     def save(self, state: ConversationState) -> None:
-        """Replace the saved state atomically."""
+        """Replace the saved state atomically. On a thread holding the conversation's lock,
+        only while that lock is still this holder's (checked in the same atomic step):
+        otherwise LockLost and nothing is written. Outside a lock, unconditionally."""
         ...
 
     def lock(self, conversation_id: str, timeout: float = 30.0) -> AbstractContextManager[None]:
-        """Hold while a turn runs: one turn per conversation at a time, across processes."""
+        """Hold while a turn runs: one turn per conversation at a time, across processes. The
+        lock is a lease renewed while held, so a crashed holder frees it and a slow one keeps
+        it; LockTimeout if another holder keeps it longer than `timeout` seconds."""
         ...
 
     def conversations_of(self, user_id: str) -> list[str]:

@@ -30,6 +30,7 @@ from core.state.store import (
     EscalationState,
     FeedbackEvent,
     KeptReply,
+    LockLost,
     LockTimeout,
     ProductRequest,
     ShownItem,
@@ -150,6 +151,11 @@ class Conversation:
                 error=str(exc),
             )
             out, action = [Reply(replies.STORE_DOWN)], "store_unavailable"
+        except LockLost:
+            # The turn outlived its lock and another writer (a later turn, an agent's hand-over)
+            # took it: nothing of this turn was saved, so that writer's change stands.
+            event(log, "turn.lock_lost", logging.ERROR, conversation=incoming.conversation_id)
+            out, action = [Reply(replies.INTERNAL_ERROR)], "lock_lost"
         except LockTimeout:
             event(log, "turn.busy", logging.WARNING, conversation=incoming.conversation_id)
             raise
