@@ -370,7 +370,7 @@ def build_faults(world: World) -> dict[str, Fault]:
 
     def term_bot(window: Window) -> None:
         bot = world.telegram[0]
-        bot.signal(signal.SIGTERM)
+        bot.send(signal.SIGTERM)
         stopped = bot.wait(15)
         window.notes["exited_on_sigterm"] = stopped
         if not stopped:

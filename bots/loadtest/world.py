@@ -63,7 +63,7 @@ class Service:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def signal(self, sig: signal.Signals) -> None:
+    def send(self, sig: signal.Signals) -> None:
         if self.alive:
             assert self.process is not None
             with contextlib.suppress(ProcessLookupError):
@@ -83,9 +83,9 @@ class Service:
         """`sig` to the group, then SIGKILL to whatever is left of it."""
         if self.process is None:
             return
-        self.signal(sig)
+        self.send(sig)
         if not self.wait(timeout):
-            self.signal(signal.SIGKILL)
+            self.send(signal.SIGKILL)
             self.wait(5)
         # Children that outlived their parent are still in the group.
         with contextlib.suppress(ProcessLookupError, PermissionError):
