@@ -61,7 +61,7 @@ class AgentReply:
 
 
 @dataclass
-class Verdict:
+class MessageCounts:
     """The counts a run reports about customer messages."""
 
     turns: int = 0  # messages answered (a turn's replies, or a busy/rate-limit notice)
@@ -74,12 +74,12 @@ class Verdict:
     duplicated_examples: list[str] = field(default_factory=list)
 
 
-def judge_messages(messages: Iterable[Sent]) -> Verdict:
+def judge_messages(messages: Iterable[Sent]) -> MessageCounts:
     """Lost, duplicated and notice counts over every message sent.
 
     A turn may send several replies, but never the same text twice: a text repeated for one
     message means the message was handled twice (redelivered after a crash, say)."""
-    verdict = Verdict()
+    verdict = MessageCounts()
     notices = rate_limit_notices()
     apologies = {replies.STORE_DOWN, replies.INTERNAL_ERROR}
     for message in messages:

@@ -66,7 +66,9 @@ class Channel(Protocol):
     """How one customer reaches the assistant."""
 
     platform: str
-    conversation_id: str
+
+    @property
+    def conversation_id(self) -> str: ...
 
     async def say(self, text: str) -> Sent:
         """Send `text`; wait (at most TURN_TIMEOUT_S) for an answer to it."""
@@ -272,7 +274,7 @@ class TerminalChannel:
 
 
 @dataclass
-class Customer:
+class SimulatedCustomer:
     """One simulated customer on one channel, following scripts until `stop` is set."""
 
     name: str
@@ -284,7 +286,9 @@ class Customer:
     escalated_at: float | None = None
     agent_seen: bool = False  # the agent's replies and the hand-back arrived
 
-    async def run(self, stop: asyncio.Event, on_escalate: Callable[[Customer], None]) -> None:
+    async def run(
+        self, stop: asyncio.Event, on_escalate: Callable[[SimulatedCustomer], None]
+    ) -> None:
         await asyncio.sleep(self.rng.uniform(0, self.think_s[1] * 2))  # not all at once
         if self.escalates:
             await self._escalate(stop, on_escalate)
@@ -295,7 +299,9 @@ class Customer:
                 self.sent.append(await self.channel.say(text))
                 await asyncio.sleep(self.rng.uniform(*self.think_s))
 
-    async def _escalate(self, stop: asyncio.Event, on_escalate: Callable[[Customer], None]) -> None:
+    async def _escalate(
+        self, stop: asyncio.Event, on_escalate: Callable[[SimulatedCustomer], None]
+    ) -> None:
         for text in ESCALATION:
             self.sent.append(await self.channel.say(text))
             await asyncio.sleep(self.rng.uniform(*self.think_s))

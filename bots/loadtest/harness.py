@@ -44,7 +44,7 @@ from bots.loadtest.checks import (
 )
 from bots.loadtest.customers import (
     AGENT_MARK,
-    Customer,
+    SimulatedCustomer,
     SlackChannel,
     SlackInbox,
     TelegramChannel,
@@ -284,7 +284,7 @@ def telegram_env(world: World, token: str) -> dict[str, str]:
 
 def in_process_settings(world: World) -> Settings:
     """The settings of the terminal customers' core and the agent's desk in this process."""
-    values = {
+    values: dict[str, Any] = {
         name.removeprefix("CONCIERGE_").lower(): value
         for name, value in world.env.items()
         if name.startswith("CONCIERGE_")
@@ -363,8 +363,8 @@ def build_faults(world: World) -> dict[str, Fault]:
 
         def finish(window: Window) -> None:
             world.llm.mode = "ok"
-            window.notes["llm_requests"] = world.llm.requests - int(
-                str(window.notes["llm_requests_before"]))
+            before = int(str(window.notes.pop("llm_requests_before")))
+            window.notes["llm_requests"] = world.llm.requests - before
 
         return Fault(begin, finish)
 
@@ -393,7 +393,7 @@ def build_faults(world: World) -> dict[str, Fault]:
 class Run:
     """What the customers sent and what came back, gathered for the checks."""
 
-    customers: list[Customer]
+    customers: list[SimulatedCustomer]
     flood_sent: list[Sent]
     windows: list[Window]
     agent: Agent
@@ -435,10 +435,10 @@ async def drive(world: World, config: LoadConfig) -> Run:
             else:
                 channel = TerminalChannel(conversation, pool, f"load{n}")
             escalates = rng.random() < ESCALATING_SHARE or n == 2  # one terminal customer at least
-            customers.append(Customer(f"c{n}", channel, random.Random(rng.random()),
+            customers.append(SimulatedCustomer(f"c{n}", channel, random.Random(rng.random()),
                                       escalates=escalates))
 
-        def on_escalate(customer: Customer) -> None:
+        def on_escalate(customer: SimulatedCustomer) -> None:
             channel = customer.channel
             if isinstance(channel, TerminalChannel):
                 topic = customer_topic("terminal", channel.conversation_id)
@@ -485,7 +485,7 @@ async def drive(world: World, config: LoadConfig) -> Run:
 TURN_GRACE_S = 35.0  # customers finish the turn in flight (each waits at most 30 s)
 
 
-async def settle(world: World, customers: Sequence[Customer]) -> None:
+async def settle(world: World, customers: Sequence[SimulatedCustomer]) -> None:
     """Wait until the stand-ins stop receiving (answers and agent replies still on the way)."""
     deadline = time.monotonic() + DRAIN_S
     last, quiet_since = -1, time.monotonic()
@@ -599,11 +599,11 @@ def state_check(world: World, run: Run, records: Sequence[Sent]) -> dict[str, An
             "customers_short": short, "customers_short_by_redis_restart": short_by_restart}
 
 
-def conversation_id(customer: Customer) -> str:
+def conversation_id(customer: SimulatedCustomer) -> str:
     return customer.channel.conversation_id
 
 
-def customer_key(customer: Customer) -> str:
+def customer_key(customer: SimulatedCustomer) -> str:
     """How `Sent.customer` names this customer in the records."""
     channel = customer.channel
     if isinstance(channel, TelegramChannel):
@@ -638,7 +638,8 @@ def report(world: World, run: Run) -> dict[str, Any]:
             "end": round(window.end - run.started, 1),
             "messages": len(inside), "lost": judged.lost, "duplicated": judged.duplicated,
             "errors": judged.errors, "busy": judged.busy,
-            **latency_figures(inside), **window.notes,
+            **{k: v for k, v in latency_figures(inside).items() if k in ("p50_ms", "p99_ms")},
+            **window.notes,
         }
     if flooded:
         others_in_flood = [m for m in regular if any(
