@@ -52,6 +52,10 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
         "bots.accounts:bench_identity_main",
         "the linked-identity lookup per turn, and order-number guesses per hour",
     ),
+    ("bench", "load"): (
+        "bots.loadtest.harness:main",
+        "simulated customers through the real adapters, with faults; lost/duplicated, p99",
+    ),
     ("bench", "nlu"): ("workers.nlu.cli:bench_nlu_main", "train and test the local NLU method"),
     ("bench", "recommender"): ("workers.recommender.cli:bench_recommender_main", "scoring latency"),
     ("store", "import"): ("bots.store:import_main", "import a shop's files into the store"),

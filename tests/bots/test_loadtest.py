@@ -1,0 +1,103 @@
+"""`concierge bench load`: a short real run, and the checks it makes, shown able to fail.
+
+The run starts the whole world (its own Redis, a Celery worker, a Telegram bot on the emulator,
+a Slack process, terminal customers) for 15 s with one fault, and reports one JSON line. The
+checks are pure functions over what the stand-ins recorded: fed a duplicated reply, a lost
+message, a lost or repeated agent reply, or a log holding a secret, they must say so.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from bots.loadtest.checks import (
+    AgentReply,
+    Sent,
+    judge_agent_replies,
+    judge_messages,
+    latency_figures,
+    secrets_in_logs,
+)
+from bots.loadtest.faults import chosen_faults, schedule
+from core.turn import replies
+from tests.processes import clean_env
+
+
+def answered(key: str, *texts: str, at: float = 100.0, sent_at: float = 99.9) -> Sent:
+    message = Sent("telegram", "c1", key, "hi", sent_at)
+    message.replies = [(text, at) for text in texts]
+    return message
+
+
+def test_a_short_run_reports_every_figure(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "bots.cli", "bench", "load", "--customers", "10",
+               "--seconds", "15", "--faults", "llm_garbage"]
+    done = subprocess.run(command, cwd=tmp_path, env=clean_env(), capture_output=True,
+                          text=True, timeout=400)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    for name in ("turns", "turns_per_s", "p50_ms", "p99_ms", "p99_ms_outside_faults", "lost",
+                 "duplicated", "rate_limited", "busy", "secrets_in_logs", "state"):
+        assert name in result, name
+    assert set(result["agent_replies"]) == {"sent", "received", "lost", "duplicated"}
+    assert set(result["platforms"]) == {"telegram", "slack", "terminal"}
+    assert all(counts["messages"] > 0 for counts in result["platforms"].values())
+    assert result["turns"] > 0 and result["turns_per_s"] > 0
+    garbage = result["faults"]["llm_garbage"]
+    assert garbage["start"] < garbage["end"]
+    # Secrets were looked for (by name); whether any leaked is what the run reports.
+    assert isinstance(result["secrets_in_logs"], dict)
+    assert "Telegram bot(s)" in done.stderr  # the readable summary
+
+
+def test_a_duplicated_reply_is_flagged() -> None:
+    once = answered("1", "Here are three jackets", "Anything else?")
+    twice = answered("2", "Here are three jackets", "Here are three jackets")
+    verdict = judge_messages([once, twice])
+    assert (verdict.turns, verdict.duplicated) == (2, 1)
+    assert verdict.duplicated_examples == ["telegram c1 2"]
+
+
+def test_an_unanswered_message_is_lost_and_notices_are_counted() -> None:
+    verdict = judge_messages([answered("1"), answered("2", replies.BUSY),
+                              answered("3", replies.STORE_DOWN)])
+    assert (verdict.lost, verdict.turns, verdict.busy, verdict.errors) == (1, 2, 1, 1)
+
+
+def test_agent_replies_lost_or_duplicated_are_flagged() -> None:
+    sent = [AgentReply("telegram:1", "[ref T-1-0]", 1.0),
+            AgentReply("telegram:1", "[ref T-1-1]", 1.0),
+            AgentReply("slack:T:D1:1.0", "[ref T-2-0]", 1.0)]
+    received = {"telegram:1": ["Sam: on it [ref T-1-0]", "Sam: on it [ref T-1-0]"],
+                "slack:T:D1:1.0": ["Sam: hello [ref T-2-0]"]}
+    assert judge_agent_replies(sent, received) == {
+        "sent": 3, "received": 2, "lost": 1, "duplicated": 1
+    }
+
+
+def test_a_secret_in_any_log_is_found(tmp_path: Path) -> None:
+    (tmp_path / "clean.log").write_text("info telegram.polling base_url=http://127.0.0.1\n")
+    (tmp_path / "leaky.log").write_text("debug GET /bot7100:s3cr3t-token/getUpdates\n")
+    found = secrets_in_logs({"telegram_token": "7100:s3cr3t-token", "redis_password": "pw-x"},
+                            sorted(tmp_path.glob("*.log")))
+    assert found == {"telegram_token": ["leaky.log"]}
+
+
+def test_latency_outside_fault_windows_leaves_out_overlapping_waits() -> None:
+    calm = answered("1", "ok", sent_at=10.0, at=10.1)
+    slow = answered("2", "ok", sent_at=20.0, at=25.0)  # waited through the fault at 22-23
+    figures = latency_figures([calm, slow], windows=[(22.0, 23.0)])
+    assert figures["p99_ms"] == 5000.0
+    assert figures["p99_ms_calm"] == 100.0
+
+
+def test_faults_are_chosen_and_spread_over_the_run() -> None:
+    assert chosen_faults("none", flood=True) == ("flood",)
+    assert "redis_restart" in chosen_faults("all")
+    windows = schedule(chosen_faults("worker_kill,bot_term"), 60.0)
+    assert [w.fault for w in windows] == ["worker_kill", "bot_term"]
+    assert windows[0].offset_s + windows[0].length_s <= windows[1].offset_s
+    assert windows[-1].offset_s + windows[-1].length_s <= 60.0
