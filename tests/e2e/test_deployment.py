@@ -155,3 +155,13 @@ def test_concierge_flower_refuses_to_start_without_a_login(tmp_path: Path) -> No
     assert done.returncode == 2 and "CONCIERGE_FLOWER_PASSWORD" in done.stderr
     done = flower_command(tmp_path, "--address=0.0.0.0", "--no-auth")
     assert done.returncode == 2 and "only allowed on a loopback address" in done.stderr
+
+
+def test_doctor_for_flower_names_the_missing_login(tmp_path: Path) -> None:
+    from tests.bots.test_doctor import doctor
+
+    code, out = doctor(tmp_path, "--for", "flower")
+    assert code == 1 and "`concierge flower` refuses to start without a login" in out
+    code, out = doctor(tmp_path, "--for", "flower", flower_user="ops", flower_password="pw0pw0")
+    assert "CONCIERGE_FLOWER_USER and CONCIERGE_FLOWER_PASSWORD are set" in out
+    assert "pw0pw0" not in out
