@@ -306,6 +306,29 @@ def token_findings(settings: Settings, wanted: frozenset[str]) -> list[Finding]:
     return findings
 
 
+def check_webhook(settings: Settings) -> Finding:
+    """A webhook's secret is its own, never derived from the token (see bots.telegram)."""
+    if not settings.telegram_webhook_url:
+        return skip("telegram webhook", "CONCIERGE_TELEGRAM_WEBHOOK_URL not set (long polling)")
+    from bots.telegram import webhook_secret
+
+    try:
+        webhook_secret(settings)
+    except ValueError as problem:
+        return fail("telegram webhook", str(problem),
+                    "set CONCIERGE_TELEGRAM_WEBHOOK_SECRET in .env (`openssl rand -hex 32`)")
+    return ok("telegram webhook", "CONCIERGE_TELEGRAM_WEBHOOK_SECRET is set and well-formed")
+
+
+def check_flower_login(settings: Settings) -> Finding:
+    password = settings.flower_password
+    if settings.flower_user and password is not None and password.get_secret_value():
+        return ok("flower login", "CONCIERGE_FLOWER_USER and CONCIERGE_FLOWER_PASSWORD are set")
+    return fail("flower login", "CONCIERGE_FLOWER_USER or CONCIERGE_FLOWER_PASSWORD is not set: "
+                                "`concierge flower` refuses to start without a login",
+                "set both in .env (Flower shows customers' requests)")
+
+
 # -- the whole examination -------------------------------------------------------------------
 
 
@@ -318,6 +341,10 @@ def examine(settings: Settings, roles: Iterable[str] = ()) -> list[Finding]:
         findings.append(check_sqlite(settings.sqlite_path))
     findings.extend(check_models(settings, wanted))
     findings.extend(token_findings(settings, wanted))
+    if "telegram" in wanted or settings.telegram_webhook_url:
+        findings.append(check_webhook(settings))
+    if "flower" in wanted:
+        findings.append(check_flower_login(settings))
     uses_workers = settings.recommender == "celery" or wanted & {"worker", "flower"}
     if uses_workers:
         broker = check_redis("broker", settings.celery_broker_url, "CONCIERGE_CELERY_BROKER_URL")

@@ -17,8 +17,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import hashlib
 import logging
+import re
 import signal
 import sys
 from collections.abc import Sequence
@@ -448,9 +448,12 @@ async def _keyboard(ledger: Ledger, buttons: Sequence[Button]) -> InlineKeyboard
 
 
 def telegram_adapter(settings: Settings, handler: Handler, ledger: Ledger) -> TelegramAdapter:
-    """The Application with its handlers installed; `main()` or a test runs it."""
+    """The Application with its handlers installed; `main()` or a test runs it. Refuses
+    settings it could not serve safely: a webhook needs a secret of its own."""
     if settings.telegram_token is None:
         raise ValueError("CONCIERGE_TELEGRAM_TOKEN is not set (the token @BotFather gave you)")
+    if settings.telegram_webhook_url:
+        webhook_secret(settings)
     base = settings.telegram_base_url.rstrip("/")
     application = (
         Application.builder()
@@ -464,12 +467,21 @@ def telegram_adapter(settings: Settings, handler: Handler, ledger: Ledger) -> Te
     return TelegramAdapter(application, handler, ledger)
 
 
+WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
+
+
 def webhook_secret(settings: Settings) -> str:
-    """The configured secret, else one derived from the token (Telegram allows [A-Za-z0-9_-])."""
-    if settings.telegram_webhook_secret is not None:
-        return settings.telegram_webhook_secret.get_secret_value()
-    assert settings.telegram_token is not None
-    return hashlib.sha256(settings.telegram_token.get_secret_value().encode()).hexdigest()[:48]
+    """The configured secret Telegram must send with each update. Never derived from the bot
+    token: whoever read the token would know it too. ValueError when unset or malformed."""
+    configured = settings.telegram_webhook_secret
+    if configured is None or not configured.get_secret_value():
+        raise ValueError("CONCIERGE_TELEGRAM_WEBHOOK_SECRET is not set: a webhook needs a secret "
+                         "of its own (e.g. `openssl rand -hex 32`)")
+    value = configured.get_secret_value()
+    if not WEBHOOK_SECRET.fullmatch(value):
+        raise ValueError("CONCIERGE_TELEGRAM_WEBHOOK_SECRET must be 1-256 characters of "
+                         "A-Z a-z 0-9 _ - (Telegram's rule)")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:

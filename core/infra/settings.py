@@ -1,6 +1,8 @@
 """All configuration, read once from the environment (prefix CONCIERGE_) and `.env`.
 
 Build one `Settings` in `main()` and pass it down; nothing else reads the environment.
+Every `Settings` built hands its secrets to the log filter (`secrets_of`), so no process can
+log them, whatever it logs and whenever it configures logging.
 """
 
 from __future__ import annotations
@@ -9,9 +11,12 @@ from dataclasses import fields
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.infra.logs import keep_secrets
 
 C = TypeVar("C")
 
@@ -150,7 +155,11 @@ class Settings(BaseSettings):
     # Telegram. Long polling unless a public webhook URL is set.
     telegram_token: SecretStr | None = None
     telegram_webhook_url: str | None = None  # public https URL Telegram posts updates to
-    telegram_webhook_secret: SecretStr | None = None  # defaults to one derived from the token
+    telegram_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="required with a webhook URL, never derived from the token; 1-256 of "
+                    "A-Z a-z 0-9 _ - (e.g. `openssl rand -hex 32`)",
+    )
     telegram_bind_host: str = "127.0.0.1"  # webhook listener address
     telegram_port: int = 8443  # webhook listener port
     telegram_base_url: str = "https://api.telegram.org"  # a Bot API server or the test emulator
@@ -198,6 +207,36 @@ class Settings(BaseSettings):
     )
     support_agent_group: str | None = None  # a user group whose members may act, too
     support_summary: Literal["template", "llm"] = "template"  # llm: a briefing by the LLM_* model
+
+    # Flower (`concierge flower`) asks for this user and password (HTTP basic auth).
+    flower_user: str | None = None  # the Flower login; required unless --no-auth on loopback
+    flower_password: SecretStr | None = None  # the Flower password; never logged
+
+    def model_post_init(self, context: Any) -> None:
+        keep_secrets(secrets_of(self))
+
+
+def secrets_of(settings: Settings) -> frozenset[str]:
+    """Every secret value in `settings`: each SecretStr (only its password when it is a URL,
+    so a plain sqlite:/// path stays readable) and the password in every other URL setting,
+    as written and percent-decoded."""
+    found: set[str] = set()
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            text = value.get_secret_value()
+            found |= _url_passwords(text) if "://" in text else {text}
+        elif isinstance(value, str) and "://" in value:
+            found |= _url_passwords(value)
+    return frozenset(value for value in found if value)
+
+
+def _url_passwords(url: str) -> set[str]:
+    try:
+        password = urlsplit(url).password
+    except ValueError:  # not a URL after all: keep all of it out of the logs
+        return {url}
+    return set() if password is None else {password, unquote(password)}
 
 
 def settings_section(settings: Settings, prefix: str, config_type: type[C]) -> C:

@@ -117,7 +117,8 @@ def telegram_path(
 ) -> list[float]:
     token = "3000:bench-webhook" if webhook else "3000:bench-polling"
     emulator = TelegramEmulator(token).start()
-    settings = Settings(telegram_token=SecretStr(token), telegram_base_url=emulator.url)
+    settings = Settings(telegram_token=SecretStr(token), telegram_base_url=emulator.url,
+                        telegram_webhook_secret=SecretStr("bench-webhook-secret"))
     ledger = SqliteLedger(workdir / f"{token}.db", 3600)
     adapter = telegram.telegram_adapter(settings, handler, ledger)
     application = adapter.application

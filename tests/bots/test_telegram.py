@@ -483,11 +483,13 @@ def test_webhook_mode_checks_the_secret_token(tmp_path: Path):
     emulator = TelegramEmulator(token).start()
     clerk = Clerk()
     port = free_port()
-    settings = Settings(telegram_token=SecretStr(token), telegram_base_url=emulator.url)
+    url = f"http://127.0.0.1:{port}/telegram"
+    settings = Settings(telegram_token=SecretStr(token), telegram_base_url=emulator.url,
+                        telegram_webhook_url=url,
+                        telegram_webhook_secret=SecretStr("webhook-test-secret"))
     adapter = telegram_adapter(settings, clerk, make_ledger(tmp_path / "ledger.sqlite3"))
     application = adapter.application
     loop = LoopThread()
-    url = f"http://127.0.0.1:{port}/telegram"
 
     async def start() -> None:
         await application.initialize()

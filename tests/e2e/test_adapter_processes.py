@@ -82,6 +82,7 @@ def test_telegram_process_answers_a_customer(environment, logs_dir, mode):
         env |= {
             "CONCIERGE_TELEGRAM_WEBHOOK_URL": f"http://127.0.0.1:{port}/telegram",
             "CONCIERGE_TELEGRAM_PORT": str(port),
+            "CONCIERGE_TELEGRAM_WEBHOOK_SECRET": "process-webhook-secret",
         }
     log = logs_dir / "telegram.log"
     process = spawn("bots.telegram", env, log)

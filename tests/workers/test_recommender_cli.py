@@ -48,10 +48,19 @@ def test_worker_takes_concurrency_from_settings_or_the_command(app: RecordingApp
 
 def test_flower_binds_loopback_unless_told(app: RecordingApp) -> None:
     settings = Settings(log_level="WARNING")
-    assert dashboard.main([], settings) == 0
+    assert dashboard.main(["--no-auth"], settings) == 0
     assert app.argv == ["flower", "--address=127.0.0.1", "--port=5555"]
     assert dashboard.main(["--port", "6000", "--basic-auth=a:b"], settings) == 0
     assert app.argv == ["flower", "--address=127.0.0.1", "--port=6000", "--basic-auth=a:b"]
+
+
+def test_flower_logs_in_with_the_settings_login(app: RecordingApp) -> None:
+    settings = Settings(log_level="WARNING", flower_user="ops", flower_password="pw0")
+    assert dashboard.main(["--address=0.0.0.0"], settings) == 0
+    assert app.argv == ["flower", "--address=0.0.0.0", "--port=5555", "--basic-auth=ops:pw0"]
+    app.argv = []
+    assert dashboard.main(["--address=0.0.0.0", "--no-auth"], Settings(log_level="WARNING")) == 2
+    assert app.argv == []  # Flower never started
 
 
 def test_bench_recommender_defaults_to_the_settings_model(
