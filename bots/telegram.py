@@ -500,6 +500,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if settings.telegram_token is None:
         print("Set CONCIERGE_TELEGRAM_TOKEN to the token @BotFather gave you.", file=sys.stderr)
         return 2
+    if settings.telegram_webhook_url:
+        try:  # before the models load: a misconfigured webhook fails in a second, in one line
+            webhook_secret(settings)
+        except ValueError as error:
+            print(error, file=sys.stderr)
+            return 2
     from bots.wiring import build_conversation, start_customer_deliveries
 
     conversation = build_conversation(settings)
