@@ -96,7 +96,7 @@ def judge_messages(messages: Iterable[Sent]) -> MessageCounts:
                 verdict.duplicated_examples.append(
                     f"{message.platform} {message.customer} {message.key}"
                 )
-        if replies.BUSY in texts:
+        if replies.NOT_HANDLED in texts:
             verdict.busy += 1
         if notices & texts.keys():
             verdict.rate_limited += 1

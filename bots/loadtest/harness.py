@@ -87,6 +87,9 @@ class LoadConfig:
     seed: int = 7
     understander: str = "cascade"
     llm_timeout_s: float = 1.0  # a held LLM request fails after this (then the local model)
+    # Seconds a customer waits between messages (uniform): with the answer's own time, this
+    # sets the offered load: 200 customers thinking 1-3 s offer about 100 turns/s.
+    think_s: tuple[float, float] = (1.0, 3.0)
     keep: bool = False  # keep the run's folder (logs) afterwards
 
 
@@ -436,7 +439,7 @@ async def drive(world: World, config: LoadConfig) -> Run:
                 channel = TerminalChannel(conversation, pool, f"load{n}")
             escalates = rng.random() < ESCALATING_SHARE or n == 2  # one terminal customer at least
             customers.append(SimulatedCustomer(f"c{n}", channel, random.Random(rng.random()),
-                                      escalates=escalates))
+                                               config.think_s, escalates=escalates))
 
         def on_escalate(customer: SimulatedCustomer) -> None:
             channel = customer.channel
@@ -658,6 +661,7 @@ def report(world: World, run: Run) -> dict[str, Any]:
     return {
         "customers": world.config.customers, "seconds": round(seconds, 1),
         "bots": world.config.bots, "workers": world.config.workers,
+        "think_s": list(world.config.think_s),
         "turns": verdict.turns,
         "turns_per_s": round(sum(1 for m in in_window if m.replies) / seconds, 1),
         "p50_ms": figures["p50_ms"], "p99_ms": figures["p99_ms"],
@@ -753,6 +757,17 @@ def run_load(config: LoadConfig, folder: Path) -> dict[str, Any]:
     return result
 
 
+def _seconds_range(text: str) -> tuple[float, float]:
+    low, _, high = text.partition(",")
+    try:
+        bounds = (float(low), float(high or low))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not MIN,MAX seconds: {text!r}") from None
+    if not 0 <= bounds[0] <= bounds[1]:
+        raise argparse.ArgumentTypeError(f"need 0 <= MIN <= MAX: {text!r}")
+    return bounds
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="concierge bench load", formatter_class=CommandHelp,
@@ -770,6 +785,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "llm_garbage,bot_term,flood")
     parser.add_argument("--flood", action="store_true", help="add the flooding customer")
     parser.add_argument("--understander", choices=("cascade", "local", "llm"), default="cascade")
+    parser.add_argument("--think", type=_seconds_range, default=(1.0, 3.0), metavar="MIN,MAX",
+                        help="seconds each customer waits between messages; sets the offered load")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--keep", action="store_true", help="keep the run's folder and logs")
     args = parser.parse_args(argv)
@@ -778,7 +795,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         parser.error(str(error))
     config = LoadConfig(args.customers, args.seconds, max(1, args.bots), max(1, args.workers),
-                        faults, args.seed, args.understander, keep=args.keep)
+                        faults, args.seed, args.understander, think_s=args.think,
+                        keep=args.keep)
 
     def interrupted(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt

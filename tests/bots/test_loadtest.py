@@ -62,7 +62,7 @@ def test_a_duplicated_reply_is_flagged() -> None:
 
 
 def test_an_unanswered_message_is_lost_and_notices_are_counted() -> None:
-    verdict = judge_messages([answered("1"), answered("2", replies.BUSY),
+    verdict = judge_messages([answered("1"), answered("2", replies.NOT_HANDLED),
                               answered("3", replies.STORE_DOWN)])
     assert (verdict.lost, verdict.turns, verdict.busy, verdict.errors) == (1, 2, 1, 1)
 
