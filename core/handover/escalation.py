@@ -22,6 +22,7 @@ from typing import Protocol
 
 from core.handover.deliveries.store import (
     AGENTS_TOPIC,
+    DeadLetter,
     Delivery,
     DeliveryKind,
     DeliveryQueue,
@@ -270,6 +271,23 @@ class SupportDesk:
         self.tickets.append(
             ticket_id, TicketEntry(role="note", text=text, at=self.clock(), author=agent)
         )
+
+    def undelivered(self, letter: DeadLetter) -> None:
+        """A reply the customer did not get (or may not have): a note on the ticket, and news
+        on the agents' topic, so a person knows to follow up. Called by the delivery loop."""
+        delivery = letter.delivery
+        if delivery.kind != "reply" or delivery.ticket_id is None:
+            return  # news for agents that agents did not get: the dead letter is all there is
+        text = f"Not delivered to the customer ({letter.reason}): “{_clip(delivery.text, 300)}”"
+        self.note(delivery.ticket_id, "concierge", text)
+        self._to_agents(
+            (delivery.ticket_id, delivery.conversation_id),
+            "undelivered",
+            f"{delivery.id}:undelivered",
+            text,
+        )
+        event(log, "ticket.undelivered", logging.WARNING, ticket=delivery.ticket_id,
+              delivery=delivery.id)
 
     def sweep(self) -> list[Ticket]:
         """Open tickets nobody claimed within the SLA: tell the customer honestly, remind agents.
