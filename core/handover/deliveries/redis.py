@@ -107,7 +107,9 @@ class RedisDeliveryQueue:
             except redis.ResponseError as exc:
                 if "NOGROUP" not in str(exc):
                     raise
-                return []  # the stream is gone (the server lost its data): nothing is held
+                # The server lost the stream with its group: no other consumer can hold these
+                # entries, and this one still has them to deliver.
+                return list(taken)
         receipts = {text(receipt) for receipt in held}
         return [t for t in taken if t.receipt in receipts]
 

@@ -226,7 +226,11 @@ def test_redis_that_came_back_empty_gets_its_consumer_group_again(redis_prefix: 
     # database is shared, so only this queue's keys go).
     queue.redis.client.delete(queue.redis.key("deliveries", "chat"))
     queue.put(delivery(2))
-    assert [t.delivery.id for t in queue.take("chat", wait_s=0.5)] == ["d2"]
+    [taken] = queue.take("chat", wait_s=0.5)
+    assert taken.delivery.id == "d2"
+    # Lost while being sent: this consumer still holds what it took (nobody else can have it).
+    queue.redis.client.delete(queue.redis.key("deliveries", "chat"))
+    assert queue.renew("chat", [taken]) == [taken]
 
 
 def test_attempts_are_counted_by_the_store_across_restarts(queue: DeliveryQueue) -> None:
