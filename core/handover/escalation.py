@@ -278,7 +278,8 @@ class SupportDesk:
         delivery = letter.delivery
         if delivery.kind != "reply" or delivery.ticket_id is None:
             return  # news for agents that agents did not get: the dead letter is all there is
-        text = f"Not delivered to the customer ({letter.reason}): “{_clip(delivery.text, 300)}”"
+        said = _clip(delivery.text, 300)
+        text = f"The customer may not have this reply ({letter.reason}): “{said}”"
         self.note(delivery.ticket_id, "concierge", text)
         self._to_agents(
             (delivery.ticket_id, delivery.conversation_id),
