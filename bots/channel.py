@@ -10,6 +10,7 @@ An adapter parses a platform event into an `Incoming`, calls `run_turn`, and ren
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import time
 import weakref
@@ -17,6 +18,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequen
 from contextlib import asynccontextmanager
 from typing import Any
 
+from core.handover.deliveries.store import MaybeDelivered
 from core.infra.logs import event
 from core.state.store import LockTimeout
 from core.turn import replies
@@ -31,7 +33,10 @@ AsyncSend = Callable[[str, Reply], Coroutine[Any, Any, None]]
 BUSY_FIRST_PAUSE_S = 0.5
 BUSY_MAX_PAUSE_S = 10.0
 BUSY_GIVE_UP_S = 300.0
-SEND_TIMEOUT_S = 60.0  # an agent's reply not sent within this counts as failed, and is retried
+# An agent's reply not sent within this is stopped: well below the delivery lease (30 s by
+# default), though the delivery loop also renews the lease while a send runs.
+SEND_TIMEOUT_S = 20.0
+STOP_WAIT_S = 5.0  # how long a stopped send may take to tell whether it had begun
 MEMBER_MARK = "@"  # `<place>@<member>`: one member's conversation in a group chat
 
 
@@ -134,12 +139,59 @@ class ConversationOrder:
             yield
 
 
-def threadsafe(send: AsyncSend, loop: asyncio.AbstractEventLoop) -> Callable[[str, Reply], None]:
+def threadsafe(
+    send: AsyncSend, loop: asyncio.AbstractEventLoop, timeout_s: float = SEND_TIMEOUT_S
+) -> Callable[[str, Reply], None]:
     """A blocking `send_reply` for a delivery thread: runs `send` on the adapter's `loop` and
-    waits for it; an exception means "not delivered", and the delivery is retried later."""
+    waits for it. An exception means "not delivered", and the delivery is retried later.
+
+    A send still running after `timeout_s` is stopped. One that never began (the loop was busy)
+    is stopped before it can begin, and fails like any other; one that began may already have
+    reached the platform, so it raises `MaybeDelivered`: sending it again could send it twice.
+    """
 
     def send_reply(conversation_id: str, reply: Reply) -> None:
-        future = asyncio.run_coroutine_threadsafe(send(conversation_id, reply), loop)
-        future.result(SEND_TIMEOUT_S)
+        progress = _SendProgress()
+
+        async def attempt() -> None:
+            if progress.abandoned:
+                return
+            progress.began = True
+            await send(conversation_id, reply)
+            progress.finished = True
+
+        future = asyncio.run_coroutine_threadsafe(attempt(), loop)
+        try:
+            future.result(timeout_s)
+            return
+        except concurrent.futures.TimeoutError:
+            pass
+        # Decided on the loop's own thread, so the attempt cannot begin after the decision.
+        decided: concurrent.futures.Future[tuple[bool, bool]] = concurrent.futures.Future()
+        loop.call_soon_threadsafe(lambda: decided.set_result(progress.abandon()))
+        try:
+            began, finished = decided.result(STOP_WAIT_S)
+        except concurrent.futures.TimeoutError:
+            began, finished = True, False  # the loop is stuck: whether it began is unknown
+        if finished:
+            return
+        future.cancel()
+        if began:
+            raise MaybeDelivered(f"the send to {conversation_id} took over {timeout_s:g} s")
+        raise TimeoutError(f"the send to {conversation_id} did not begin within {timeout_s:g} s")
 
     return send_reply
+
+
+class _SendProgress:
+    """How far one send got, read and changed only on the adapter's event loop."""
+
+    def __init__(self) -> None:
+        self.began = False
+        self.finished = False
+        self.abandoned = False
+
+    def abandon(self) -> tuple[bool, bool]:
+        """Stop a send that has not begun; (began, finished) as they stood."""
+        self.abandoned = True
+        return self.began, self.finished

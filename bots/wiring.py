@@ -180,6 +180,7 @@ def start_customer_deliveries(
         return None
     loop = Deliveries.to_customers(desk.queue, topic, send_reply, wait_s=settings.delivery_wait_s)
     loop.tick = desk.sweep
+    loop.undelivered = desk.undelivered  # a reply given up on: the agents are told
     return loop.start()
 
 

@@ -23,6 +23,7 @@ from typing import Protocol
 
 from core.handover.deliveries.store import (
     AGENTS_TOPIC,
+    DeadLetter,
     Delivery,
     DeliveryKind,
     DeliveryQueue,
@@ -271,6 +272,24 @@ class SupportDesk:
         self.tickets.append(
             ticket_id, TicketEntry(role="note", text=text, at=self.clock(), author=agent)
         )
+
+    def undelivered(self, letter: DeadLetter) -> None:
+        """A reply the customer did not get (or may not have): a note on the ticket, and news
+        on the agents' topic, so a person knows to follow up. Called by the delivery loop."""
+        delivery = letter.delivery
+        if delivery.kind != "reply" or delivery.ticket_id is None:
+            return  # news for agents that agents did not get: the dead letter is all there is
+        said = _clip(delivery.text, 300)
+        text = f"The customer may not have this reply ({letter.reason}): “{said}”"
+        self.note(delivery.ticket_id, "concierge", text)
+        self._to_agents(
+            (delivery.ticket_id, delivery.conversation_id),
+            "undelivered",
+            f"{delivery.id}:undelivered",
+            text,
+        )
+        event(log, "ticket.undelivered", logging.WARNING, ticket=delivery.ticket_id,
+              delivery=delivery.id)
 
     def sweep(self) -> list[Ticket]:
         """Open tickets nobody claimed within the SLA: tell the customer honestly, remind agents.

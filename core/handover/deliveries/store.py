@@ -6,14 +6,29 @@ whose bot process serves all of its customers, one per conversation for the term
 terminal chat is its own process), and `AGENTS_TOPIC` for the agent side. A `Deliveries` loop in
 the receiving process takes them, hands each to the adapter's callback and acknowledges it.
 
-Delivery is at least once (a taken delivery that is not acknowledged within the lease is taken
-again) and deduplicated: putting the same id twice stores it once, and an acknowledged id is
-never handed out again.
+The guarantee: at least once, deduplicated, and never silently lost.
+
+- `put` is atomic: the delivery is queued and its id remembered together, or neither (a failed
+  put can be repeated); putting the same id again stores it once.
+- A taken delivery is leased to one consumer; the loop renews the lease while the recipient
+  works on it, so a slow send is not taken and sent again by another consumer. A delivery
+  whose consumer died (no renewal, no acknowledgement) is taken again when its lease ends.
+- An acknowledged id is never handed out again (a mark kept for `DEDUP_TTL_S`).
+- Attempts are counted by the store (they survive a restart); after `MAX_ATTEMPTS` failed
+  attempts, or a send whose outcome is unknown (`MaybeDelivered`), the delivery is not retried:
+  it is kept among the topic's dead letters (`dead_letters`) and the agents are told.
+
+Where a duplicate can still happen: a consumer that sent a delivery and then stopped (crash,
+kill, the store unreachable) before its acknowledgement was stored; and a consumer stalled
+longer than the lease without renewing (a frozen process, the store unreachable for that long),
+whose delivery another consumer took meanwhile. Where a loss can: the store itself losing data
+(Redis restarted without persistence drops what it held), which no consumer can see.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -33,6 +48,7 @@ DeliveryKind = Literal[
     "customer_message",  # to agents: the customer wrote while the ticket is open
     "ticket_changed",  # to agents: claimed, resolved, handed back, rated
     "reminder",  # to agents: nobody has claimed a ticket within the SLA
+    "undelivered",  # to agents: a reply did not reach the customer (or may not have)
 ]
 
 
@@ -68,9 +84,28 @@ class Taken:
 
     receipt: str
     delivery: Delivery
+    attempts: int = 1  # times it was handed out, this one included (counted by the store)
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A delivery given up on: kept for a person to see, never handed out again."""
+
+    delivery: Delivery
+    reason: str
+    attempts: int
+    at: float
+
+
+class MaybeDelivered(Exception):
+    """Raised by a recipient whose send may have gone out though it did not finish (it timed
+    out mid-request): retrying could send it twice, so it is not retried, and a person is told.
+    """
 
 
 class DeliveryQueue(Protocol):
+    lease_s: float  # how long a taken delivery is held for its consumer without a renewal
+
     def put(self, delivery: Delivery) -> bool:
         """Queue a delivery; False when one with the same id was queued before."""
         ...
@@ -81,6 +116,20 @@ class DeliveryQueue(Protocol):
 
     def ack(self, topic: str, taken: Taken) -> None:
         """The delivery reached its recipient: never hand it out again."""
+        ...
+
+    def renew(self, topic: str, taken: Sequence[Taken]) -> list[Taken]:
+        """Extend the leases of deliveries this consumer holds (it is still working on them);
+        returns those it still held (a lapsed lease may have gone to another consumer)."""
+        ...
+
+    def bury(self, topic: str, taken: Taken, reason: str) -> DeadLetter:
+        """Give up on a delivery: keep it among the topic's dead letters, never hand it out
+        again."""
+        ...
+
+    def dead_letters(self, topic: str, limit: int = 100) -> list[DeadLetter]:
+        """The topic's dead letters, oldest first (kept for `DEDUP_TTL_S`)."""
         ...
 
 

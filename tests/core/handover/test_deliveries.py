@@ -9,10 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from core.handover.deliveries.loop import Deliveries
+from core.handover.deliveries.loop import MAX_ATTEMPTS, Deliveries
 from core.handover.deliveries.redis import RedisDeliveryQueue
 from core.handover.deliveries.sqlite import SqliteDeliveryQueue
-from core.handover.deliveries.store import AGENTS_TOPIC, Delivery, DeliveryQueue, customer_topic
+from core.handover.deliveries.store import (
+    AGENTS_TOPIC,
+    DeadLetter,
+    Delivery,
+    DeliveryQueue,
+    MaybeDelivered,
+    customer_topic,
+)
+from core.infra.errors import StoreUnavailable
 from core.turn.messages import Button, Reply
 from tests.conftest import TEST_REDIS
 
@@ -191,3 +199,119 @@ def test_sqlite_forgets_long_delivered_rows(
     queue.ack("chat", taken[1])
     rows = sqlite3.connect(queue.path).execute("SELECT count(*) FROM deliveries").fetchone()
     assert rows == (0,)
+
+
+# -- faults: a put that fails half-way, a store that comes back empty, a recipient that keeps
+# -- failing, a send slower than the lease ----------------------------------------------------
+
+
+def test_redis_put_that_failed_half_way_can_be_repeated(redis_prefix: str) -> None:
+    """The stream cannot take the entry (a key of the wrong type stands in for any failure
+    of XADD): the put fails as a whole, so the sender's retry delivers it."""
+    queue = RedisDeliveryQueue(REDIS_URL, redis_prefix, lease_s=LEASE_S)
+    stream = queue.redis.key("deliveries", "chat")
+    queue.redis.client.set(stream, "not a stream")
+    with pytest.raises(StoreUnavailable):
+        queue.put(delivery(1))
+    queue.redis.client.delete(stream)
+    assert queue.put(delivery(1))  # the retry is queued, not taken for a duplicate
+    assert [t.delivery.id for t in queue.take("chat", wait_s=0.5)] == ["d1"]
+
+
+def test_redis_that_came_back_empty_gets_its_consumer_group_again(redis_prefix: str) -> None:
+    queue = RedisDeliveryQueue(REDIS_URL, redis_prefix, lease_s=LEASE_S)
+    queue.put(delivery(1))
+    queue.ack("chat", queue.take("chat", wait_s=0.5)[0])
+    # What a restart without persistence or a FLUSHALL leaves: no stream, no group (the test
+    # database is shared, so only this queue's keys go).
+    queue.redis.client.delete(queue.redis.key("deliveries", "chat"))
+    queue.put(delivery(2))
+    [taken] = queue.take("chat", wait_s=0.5)
+    assert taken.delivery.id == "d2"
+    # Lost while being sent: this consumer still holds what it took (nobody else can have it).
+    queue.redis.client.delete(queue.redis.key("deliveries", "chat"))
+    assert queue.renew("chat", [taken]) == [taken]
+
+
+def test_attempts_are_counted_by_the_store_across_restarts(queue: DeliveryQueue) -> None:
+    """Each attempt in a fresh loop over a fresh queue, as after a restart: the fifth failure
+    still gives up, the delivery is kept as a dead letter, and people are told."""
+    queue.put(delivery(1))
+    told: list[DeadLetter] = []
+
+    def refuse(delivery: Delivery) -> None:
+        raise ConnectionError("platform unreachable")
+
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        restarted = Deliveries(another(queue), "chat", refuse, wait_s=0.5, undelivered=told.append)
+        assert restarted.poll() == 0
+        assert len(told) == (attempt == MAX_ATTEMPTS)
+        if attempt < MAX_ATTEMPTS:
+            time.sleep(LEASE_S + 0.2)  # the lease ends: the delivery is due again
+    [letter] = queue.dead_letters("chat")
+    assert letter.delivery.id == "d1" and letter.attempts == MAX_ATTEMPTS
+    assert "ConnectionError" in letter.reason
+    assert told[0].delivery == letter.delivery
+    time.sleep(LEASE_S + 0.2)
+    assert another(queue).take("chat", wait_s=0.2) == []  # buried: never handed out again
+    assert queue.dead_letters(AGENTS_TOPIC) == []  # kept per topic
+
+
+def test_a_send_that_may_have_gone_out_is_not_sent_again(queue: DeliveryQueue) -> None:
+    calls: list[str] = []
+    told: list[DeadLetter] = []
+
+    def time_out(delivery: Delivery) -> None:
+        calls.append(delivery.id)
+        raise MaybeDelivered("the send took too long")
+
+    loop = Deliveries(queue, "chat", time_out, wait_s=0.2, undelivered=told.append)
+    queue.put(delivery(1))
+    assert loop.poll() == 0
+    time.sleep(LEASE_S + 0.2)
+    assert loop.poll() == 0
+    assert calls == ["d1"]
+    assert [t.delivery.id for t in told] == ["d1"]
+    assert [d.delivery.id for d in queue.dead_letters("chat")] == ["d1"]
+
+
+def test_a_send_slower_than_the_lease_is_delivered_once(queue: DeliveryQueue) -> None:
+    """Two consumers on one topic; every send takes three leases. The first consumer holds
+    both deliveries it took (the one it is sending and the one waiting behind it), so the
+    second never sends either of them again."""
+    sends: list[str] = []
+    sending = threading.Event()
+
+    def slow_send(delivery: Delivery) -> None:
+        sending.set()
+        time.sleep(3 * LEASE_S)
+        sends.append(delivery.id)
+
+    queue.put(delivery(1))
+    queue.put(delivery(2))
+    first = Deliveries(queue, "chat", slow_send, wait_s=0.1).start()
+    assert sending.wait(5)
+    second = Deliveries(another(queue), "chat", slow_send, wait_s=0.1).start()
+    try:
+        deadline = time.monotonic() + 15
+        while len(sends) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(4 * LEASE_S)  # long enough for any duplicate to be sent
+    finally:
+        first.stop()
+        second.stop()
+    assert sorted(sends) == ["d1", "d2"]
+
+
+def test_a_renewal_does_not_take_back_what_another_consumer_reclaimed(
+    queue: DeliveryQueue,
+) -> None:
+    queue.put(delivery(1))
+    [mine] = queue.take("chat", wait_s=0.5)
+    assert queue.renew("chat", [mine]) == [mine]
+    time.sleep(LEASE_S + 0.2)  # this consumer stalled past its lease
+    other = another(queue)
+    [theirs] = other.take("chat", wait_s=0.5)
+    assert theirs.attempts == 2
+    assert queue.renew("chat", [mine]) == []  # lost: not stolen back
+    assert other.renew("chat", [theirs]) == [theirs]

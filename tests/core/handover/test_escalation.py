@@ -16,7 +16,7 @@ import pytest
 from core.handover.deliveries.loop import Deliveries
 from core.handover.deliveries.redis import RedisDeliveryQueue
 from core.handover.deliveries.sqlite import SqliteDeliveryQueue
-from core.handover.deliveries.store import AGENTS_TOPIC, Delivery, customer_topic
+from core.handover.deliveries.store import AGENTS_TOPIC, Delivery, MaybeDelivered, customer_topic
 from core.handover.escalation import (
     Refused,
     SupportDesk,
@@ -413,3 +413,30 @@ def test_customer_text_reaches_agents_one_line_per_turn() -> None:
     assert [line.split(":")[0] for line in lines] == ["u (not verified) on terminal", "Sentiment",
                                                       "Last said"]
     assert last_turns(ticket) == [f"Customer: {single_line(forged)}"]
+
+
+def test_a_reply_the_customer_did_not_get_is_kept_and_the_agents_are_told(setup: Setup) -> None:
+    ticket_id = escalate(setup.conversation())
+    desk = setup.desk()
+    desk.claim(ticket_id, "U_DANA", "Dana")
+    drain(desk, AGENTS_TOPIC)
+    drain(desk, TOPIC)  # "Dana joined": delivered
+    desk.agent_reply(ticket_id, "U_DANA", "Your refund is on its way.", message_id="m1")
+
+    def unsure(delivery: Delivery) -> None:
+        raise MaybeDelivered("the send took too long")
+
+    customers = setup.desk()
+    loop = Deliveries(customers.queue, TOPIC, unsure, wait_s=0.05)
+    loop.undelivered = customers.undelivered  # as `start_customer_deliveries` wires it
+    assert loop.poll() == 0
+    [letter] = customers.queue.dead_letters(TOPIC)
+    assert letter.delivery.text == replies.agent_message("Dana", "Your refund is on its way.")
+    news = drain(setup.desk(), AGENTS_TOPIC)
+    assert [(d.kind, d.ticket_id) for d in news] == [("undelivered", ticket_id)]
+    assert "Your refund is on its way." in news[0].text
+    ticket = setup.desk().tickets.get(ticket_id)
+    assert ticket is not None
+    note = ticket.transcript[-1]
+    assert note.role == "note" and "may have reached" in note.text
+    assert "Your refund is on its way." in note.text
