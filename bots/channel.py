@@ -143,44 +143,55 @@ def threadsafe(
     send: AsyncSend, loop: asyncio.AbstractEventLoop, timeout_s: float = SEND_TIMEOUT_S
 ) -> Callable[[str, Reply], None]:
     """A blocking `send_reply` for a delivery thread: runs `send` on the adapter's `loop` and
-    waits for it. An exception means "not delivered", and the delivery is retried later.
+    waits for it (`send_on_loop`)."""
+
+    def send_reply(conversation_id: str, reply: Reply) -> None:
+        send_on_loop(lambda: send(conversation_id, reply), loop, timeout_s, conversation_id)
+
+    return send_reply
+
+
+def send_on_loop(
+    make: Callable[[], Coroutine[Any, Any, None]],
+    loop: asyncio.AbstractEventLoop,
+    timeout_s: float = SEND_TIMEOUT_S,
+    target: str = "the platform",
+) -> None:
+    """Run the send `make()` on `loop` from a delivery thread and wait for it. An exception
+    means "not delivered", and the delivery is retried later.
 
     A send still running after `timeout_s` is stopped. One that never began (the loop was busy)
     is stopped before it can begin, and fails like any other; one that began may already have
     reached the platform, so it raises `MaybeDelivered`: sending it again could send it twice.
     """
+    progress = _SendProgress()
 
-    def send_reply(conversation_id: str, reply: Reply) -> None:
-        progress = _SendProgress()
-
-        async def attempt() -> None:
-            if progress.abandoned:
-                return
-            progress.began = True
-            await send(conversation_id, reply)
-            progress.finished = True
-
-        future = asyncio.run_coroutine_threadsafe(attempt(), loop)
-        try:
-            future.result(timeout_s)
+    async def attempt() -> None:
+        if progress.abandoned:
             return
-        except concurrent.futures.TimeoutError:
-            pass
-        # Decided on the loop's own thread, so the attempt cannot begin after the decision.
-        decided: concurrent.futures.Future[tuple[bool, bool]] = concurrent.futures.Future()
-        loop.call_soon_threadsafe(lambda: decided.set_result(progress.abandon()))
-        try:
-            began, finished = decided.result(STOP_WAIT_S)
-        except concurrent.futures.TimeoutError:
-            began, finished = True, False  # the loop is stuck: whether it began is unknown
-        if finished:
-            return
-        future.cancel()
-        if began:
-            raise MaybeDelivered(f"the send to {conversation_id} took over {timeout_s:g} s")
-        raise TimeoutError(f"the send to {conversation_id} did not begin within {timeout_s:g} s")
+        progress.began = True
+        await make()
+        progress.finished = True
 
-    return send_reply
+    future = asyncio.run_coroutine_threadsafe(attempt(), loop)
+    try:
+        future.result(timeout_s)
+        return
+    except concurrent.futures.TimeoutError:
+        pass
+    # Decided on the loop's own thread, so the attempt cannot begin after the decision.
+    decided: concurrent.futures.Future[tuple[bool, bool]] = concurrent.futures.Future()
+    loop.call_soon_threadsafe(lambda: decided.set_result(progress.abandon()))
+    try:
+        began, finished = decided.result(STOP_WAIT_S)
+    except concurrent.futures.TimeoutError:
+        began, finished = True, False  # the loop is stuck: whether it began is unknown
+    if finished:
+        return
+    future.cancel()
+    if began:
+        raise MaybeDelivered(f"the send to {target} took over {timeout_s:g} s")
+    raise TimeoutError(f"the send to {target} did not begin within {timeout_s:g} s")
 
 
 class _SendProgress:

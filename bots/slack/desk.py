@@ -27,6 +27,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bots.channel import send_on_loop
 from bots.slack.customers import ack_at_once
 from bots.slack.render import escape
 from core.handover.deliveries.loop import Deliveries
@@ -173,8 +174,9 @@ class SlackDesk:
         loop = asyncio.get_running_loop()
 
         def handle(delivery: Delivery) -> None:
-            # Raising (Slack down, no thread yet) leaves the news to be taken again.
-            asyncio.run_coroutine_threadsafe(self.post_news(delivery), loop).result(60)
+            # Raising (Slack down, no thread yet) leaves the news to be taken again; a post that
+            # may have gone out before timing out is not posted twice (MaybeDelivered).
+            send_on_loop(lambda: self.post_news(delivery), loop, target="the support channel")
 
         news = Deliveries(self.desk.queue, AGENTS_TOPIC, handle, wait_s=wait_s)
         news.tick = self.desk.sweep
