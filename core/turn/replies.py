@@ -265,6 +265,10 @@ STORE_DOWN = (
     "Please send it again in a minute."
 )
 BUSY = "I'm still working on your previous message; one moment please."
+TOO_FAST = (
+    "You're sending messages faster than I can read them; I've skipped the last few. "
+    "Please send again in a few seconds."
+)
 INTERNAL_ERROR = "Sorry, something went wrong on my side. Please try again."
 RECOMMENDER_DOWN = (
     "Sorry, my product suggestions are unavailable for a moment. You can still ask about "
