@@ -4,13 +4,15 @@ The whole bucket update (read, decide, write, expire) is one Lua script, so conc
 processes never both spend the last allowance, and a refused message costs one round trip.
 Time is Redis's own (`TIME`), so hosts with skewed clocks share one timeline.
 
-Key: {prefix}:ratelimit:{sender}, a hash {tat: microseconds, noticed: 0/1} that expires when the
-sender's allowance is whole again (which is also when a limited stretch ends), so idle senders
-take no memory.
+Key: {prefix}:ratelimit:{digest of the sender}, a hash {tat: microseconds, noticed: 0/1} that
+expires when the sender's allowance is whole again (which is also when a limited stretch ends),
+so idle senders take no memory. The sender's id is kept only as a digest: the key holds nothing
+a person's "delete my data" would have to find.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 
@@ -74,7 +76,7 @@ class RedisRateLimiter:
         try:
             with self.redis.guard():
                 allowed, notify = self._admit(
-                    keys=[self.redis.key("ratelimit", sender)],
+                    keys=[self.redis.key("ratelimit", sender_digest(sender))],
                     args=[self._cost_us[button], self._limit_us, now_us],
                 )
         except StoreUnavailable as exc:
@@ -83,3 +85,8 @@ class RedisRateLimiter:
             event(log, "ratelimit.unavailable", logging.WARNING, error=str(exc))
             return ADMITTED
         return ADMITTED if allowed else Admission(allowed=False, notify=bool(notify))
+
+
+def sender_digest(sender: str) -> str:
+    """The bucket's name for a sender: stable across processes, not the id itself."""
+    return hashlib.sha256(f"ratelimit|{sender}".encode()).hexdigest()[:32]

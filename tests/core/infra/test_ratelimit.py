@@ -20,7 +20,7 @@ from core.infra.ratelimit import (
     RateRule,
     open_rate_limiter,
 )
-from core.infra.ratelimit_redis import RedisRateLimiter
+from core.infra.ratelimit_redis import RedisRateLimiter, sender_digest
 from core.infra.settings import Settings
 from tests.conftest import TEST_REDIS, redis_namespace
 
@@ -121,8 +121,10 @@ def test_redis_time_and_expiry() -> None:
         limiter = RedisRateLimiter(TEST_REDIS, slow, prefix)
         assert allowed(limiter, "u1", 10) == 3
         client = redis.Redis.from_url(TEST_REDIS)
-        ttl_ms = client.pttl(f"{prefix}:ratelimit:u1")
+        ttl_ms = client.pttl(f"{prefix}:ratelimit:{sender_digest('u1')}")
         assert 290_000 < ttl_ms <= 300_001
+        # The sender's id is nowhere in Redis (nothing for "delete my data" to find).
+        assert [key for key in client.scan_iter(f"{prefix}:*") if b"u1" in key] == []
         client.close()
 
 
