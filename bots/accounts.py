@@ -236,7 +236,8 @@ def bench_identity_main(argv: Sequence[str] | None = None, settings: Settings | 
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         settings = (settings or Settings()).model_copy(
-            update={"sqlite_path": Path(tmp) / "bench.sqlite3", "state_backend": "sqlite"})
+            update={"sqlite_path": Path(tmp) / "bench.sqlite3", "state_backend": "sqlite",
+                    "rate_limit_burst": 0})  # users at full speed: only the identity limit
         configure_logging(settings, default_level="ERROR")
         conversation = build_conversation(settings, keep_feedback=False)
         accounts = conversation.services.accounts

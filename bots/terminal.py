@@ -230,7 +230,9 @@ def bench_chat(argv: Sequence[str] | None = None) -> int:
     from bots.wiring import build_conversation, configure_logging
 
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(sqlite_path=Path(tmp) / "bench.sqlite3", state_backend="sqlite")
+        # One scripted customer at full speed: the flood limit would refuse most of the turns.
+        settings = Settings(sqlite_path=Path(tmp) / "bench.sqlite3", state_backend="sqlite",
+                            rate_limit_burst=0)
         configure_logging(settings, default_level="WARNING")
         started = time.perf_counter()
         conversation = build_conversation(settings, keep_feedback=False)  # the shop's data stays

@@ -24,6 +24,7 @@ from core.identity.mail import Mailer, SmtpMailer
 from core.identity.rights import DataRights, Retention, RetentionJob
 from core.infra import logs, metrics
 from core.infra.errors import StoreNotReady
+from core.infra.ratelimit import open_rate_limiter
 from core.infra.settings import Settings, settings_section
 from core.shop.live import LiveCatalog
 from core.shopdb.database import ShopDatabase
@@ -271,5 +272,6 @@ def build_conversation(settings: Settings, keep_feedback: bool = True) -> Conver
         feedback_log=StoreFeedbackLog(database) if keep_feedback else None,
         accounts=accounts,
         rights=build_data_rights(settings, accounts, states, desk.tickets if desk else None),
+        rate_limiter=open_rate_limiter(settings),  # in Redis with the state: one across processes
     )
     return Conversation(services, build_policy(settings), lock_timeout_s=settings.lock_timeout_s)

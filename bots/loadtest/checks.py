@@ -15,19 +15,6 @@ from pathlib import Path
 from core.infra.percentiles import percentile
 from core.turn import replies
 
-# Notices that answer a message without a turn; the rate limit's wording is whichever constant
-# in replies.py names it (none exists until the inbound rate limit lands).
-RATE_LIMIT_WORDS = ("RATE_LIMIT", "TOO_MANY", "SLOW_DOWN", "FLOOD")
-
-
-def rate_limit_notices() -> frozenset[str]:
-    """The texts of the rate-limit notices `core/turn/replies.py` defines (maybe none)."""
-    return frozenset(
-        value
-        for name, value in vars(replies).items()
-        if name.isupper() and isinstance(value, str) and any(w in name for w in RATE_LIMIT_WORDS)
-    )
-
 
 @dataclass
 class Sent:
@@ -80,7 +67,7 @@ def judge_messages(messages: Iterable[Sent]) -> MessageCounts:
     A turn may send several replies, but never the same text twice: a text repeated for one
     message means the message was handled twice (redelivered after a crash, say)."""
     verdict = MessageCounts()
-    notices = rate_limit_notices()
+    notices = {replies.TOO_FAST}
     apologies = {replies.STORE_DOWN, replies.INTERNAL_ERROR}
     for message in messages:
         if not message.replies:
@@ -157,3 +144,17 @@ def secrets_in_logs(secrets: Mapping[str, str], logs: Iterable[Path]) -> dict[st
             if value in text:
                 found.setdefault(name, []).append(path.name)
     return found
+
+
+def silent_refusals(conversation: str, logs: Iterable[Path]) -> int:
+    """Messages of `conversation` the rate limit refused without a reply (by design: only the
+    first refusal of a limited stretch is answered), counted from the bots' `turn.done` lines.
+    An unanswered message beyond these is lost."""
+    needle = f" conversation={conversation} "
+    return sum(
+        1
+        for path in logs
+        for line in path.read_text(errors="replace").splitlines()
+        if "turn.done" in line and needle in line
+        and "decision=rate_limited" in line and "notice=False" in line
+    )

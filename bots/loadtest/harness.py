@@ -41,6 +41,7 @@ from bots.loadtest.checks import (
     judge_messages,
     latency_figures,
     secrets_in_logs,
+    silent_refusals,
 )
 from bots.loadtest.customers import (
     AGENT_MARK,
@@ -648,10 +649,14 @@ def report(world: World, run: Run) -> dict[str, Any]:
         others_in_flood = [m for m in regular if any(
             w.fault == "flood" and w.start and w.end and w.start <= m.sent_at <= w.end
             for w in run.windows)]
+        silent = silent_refusals(f"telegram:{run.flood_chat}", world.folder.glob("*.log"))
+        flood_verdict.rate_limited += silent
+        flood_verdict.lost = max(0, flood_verdict.lost - silent)
         faults.setdefault("flood", {})
         faults["flood"] |= {
             "flood_messages": len(flooded), "flood_answered": flood_verdict.turns,
             "flood_lost": flood_verdict.lost, "flood_rate_limited": flood_verdict.rate_limited,
+            "flood_refused_silently": silent,
             "flood_busy": flood_verdict.busy,
             "others_p50_ms_during_flood": latency_figures(others_in_flood)["p50_ms"],
         }
@@ -666,7 +671,8 @@ def report(world: World, run: Run) -> dict[str, Any]:
         "turns_per_s": round(sum(1 for m in in_window if m.replies) / seconds, 1),
         "p50_ms": figures["p50_ms"], "p99_ms": figures["p99_ms"],
         "p99_ms_outside_faults": figures["p99_ms_calm"],
-        "lost": verdict.lost, "duplicated": verdict.duplicated,
+        "lost": verdict.lost + flood_verdict.lost,
+        "duplicated": verdict.duplicated + flood_verdict.duplicated,
         "lost_examples": verdict.lost_examples, "duplicated_examples": verdict.duplicated_examples,
         "errors": verdict.errors,
         "agent_replies": judge_agent_replies(run.agent.sent, received),

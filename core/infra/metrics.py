@@ -22,6 +22,9 @@ Metrics (type; labels): meaning
   when scraped.
 - concierge_feedback_events_total (counter; kind): suggestion buttons pressed (more_like_this,
   not_for_me, details).
+- concierge_rate_limited_total (counter; platform, kind, answer): messages refused by the
+  per-sender rate limit, by kind (message, button) and answer (notice: the first of a limited
+  stretch, told so; silent: the rest).
 """
 
 from __future__ import annotations
@@ -66,6 +69,10 @@ RECOMMENDER_JOB_SECONDS = Histogram(
 FEEDBACK = Counter(
     "concierge_feedback_events_total", "Suggestion buttons pressed.", ("kind",)
 )
+RATE_LIMITED = Counter(
+    "concierge_rate_limited_total", "Messages refused by the per-sender rate limit.",
+    ("platform", "kind", "answer"),
+)
 
 CIRCUIT_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 
@@ -93,6 +100,11 @@ def record_recommender_job(backend: str, outcome: str, seconds: float) -> None:
 
 def record_feedback(kind: str) -> None:
     FEEDBACK.labels(kind).inc()
+
+
+def record_rate_limited(platform: str, button: bool, notified: bool) -> None:
+    RATE_LIMITED.labels(platform, "button" if button else "message",
+                        "notice" if notified else "silent").inc()
 
 
 class QueueDepth(Collector):

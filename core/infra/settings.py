@@ -142,6 +142,12 @@ class Settings(BaseSettings):
 
     # Turn handling.
     lock_timeout_s: float = 30.0  # wait this long for a conversation busy in another turn
+    # Per-sender flood limit, checked before anything else in a turn (in Redis with the state,
+    # so every bot process shares it): `rate_limit_burst` messages at once, then
+    # `rate_limit_per_s` sustained; the first refused message of a stretch gets a notice.
+    rate_limit_burst: int = 8  # messages one sender may send at once; 0 turns the limit off
+    rate_limit_per_s: float = 1.0  # messages per second one sender may keep up after a burst
+    rate_limit_button_cost: float = 0.5  # a button press counts as this much of a message
 
     # Chat adapters: records they keep (delivery ids seen, long button payloads, threads joined).
     adapter_ledger_ttl_s: int = 30 * 24 * 3600

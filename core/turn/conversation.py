@@ -18,6 +18,7 @@ from core.identity.rights import DataRights
 from core.infra import metrics
 from core.infra.errors import StoreUnavailable
 from core.infra.logs import event
+from core.infra.ratelimit import RATE_LIMITED, RateLimiter
 from core.shop.catalog import Catalog
 from core.shop.knowledge import KnowledgeBase
 from core.shop.orders import Orders
@@ -74,6 +75,7 @@ class Services:
     feedback_log: FeedbackLog | None = None  # button presses kept for the next training
     accounts: Accounts | None = None  # linked identities: who may see which orders
     rights: DataRights | None = None  # "delete my data"
+    rate_limiter: RateLimiter | None = None  # per-sender flood limit, asked before anything
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,29 @@ class Conversation:
             self._account = AccountDesk(s.accounts, s.rights, s.orders, self.clock)
         return self._account
 
+    def _refused(self, incoming: Incoming, outbox: Outbox, started: float) -> bool:
+        """Whether the sender's rate limit refuses this message. Asked before the lock, the
+        model and the agents, so a flood costs a dict lookup or one Redis round trip a message;
+        only the first refusal of a limited stretch is answered, and nothing of it is kept."""
+        limiter = self.services.rate_limiter
+        if limiter is None:
+            return False
+        button = incoming.button is not None
+        admission = limiter.admit(incoming.user_id or incoming.conversation_id, button)
+        if admission.allowed:
+            return False
+        if admission.notify:
+            outbox.send(_addressed(Reply(replies.TOO_FAST, thread_id=incoming.thread_id),
+                                   incoming))
+        ms = round((time.perf_counter() - started) * 1000, 1)
+        self.last_turn = TurnSummary(incoming.conversation_id, "-", RATE_LIMITED, "-", ms)
+        event(log, "turn.done", logging.WARNING if admission.notify else logging.INFO,
+              conversation=incoming.conversation_id, platform=incoming.platform,
+              decision=RATE_LIMITED, button=button, notice=admission.notify, ms=ms)
+        metrics.record_rate_limited(incoming.platform, button, admission.notify)
+        metrics.record_turn(incoming.platform, "-", RATE_LIMITED, ms / 1000)
+        return True
+
     def handle(self, incoming: Incoming, outbox: Outbox) -> None:
         """Run one turn and send its replies to `outbox`.
 
@@ -131,6 +156,8 @@ class Conversation:
         `lock_timeout_s`: nothing ran and nothing was said, so the caller keeps the message and
         tries again later; it is never dropped with a "one moment"."""
         started = time.perf_counter()
+        if self._refused(incoming, outbox, started):
+            return
         text, truncated = clean_text(incoming.text)
         if not text and incoming.button is None:
             outbox.send(Reply(replies.EMPTY_MESSAGE, thread_id=incoming.thread_id))

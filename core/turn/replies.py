@@ -268,6 +268,10 @@ NOT_HANDLED = (
     "Sorry, I was busy for too long and could not handle your last message. "
     "Please send it again."
 )
+TOO_FAST = (
+    "You're sending messages faster than I can read them; I've skipped the last few. "
+    "Please send again in a few seconds."
+)
 INTERNAL_ERROR = "Sorry, something went wrong on my side. Please try again."
 RECOMMENDER_DOWN = (
     "Sorry, my product suggestions are unavailable for a moment. You can still ask about "

@@ -20,6 +20,7 @@ from bots.loadtest.checks import (
     judge_messages,
     latency_figures,
     secrets_in_logs,
+    silent_refusals,
 )
 from bots.loadtest.faults import chosen_faults, schedule
 from core.turn import replies
@@ -84,6 +85,21 @@ def test_a_secret_in_any_log_is_found(tmp_path: Path) -> None:
     found = secrets_in_logs({"telegram_token": "7100:s3cr3t-token", "redis_password": "pw-x"},
                             sorted(tmp_path.glob("*.log")))
     assert found == {"telegram_token": ["leaky.log"]}
+
+
+def test_only_refusals_logged_by_the_bots_excuse_a_flooded_message(tmp_path: Path) -> None:
+    (tmp_path / "bot.log").write_text(
+        "warning turn.done conversation=telegram:9 platform=telegram decision=rate_limited "
+        "button=False notice=True ms=0.1\n"
+        "info    turn.done conversation=telegram:9 platform=telegram decision=rate_limited "
+        "button=False notice=False ms=0.1\n"
+        "info    turn.done conversation=telegram:99 platform=telegram decision=rate_limited "
+        "button=False notice=False ms=0.1\n"
+        "info    turn.done conversation=telegram:9 platform=telegram intent=greeting "
+        "decision=small_talk source=local ms=20.1\n"
+    )
+    # The notice answered its message; another chat's refusal excuses nothing here.
+    assert silent_refusals("telegram:9", [tmp_path / "bot.log"]) == 1
 
 
 def test_latency_outside_fault_windows_leaves_out_overlapping_waits() -> None:

@@ -65,6 +65,7 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path,
         "smtp_host": mail_server.host,
         "smtp_port": mail_server.port,
         "log_level": "WARNING",
+        "rate_limit_burst": 50,  # one scripted person writes faster than any human would
     }
     if request.param == "embedded":
         yield Settings(store_url=SecretStr(f"sqlite:///{tmp_path / 'store.sqlite3'}"), **common)
