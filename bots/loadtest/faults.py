@@ -2,8 +2,9 @@
 
 - worker_kill: a Celery worker's process group gets SIGKILL (no ack, no requeue), and a new
   worker is started at the end of the window.
-- redis_restart: the run's Redis gets SHUTDOWN NOSAVE and starts again empty: state, locks,
-  tickets, deliveries and queued jobs are gone (what that costs is reported, not hidden).
+- redis_restart: the run's Redis is stopped (SHUTDOWN, as an orchestrator stops it) and started
+  again from its append-only file, as the compose file runs it; turns meanwhile get the
+  store-down apology (counted as errors).
 - llm_timeout, llm_garbage: the LLM stand-in holds requests past the client's timeout, or
   answers with a body that is not JSON; the local model must answer instead.
 - bot_term: a Telegram bot process gets SIGTERM (as an orchestrator stops it) and is restarted.

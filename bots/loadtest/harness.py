@@ -355,7 +355,7 @@ def build_faults(world: World) -> dict[str, Fault]:
         window.notes["worker_restarted"] = True
 
     def stop_redis(window: Window) -> None:
-        world.redis.shutdown_nosave()
+        world.redis.shutdown()
 
     def start_redis(window: Window) -> None:
         world.redis.start()
@@ -576,8 +576,9 @@ def terminal_records(run: Run) -> tuple[list[Sent], dict[str, list[str]]]:
 
 
 def state_check(world: World, run: Run, records: Sequence[Sent]) -> dict[str, Any]:
-    """Each customer's saved state against the turns they were answered; after a Redis restart
-    (no persistence) the turns before it are gone: counted apart, as what that fault costs."""
+    """Each customer's saved state against the turns they were answered. The Redis restart
+    reloads its append-only file; a customer short of turns only from before the restart is
+    still counted apart, to tell what the restart cost from any other loss."""
     from core.state.factory import open_state_store
 
     states = open_state_store(in_process_settings(world))

@@ -94,7 +94,8 @@ class Service:
 
 @dataclass
 class RedisServer:
-    """A `redis-server` of the run's own: no persistence, a password, a free port."""
+    """A `redis-server` of the run's own, with a password, on a free port, persisting as the
+    compose file's does (an append-only file, fsynced every second), in the run's folder."""
 
     port: int
     password: str
@@ -106,9 +107,12 @@ class RedisServer:
         return f"redis://:{self.password}@127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 20.0) -> RedisServer:
+        data = self.logs / "redis-data"
+        data.mkdir(exist_ok=True)
         # The config comes on stdin, so the password is in no command line (`ps`) and no log.
         config = (
-            f"port {self.port}\nbind 127.0.0.1\nsave \"\"\nappendonly no\n"
+            f"port {self.port}\nbind 127.0.0.1\nsave \"\"\ndir {data}\n"
+            "appendonly yes\nappendfsync everysec\n"
             f"requirepass {self.password}\nloglevel notice\n"
         )
         if self.service is None:
@@ -132,12 +136,13 @@ class RedisServer:
         finally:
             client.close()
 
-    def shutdown_nosave(self) -> None:
-        """SHUTDOWN NOSAVE: everything it held is gone when it starts again."""
+    def shutdown(self) -> None:
+        """SHUTDOWN, as an orchestrator stops it: the append-only file is flushed, and a start
+        afterwards reloads it."""
         client = redis.Redis(host="127.0.0.1", port=self.port, password=self.password,
                              socket_timeout=2)
         try:
-            client.shutdown(nosave=True)
+            client.shutdown()
         except redis.RedisError:
             pass  # the server closes the connection as it goes: that is the answer
         finally:
