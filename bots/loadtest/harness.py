@@ -791,10 +791,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="all, none, or a list of: worker_kill,redis_restart,llm_timeout,"
                              "llm_garbage,bot_term,flood")
     parser.add_argument("--flood", action="store_true", help="add the flooding customer")
-    parser.add_argument("--understander", choices=("cascade", "local", "llm"), default="cascade")
+    parser.add_argument("--understander", choices=("cascade", "local", "llm"), default="cascade",
+                        help="how messages are understood: the LLM stand-in first, then the "
+                             "local model (cascade), or only one of them")
     parser.add_argument("--think", type=_seconds_range, default=(1.0, 3.0), metavar="MIN,MAX",
                         help="seconds each customer waits between messages; sets the offered load")
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--seed", type=int, default=7,
+                        help="the customers' choices and the fault schedule follow from it")
     parser.add_argument("--keep", action="store_true", help="keep the run's folder and logs")
     args = parser.parse_args(argv)
     try:
