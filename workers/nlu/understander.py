@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from core.infra.logs import event
@@ -19,13 +21,12 @@ from core.state.store import ConversationState
 from core.turn.slots import SlotVocabulary, VocabularySource, extract_slots
 from core.turn.understanding import Intent, Sentiment, Understanding
 from workers.nlu.batcher import MicroBatcher
-from workers.nlu.model import NluModel, Prediction
+from workers.nlu.model import NluModel
 
 log = logging.getLogger(__name__)
 
 MAX_CHARS = 2000  # the encoder reads 128 tokens anyway; longer text only costs n-gram time
 
-Predicted = tuple[Prediction, Prediction | None]  # intent, sentiment
 
 
 class LocalUnderstander:
@@ -44,8 +45,11 @@ class LocalUnderstander:
         self.vocabulary: VocabularySource = (
             vocabulary if vocabulary is not None else SlotVocabulary()
         )
-        self.batcher: MicroBatcher[str, Predicted] | None = (
-            MicroBatcher(model.predict, batch_max, batch_wait_s, name="nlu-batcher")
+        # Only the encoder forward is batched: the n-grams and heads, plain Python and a few
+        # small products, stay with each caller, so the batching thread does little else than
+        # keep the encoder busy while the callers' Python runs beside it.
+        self.batcher: MicroBatcher[str, np.ndarray] | None = (
+            MicroBatcher(_rows(model), batch_max, batch_wait_s, name="nlu-batcher")
             if batch_max > 1
             else None
         )
@@ -78,7 +82,9 @@ class LocalUnderstander:
                                  source=self.source)
         text = text[:MAX_CHARS]
         if self.batcher is not None:
-            intent, sentiment = self.batcher.submit(text)
+            ngrams = self.model.ngrams(text)
+            dense = self.batcher.submit(text)  # (E,)
+            intent, sentiment = self.model.classify(dense[None, :], [ngrams])[0]
         else:
             intent, sentiment = self.model.predict([text])[0]
         return Understanding(
@@ -88,3 +94,12 @@ class LocalUnderstander:
             confidence=round(intent.confidence, 4),
             source=self.source,
         )
+
+
+def _rows(model: NluModel) -> Callable[[Sequence[str]], list[np.ndarray]]:
+    """The encoder's features of a batch, one row per message."""
+
+    def rows(texts: Sequence[str]) -> list[np.ndarray]:
+        return list(model.embed(texts))
+
+    return rows
