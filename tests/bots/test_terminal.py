@@ -125,6 +125,9 @@ def test_bench_chat_concurrency_runs_batching_on_and_off_side_by_side(
     assert all(r["mean_batch"] >= 1 for r in runs if r["batching"] == "on")
 
 
-def test_bench_chat_refuses_an_unknown_batching_mode() -> None:
+def test_bench_chat_refuses_an_unknown_batching_mode(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     with pytest.raises(SystemExit):
         bench_chat(["--concurrency", "2", "--batching", "sometimes"])
+    assert "--batching takes on, off or on,off, not 'sometimes'" in capsys.readouterr().err
