@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import threading
@@ -15,6 +16,7 @@ import time
 import uuid
 from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
@@ -226,7 +228,31 @@ def bench_chat(argv: Sequence[str] | None = None) -> int:
              "looked up every turn, as on Telegram and Slack) instead of the terminal's own "
              "customer; the link is removed afterwards",
     )
+    parser.add_argument(
+        "--concurrency",
+        default=None,
+        help="comma list of thread counts K (e.g. 1,8,32,64): K customers chat at once, each "
+             "in a conversation of their own, for --seconds per K; turns/s and p50/p99 latency "
+             "with the local model's batching on and off, side by side (--turns is then unused)",
+    )
+    parser.add_argument("--seconds", type=float, default=8.0,
+                        help="with --concurrency: how long each K runs, per batching mode")
+    parser.add_argument("--state", default=None,
+                        help="with --concurrency: comma list of state backends (sqlite,redis); "
+                             "default: the configured one")
+    parser.add_argument("--batching", default="on,off",
+                        help="with --concurrency: which of on,off to run (on: the configured "
+                             "CONCIERGE_NLU_BATCH_MAX, off: one message per forward)")
     args = parser.parse_args(argv)
+    if set(args.batching.split(",")) - {"on", "off"}:
+        parser.error(f"--batching takes on, off or on,off, not {args.batching!r}")
+    if args.concurrency:
+        return bench_concurrency(
+            [int(k) for k in args.concurrency.split(",")],
+            args.seconds,
+            args.state.split(",") if args.state else [Settings().state_backend],
+            args.batching.split(","),
+        )
     from bots.wiring import build_conversation, configure_logging
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -306,6 +332,142 @@ def _run_script(
         assert conversation.last_turn is not None
         latencies.append(conversation.last_turn.ms)
     return latencies
+
+
+@dataclass(frozen=True)
+class LoadRun:
+    """K threads driving one conversation service for a while: what they measured."""
+
+    state: str
+    batching: str
+    threads: int
+    turns: int
+    seconds: float
+    latencies_ms: list[float]
+    mean_batch: float | None  # messages per forward of the local model in this run
+
+    def figures(self) -> dict[str, object]:
+        return {
+            "state": self.state, "batching": self.batching, "threads": self.threads,
+            "turns": self.turns, "turns_per_s": round(self.turns / self.seconds, 1),
+            "p50_ms": round(median(self.latencies_ms), 1),
+            "p99_ms": round(percentile(self.latencies_ms, 99), 1),
+            "mean_batch": round(self.mean_batch, 2) if self.mean_batch is not None else None,
+        }
+
+
+def bench_concurrency(
+    thread_counts: Sequence[int], seconds: float, states: Sequence[str], modes: Sequence[str]
+) -> int:
+    """Turns/s and latency of `Conversation.handle` called by K threads at once (distinct
+    conversations and customers, the in-process recommender), per state backend, with the
+    local model's batching on and off. The modes alternate at each K so that a noisy
+    neighbour on a shared machine weighs on both alike. Closed loop: each thread sends its
+    next message when the last is answered, so latency grows with K once the CPUs are full
+    (mean latency = K / throughput)."""
+    from bots.wiring import build_conversation, configure_logging
+
+    runs: list[LoadRun] = []
+    for state in states:
+        with tempfile.TemporaryDirectory() as tmp:
+            services: dict[str, Conversation] = {}
+            for mode in modes:
+                configured = Settings()
+                settings = Settings(
+                    sqlite_path=Path(tmp) / f"bench-{mode}.sqlite3",
+                    state_backend=state,  # type: ignore[arg-type]
+                    redis_prefix=f"bench-{uuid.uuid4().hex[:8]}",
+                    nlu_batch_max=configured.nlu_batch_max if mode == "on" else 1,
+                )
+                configure_logging(settings, default_level="WARNING")
+                services[mode] = build_conversation(settings, keep_feedback=False)
+            first = next(iter(services.values()))
+            customers = _customers_with_orders(first, max(thread_counts))
+            for conversation in services.values():  # lazy loads happen here, untimed
+                _drive(conversation, customers[:1], 0.0, f"warmup-{uuid.uuid4().hex[:6]}")
+            for k in thread_counts:
+                for mode, conversation in services.items():
+                    run = _drive(conversation, customers[:k], seconds,
+                                 f"bench-{uuid.uuid4().hex[:6]}")
+                    runs.append(replace(run, state=state, batching=mode))
+                    figures = runs[-1].figures()
+                    print(f"{state:<6} K={k:<3} batching {mode:<3}: "
+                          f"{figures['turns_per_s']:>6} turns/s  p50 {figures['p50_ms']:>6} ms  "
+                          f"p99 {figures['p99_ms']:>7} ms  mean batch {figures['mean_batch']}",
+                          flush=True)
+            for conversation in services.values():
+                close = getattr(conversation.services.understander, "close", None)
+                if close is not None:
+                    close()
+    print(json.dumps({"bench": "chat-concurrency", "seconds_per_run": seconds,
+                      "runs": [run.figures() for run in runs]}))
+    return 0
+
+
+def _customers_with_orders(conversation: Conversation, count: int) -> list[tuple[str, str]]:
+    """(customer, newest order) of up to `count` store customers, repeated when the store has
+    fewer; each thread of the benchmark chats as one of them."""
+    found: list[tuple[str, str]] = []
+    for number in range(1, 1000):
+        orders = conversation.services.orders.for_customer(f"C{number:04d}")
+        if orders:
+            found.append((f"C{number:04d}", orders[0].id))
+        if len(found) == count:
+            break
+    if not found:
+        raise SystemExit("concierge bench chat: no customer C0001..C0999 has orders in this "
+                         "store: import the demo store (`concierge store import --demo`)")
+    return [found[i % len(found)] for i in range(count)]
+
+
+def _drive(
+    conversation: Conversation, customers: Sequence[tuple[str, str]], seconds: float, run: str
+) -> LoadRun:
+    """One thread per customer, each going through the script (a new conversation each time
+    it starts over) until `seconds` have passed (at least one pass when 0); the conversations
+    are deleted afterwards."""
+    understander = conversation.services.understander
+    batcher = getattr(understander, "batcher", None)
+    before = batcher.stats() if batcher is not None else None
+    deadline = time.perf_counter() + seconds
+    latencies: list[list[float]] = [[] for _ in customers]
+    used: list[list[str]] = [[] for _ in customers]
+
+    def chat_as(index: int) -> None:
+        customer, order_id = customers[index]
+        script = [line.format(order_id=order_id) for line in SCRIPT]
+        outbox = TerminalOutbox(open(os.devnull, "w"))  # noqa: SIM115
+        turn = 0
+        while True:
+            if turn % len(script) == 0:
+                used[index].append(f"{run}:{index}:{turn}")
+            event = to_incoming(script[turn % len(script)], outbox, used[index][-1], customer,
+                                turn, customer)
+            turn += 1
+            if not isinstance(event, str):
+                started = time.perf_counter()
+                conversation.handle(event, outbox)
+                latencies[index].append((time.perf_counter() - started) * 1000)
+            if time.perf_counter() >= deadline and (seconds > 0 or turn % len(script) == 0):
+                break
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=chat_as, args=(i,)) for i in range(len(customers))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    for ids in used:
+        for conversation_id in ids:
+            conversation.services.store.delete(conversation_id)
+    mean_batch = None
+    if batcher is not None and before is not None:
+        after = batcher.stats()
+        done = after.batches - before.batches
+        mean_batch = (after.items - before.items) / done if done else None
+    samples = [ms for per_thread in latencies for ms in per_thread]
+    return LoadRun("", "", len(customers), len(samples), elapsed, samples, mean_batch)
 
 
 if __name__ == "__main__":

@@ -107,7 +107,13 @@ def build_understander(
     def local() -> Understander:
         from workers.nlu.understander import LocalUnderstander
 
-        return LocalUnderstander.load(settings.nlu_path, vocabulary, settings.nlu_threads)
+        return LocalUnderstander.load(
+            settings.nlu_path,
+            vocabulary,
+            settings.nlu_threads,
+            batch_max=settings.nlu_batch_max,
+            batch_wait_s=settings.nlu_batch_wait_ms / 1000,
+        )
 
     if backend == "local":
         return local()

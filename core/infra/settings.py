@@ -67,6 +67,11 @@ class Settings(BaseSettings):
         default=None, description="the trained local model; None means models_dir / 'nlu'"
     )
     nlu_threads: int = 1  # torch threads for the local model in this process
+    # Concurrent turns share one forward of the local model: up to this many messages (1: each
+    # message alone), waiting up to nlu_batch_wait_ms for companions while messages arrive
+    # together (a lone message never waits).
+    nlu_batch_max: int = 32  # most messages in one forward of the local model; 1 = no batching
+    nlu_batch_wait_ms: float = 2.0  # under load, how long a batch waits for more messages
     cascade_threshold: float = 0.6  # local confidence below this asks the LLM
     # Any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp server).
     llm_base_url: str = "http://127.0.0.1:8080/v1"

@@ -107,3 +107,27 @@ def test_bench_chat_times_turns_after_an_untimed_warm_up(
     assert figures["ready_s"] == pytest.approx(figures["startup_s"] + figures["warmup_s"], abs=0.02)
     # Nearest rank: p99 of 20 turns is the 20th smallest, the maximum; the median is below it.
     assert figures["median_ms"] <= figures["p99_ms"] == figures["max_ms"]
+
+
+def test_bench_chat_concurrency_runs_batching_on_and_off_side_by_side(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """K threads per run, both modes at each K; with batching on the local model's forwards
+    were shared (the wiring built a batcher), with it off there is none to report."""
+    assert bench_chat(["--concurrency", "1,4", "--seconds", "0.5", "--state", "sqlite"]) == 0
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    runs = figures["runs"]
+    assert [(r["threads"], r["batching"]) for r in runs] == [
+        (1, "on"), (1, "off"), (4, "on"), (4, "off")
+    ]
+    assert all(r["turns"] > 0 and r["p50_ms"] <= r["p99_ms"] for r in runs)
+    assert all(r["mean_batch"] is None for r in runs if r["batching"] == "off")
+    assert all(r["mean_batch"] >= 1 for r in runs if r["batching"] == "on")
+
+
+def test_bench_chat_refuses_an_unknown_batching_mode(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        bench_chat(["--concurrency", "2", "--batching", "sometimes"])
+    assert "--batching takes on, off or on,off, not 'sometimes'" in capsys.readouterr().err

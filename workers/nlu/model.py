@@ -138,6 +138,14 @@ def softmax(scores: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class Ngrams:
+    """A message's word and character n-gram columns and weights, as `NgramTable.weights`."""
+
+    word: tuple[np.ndarray, np.ndarray]
+    char: tuple[np.ndarray, np.ndarray]
+
+
+@dataclass(frozen=True)
 class Prediction:
     label: str
     confidence: float
@@ -155,9 +163,22 @@ class NluModel:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def predict(self, texts: Sequence[str]) -> list[tuple[Prediction, Prediction | None]]:
-        dense = embed(texts, self.config.layers)  # (N, E)
-        word = [self.word.weights(text) for text in texts]
-        char = [self.char.weights(text) for text in texts]
+        return self.classify(self.embed(texts), [self.ngrams(text) for text in texts])
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """The encoder's features of `texts`: (N, E). The costly part, worth batching."""
+        return embed(texts, self.config.layers)
+
+    def ngrams(self, text: str) -> Ngrams:
+        """The n-gram features of one message: plain Python, cheap, computed by each caller."""
+        return Ngrams(self.word.weights(text), self.char.weights(text))
+
+    def classify(
+        self, dense: np.ndarray, ngrams: Sequence[Ngrams]
+    ) -> list[tuple[Prediction, Prediction | None]]:
+        """Both heads over the features of N messages: `dense` (N, E) from `embed`."""
+        word = [features.word for features in ngrams]
+        char = [features.char for features in ngrams]
         weight = self.config.ngram_weight
         intents = _best(self.intent, self.intent.probabilities(dense, word, char, weight))
         if self.sentiment is None:
