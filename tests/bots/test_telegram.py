@@ -540,3 +540,24 @@ def test_webhook_mode_checks_the_secret_token(tmp_path: Path):
         loop.close()
         emulator.stop()
     assert json.dumps(registered)  # recorded calls are plain JSON
+
+
+def test_the_emulator_keeps_an_update_until_an_offset_confirms_it() -> None:
+    """As Telegram does: a bot stopped after fetching an update, before handling it, gets it
+    again on restart (the crash-safety and load tests rely on the emulator behaving so)."""
+    token = "7200:keep-until-confirmed-token-abcdefghij"
+    peer = TelegramEmulator(token).start()
+    try:
+        peer.send("are you there?")
+
+        def fetch(**body: int) -> list[int]:
+            status, answer = post_json(f"{peer.url}/bot{token}/getUpdates", body)
+            assert status == 200
+            return [update["update_id"] for update in answer["result"]]
+
+        [first] = fetch()
+        assert fetch() == [first] and fetch(offset=first) == [first]  # fetched, not confirmed
+        assert fetch(offset=first + 1) == []  # confirmed
+        assert fetch() == []
+    finally:
+        peer.stop()
