@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import shutil
+import sys
+import threading
 from pathlib import Path
 
 import pytest
+import torch
 from sqlalchemy import update
 
 from core.shop.catalog import Product
@@ -185,3 +189,37 @@ def test_the_service_follows_the_stores_catalog(tiny_store: TinyStore, tmp_path:
     again = service.recommend(RecommendationRequest(user_id="C0001", budget_max=60.0, k=5))
     assert cheap.item_id not in [s.item_id for s in again]  # now above the budget
     database.close()
+
+
+def test_request_texts_are_encoded_safely_from_many_threads(service: ScoringService) -> None:
+    """Turns run in several threads: a small query cache evicting under them must neither
+    fail a request nor mix up two texts' embeddings."""
+    small = dataclasses.replace(service.config, query_cache=2)
+    original, service.config = service.config, small
+    texts = [f"rain jacket size {n}" for n in range(12)]
+    expected = {text: service._query(RecommendationRequest(user_id="u", text=text))
+                for text in texts}
+    failures: list[BaseException] = []
+
+    def ask(seed: int) -> None:
+        rng = random.Random(seed)
+        try:
+            for _ in range(80):
+                text = rng.choice(texts)
+                got = service._query(RecommendationRequest(user_id="u", text=text))
+                assert got is not None and torch.allclose(got, expected[text])
+        except BaseException as error:
+            failures.append(error)
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads interleave between any two steps, as under load
+    try:
+        threads = [threading.Thread(target=ask, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(switch)
+        service.config = original
+    assert not failures, failures[0]

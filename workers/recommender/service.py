@@ -85,6 +85,7 @@ class ScoringService:
         self._encode = encoder  # request texts
         self._encode_items = item_encoder or encoder  # the text of products new to the model
         self._queries: OrderedDict[str, Tensor] = OrderedDict()
+        self._queries_lock = threading.Lock()
         self._raw_histories = histories
         # With a live catalog, a change in the shop (price, stock, a new product) is picked up
         # by the next request; `products` is then the catalog as it is now.
@@ -245,15 +246,17 @@ class ScoringService:
         text = " ".join(" ".join(part for part in parts if part).split()).lower()
         if not text:
             return None
-        cached = self._queries.get(text)
-        if cached is None:
-            cached = self._encode([text])[0]
-            self._queries[text] = cached
-            if len(self._queries) > self.config.query_cache:
+        with self._queries_lock:  # turns run in several threads; the encode runs unlocked
+            cached = self._queries.get(text)
+            if cached is not None:
+                self._queries.move_to_end(text)
+                return cached
+        encoded = self._encode([text])[0]
+        with self._queries_lock:
+            self._queries[text] = encoded
+            while len(self._queries) > self.config.query_cache:
                 self._queries.popitem(last=False)
-        else:
-            self._queries.move_to_end(text)
-        return cached
+        return encoded
 
     def _allowed(self, request: RecommendationRequest, history: list[int]) -> Tensor:
         allowed = self._sellable.clone()
