@@ -15,6 +15,9 @@ from pathlib import Path
 from core.infra.percentiles import percentile
 from core.turn import replies
 
+# Answers that say the turn did not run: the store was unreachable, or the core failed.
+APOLOGIES = frozenset({replies.STORE_DOWN, replies.INTERNAL_ERROR})
+
 
 @dataclass
 class Sent:
@@ -68,7 +71,6 @@ def judge_messages(messages: Iterable[Sent]) -> MessageCounts:
     message means the message was handled twice (redelivered after a crash, say)."""
     verdict = MessageCounts()
     notices = {replies.TOO_FAST}
-    apologies = {replies.STORE_DOWN, replies.INTERNAL_ERROR}
     for message in messages:
         if not message.replies:
             verdict.lost += 1
@@ -87,9 +89,16 @@ def judge_messages(messages: Iterable[Sent]) -> MessageCounts:
             verdict.busy += 1
         if notices & texts.keys():
             verdict.rate_limited += 1
-        if apologies & texts.keys():
+        if APOLOGIES & texts.keys():
             verdict.errors += 1
     return verdict
+
+
+def saved_a_turn(message: Sent) -> bool:
+    """Whether the answer says the turn ran (and so is in the customer's saved state): an
+    apology, a resend request or a rate-limit notice means nothing was kept."""
+    texts = {text for text, _ in message.replies}
+    return bool(texts) and not texts & (APOLOGIES | {replies.NOT_HANDLED, replies.TOO_FAST})
 
 
 def judge_agent_replies(

@@ -40,6 +40,7 @@ from bots.loadtest.checks import (
     judge_agent_replies,
     judge_messages,
     latency_figures,
+    saved_a_turn,
     secrets_in_logs,
     silent_refusals,
 )
@@ -586,7 +587,7 @@ def state_check(world: World, run: Run, records: Sequence[Sent]) -> dict[str, An
     answered: dict[str, list[Sent]] = defaultdict(list)
     by_conversation = {conversation_id(c): c for c in run.customers}
     for record in records:
-        if record.replies and not record.flood:
+        if saved_a_turn(record) and not record.flood:
             answered[record.customer].append(record)
     expected = found = short = short_by_restart = 0
     for cid, customer in by_conversation.items():
@@ -669,7 +670,7 @@ def report(world: World, run: Run) -> dict[str, Any]:
         "bots": world.config.bots, "workers": world.config.workers,
         "think_s": list(world.config.think_s),
         "turns": verdict.turns,
-        "turns_per_s": round(sum(1 for m in in_window if m.replies) / seconds, 1),
+        "turns_per_s": round(sum(1 for m in in_window if saved_a_turn(m)) / seconds, 1),
         "p50_ms": figures["p50_ms"], "p99_ms": figures["p99_ms"],
         "p99_ms_outside_faults": figures["p99_ms_calm"],
         "lost": verdict.lost + flood_verdict.lost,

@@ -19,6 +19,7 @@ from bots.loadtest.checks import (
     judge_agent_replies,
     judge_messages,
     latency_figures,
+    saved_a_turn,
     secrets_in_logs,
     silent_refusals,
 )
@@ -117,3 +118,11 @@ def test_faults_are_chosen_and_spread_over_the_run() -> None:
     assert [w.fault for w in windows] == ["worker_kill", "bot_term"]
     assert windows[0].offset_s + windows[0].length_s <= windows[1].offset_s
     assert windows[-1].offset_s + windows[-1].length_s <= 60.0
+
+
+def test_only_answers_of_turns_that_ran_are_expected_in_the_state() -> None:
+    assert saved_a_turn(answered("1", "Here are some ideas"))
+    for apology in (replies.STORE_DOWN, replies.INTERNAL_ERROR, replies.NOT_HANDLED,
+                    replies.TOO_FAST):
+        assert not saved_a_turn(answered("2", apology))
+    assert not saved_a_turn(Sent("telegram", "c1", "3", "hi", 1.0))
