@@ -38,6 +38,11 @@ BUSY_GIVE_UP_S = 300.0
 SEND_TIMEOUT_S = 20.0
 STOP_WAIT_S = 5.0  # how long a stopped send may take to tell whether it had begun
 MEMBER_MARK = "@"  # `<place>@<member>`: one member's conversation in a group chat
+# Turns run in threads of their own, not asyncio's default pool (cores + 4 threads, shared with
+# every ledger and inbox call): a turn mostly waits (a model batch, Redis, a Celery job), and the
+# understanding model encodes the messages of concurrent turns in one batch.
+TURN_THREADS = 32
+_turn_pool: concurrent.futures.ThreadPoolExecutor | None = None
 
 
 def member_conversation(place: str, member: str | None) -> str:
@@ -72,7 +77,9 @@ async def run_turn(
     pause = BUSY_FIRST_PAUSE_S
     while True:
         try:
-            await asyncio.to_thread(handler, incoming, outbox)
+            await asyncio.get_running_loop().run_in_executor(
+                _turn_threads(), handler, incoming, outbox
+            )
         except LockTimeout:
             waited = time.perf_counter() - started
             if waited + pause > give_up_after_s:
@@ -104,6 +111,13 @@ async def run_turn(
         ms=round((time.perf_counter() - started) * 1000, 1),
     )
     return tuple(outbox.replies)
+
+
+def _turn_threads() -> concurrent.futures.ThreadPoolExecutor:
+    global _turn_pool
+    if _turn_pool is None:
+        _turn_pool = concurrent.futures.ThreadPoolExecutor(TURN_THREADS, thread_name_prefix="turn")
+    return _turn_pool
 
 
 def own_replies(

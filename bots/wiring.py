@@ -280,4 +280,5 @@ def build_conversation(settings: Settings, keep_feedback: bool = True) -> Conver
         rights=build_data_rights(settings, accounts, states, desk.tickets if desk else None),
         rate_limiter=open_rate_limiter(settings),  # in Redis with the state: one across processes
     )
-    return Conversation(services, build_policy(settings), lock_timeout_s=settings.lock_timeout_s)
+    return Conversation(services, build_policy(settings), lock_timeout_s=settings.lock_timeout_s,
+                        store_wait_s=settings.store_wait_s)

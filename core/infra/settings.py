@@ -147,6 +147,9 @@ class Settings(BaseSettings):
 
     # Turn handling.
     lock_timeout_s: float = 30.0  # wait this long for a conversation busy in another turn
+    # A state store that does not answer before a turn began (a restart, a fail-over) is tried
+    # again this long, the customer seeing the typing indicator; then they are told.
+    store_wait_s: float = 10.0
     # Per-sender flood limit, checked before anything else in a turn (in Redis with the state,
     # so every bot process shares it): `rate_limit_burst` messages at once, then
     # `rate_limit_per_s` sustained; the first refused message of a stretch gets a notice.

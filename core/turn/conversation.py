@@ -10,6 +10,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 
 from core.handover.escalation import Escalations
@@ -58,6 +59,12 @@ log = logging.getLogger(__name__)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e]")
 _SPACES = re.compile(r"[ \t]+")
 SUGGESTIONS_SHOWN = 3
+STORE_FIRST_PAUSE_S = 0.2  # pauses between tries while the state store cannot be reached
+STORE_MAX_PAUSE_S = 2.0
+
+
+class _StoreNotReached(StoreUnavailable):
+    """The store did not answer before the turn began: nothing ran, so trying again is safe."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +119,7 @@ class Conversation:
     services: Services
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     lock_timeout_s: float = 30.0
+    store_wait_s: float = 10.0  # a store unreachable before a turn began is tried this long
     clock: Callable[[], float] = time.time
     last_turn: TurnSummary | None = field(default=None, init=False)
     # Catalog words a phrasing could wrongly name, and the products they were taken from.
@@ -164,8 +172,7 @@ class Conversation:
             return
         intent, action, source = "-", "-", "-"
         try:
-            with self.services.store.lock(incoming.conversation_id, self.lock_timeout_s):
-                turn = self._locked_turn(incoming, text)
+            turn = self._turn_when_store_answers(incoming, text)
             if turn is None:
                 return
             out, intent, action, source = turn
@@ -210,6 +217,32 @@ class Conversation:
             ms=ms,
         )
         metrics.record_turn(incoming.platform, str(intent), str(action), ms / 1000)
+
+    def _turn_when_store_answers(
+        self, incoming: Incoming, text: str
+    ) -> tuple[list[Reply], str, str, str] | None:
+        """The turn under the conversation's lock. A store that cannot be reached for the lock
+        (nothing of the turn has run) is tried again for `store_wait_s`: a restart or a
+        fail-over costs the customer a wait, not a resend. Then StoreUnavailable."""
+        deadline = time.monotonic() + self.store_wait_s
+        pause = STORE_FIRST_PAUSE_S
+        while True:
+            try:
+                with ExitStack() as held:
+                    try:
+                        held.enter_context(
+                            self.services.store.lock(incoming.conversation_id, self.lock_timeout_s)
+                        )
+                    except StoreUnavailable as exc:
+                        raise _StoreNotReached(str(exc)) from exc
+                    return self._locked_turn(incoming, text)
+            except _StoreNotReached as exc:
+                if time.monotonic() + pause > deadline:
+                    raise
+                event(log, "turn.store_wait", logging.WARNING,
+                      conversation=incoming.conversation_id, retry_in_s=pause, error=str(exc))
+                time.sleep(pause)
+                pause = min(pause * 2, STORE_MAX_PAUSE_S)
 
     def _locked_turn(
         self, incoming: Incoming, text: str
