@@ -5,7 +5,7 @@ password (state, locks, tickets, deliveries and the Celery broker), Celery worke
 bot processes polling the telegram-test-api emulator (each with a bot token and chats of its
 own: two pollers on one token conflict in real Telegram, 409), a Slack process in HTTP mode
 against the Slack Web API stand-in, and terminal customers served in this process. Everything
-logs at DEBUG into the run's folder. Customers talk for `--seconds`, faults come one after
+logs at DEBUG (by default) into the run's folder. Customers talk for `--seconds`, faults come one after
 another (`bots.loadtest.faults`), an agent answers every ticket through the support desk, and
 then what the stand-ins received is checked (`bots.loadtest.checks`). A readable summary goes
 to stderr and one JSON line to stdout. Every process is stopped on exit, Ctrl-C included.
@@ -92,6 +92,9 @@ class LoadConfig:
     # Seconds a customer waits between messages (uniform): with the answer's own time, this
     # sets the offered load: 200 customers thinking 1-3 s offer about 100 turns/s.
     think_s: tuple[float, float] = (1.0, 3.0)
+    # DEBUG, so the secrets check reads every line any library writes; INFO measures the
+    # throughput a deployment (which logs at INFO) gets.
+    log_level: str = "DEBUG"
     keep: bool = False  # keep the run's folder (logs) afterwards
 
 
@@ -142,7 +145,7 @@ def settings_for(
         "CONCIERGE_LLM_TIMEOUT_S": str(config.load.llm_timeout_s),
         "CONCIERGE_LLM_RETRIES": "1",
         "CONCIERGE_LLM_BREAKER_RESET_S": "5",
-        "CONCIERGE_LOG_LEVEL": "DEBUG",
+        "CONCIERGE_LOG_LEVEL": config.load.log_level,
         "CONCIERGE_STORE_URL": config.store_url,
         "CONCIERGE_MODELS_DIR": str(config.models_dir),
         "CONCIERGE_ESCALATION_SLA_S": "3600",
@@ -668,7 +671,7 @@ def report(world: World, run: Run) -> dict[str, Any]:
     return {
         "customers": world.config.customers, "seconds": round(seconds, 1),
         "bots": world.config.bots, "workers": world.config.workers,
-        "think_s": list(world.config.think_s),
+        "think_s": list(world.config.think_s), "log_level": world.config.log_level,
         "turns": verdict.turns,
         "turns_per_s": round(sum(1 for m in in_window if saved_a_turn(m)) / seconds, 1),
         "p50_ms": figures["p50_ms"], "p99_ms": figures["p99_ms"],
@@ -748,7 +751,7 @@ def background_loop() -> Iterator[asyncio.AbstractEventLoop]:
 def run_load(config: LoadConfig, folder: Path) -> dict[str, Any]:
     """Start the world, drive the customers, check, stop everything; the JSON result."""
     handler = logging.FileHandler(folder / "harness.log")
-    logs.configure("DEBUG", "text")
+    logs.configure(config.log_level, "text")
     root = logging.getLogger()
     handler.setFormatter(root.handlers[0].formatter)
     root.handlers[:] = [handler]
@@ -797,6 +800,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "local model (cascade), or only one of them")
     parser.add_argument("--think", type=_seconds_range, default=(1.0, 3.0), metavar="MIN,MAX",
                         help="seconds each customer waits between messages; sets the offered load")
+    parser.add_argument("--log-level", choices=("DEBUG", "INFO"), default="DEBUG",
+                        help="every process's log level: DEBUG checks every line for secrets, "
+                             "INFO costs what a deployment's logging costs")
     parser.add_argument("--seed", type=int, default=7,
                         help="the customers' choices and the fault schedule follow from it")
     parser.add_argument("--keep", action="store_true", help="keep the run's folder and logs")
@@ -807,7 +813,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(error))
     config = LoadConfig(args.customers, args.seconds, max(1, args.bots), max(1, args.workers),
                         faults, args.seed, args.understander, think_s=args.think,
-                        keep=args.keep)
+                        log_level=args.log_level, keep=args.keep)
 
     def interrupted(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
