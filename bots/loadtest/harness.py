@@ -5,10 +5,11 @@ password (state, locks, tickets, deliveries and the Celery broker), Celery worke
 bot processes polling the telegram-test-api emulator (each with a bot token and chats of its
 own: two pollers on one token conflict in real Telegram, 409), a Slack process in HTTP mode
 against the Slack Web API stand-in, and terminal customers served in this process. Everything
-logs at DEBUG (by default) into the run's folder. Customers talk for `--seconds`, faults come one after
-another (`bots.loadtest.faults`), an agent answers every ticket through the support desk, and
-then what the stand-ins received is checked (`bots.loadtest.checks`). A readable summary goes
-to stderr and one JSON line to stdout. Every process is stopped on exit, Ctrl-C included.
+logs (at DEBUG by default) into the run's folder. Customers talk for `--seconds`, faults come
+one after another (`bots.loadtest.faults`), an agent answers every ticket through the support
+desk, and then what the stand-ins received is checked (`bots.loadtest.checks`). A readable
+summary goes to stderr and one JSON line to stdout. Every process is stopped on exit, Ctrl-C
+included.
 """
 
 from __future__ import annotations
