@@ -652,9 +652,15 @@ def report(world: World, run: Run) -> dict[str, Any]:
             **window.notes,
         }
     if flooded:
-        others_in_flood = [m for m in regular if any(
-            w.fault == "flood" and w.start and w.end and w.start <= m.sent_at <= w.end
-            for w in run.windows)]
+        def in_flood(message: Sent) -> bool:
+            return any(w.fault == "flood" and w.start and w.end and w.start <= message.sent_at
+                       <= w.end + 2 for w in run.windows)
+
+        others_in_flood = [m for m in regular if in_flood(m)]
+        # The same run with no flood on: after every fault window and the customers' start.
+        calm = [m for m in regular if not in_flood(m) and m.sent_at > run.started + 5
+                and not any(w.start and w.end and w.start <= m.sent_at <= w.end + 2
+                            for w in run.windows)]
         silent = silent_refusals(f"telegram:{run.flood_chat}", world.folder.glob("*.log"))
         flood_verdict.rate_limited += silent
         flood_verdict.lost = max(0, flood_verdict.lost - silent)
@@ -665,6 +671,7 @@ def report(world: World, run: Run) -> dict[str, Any]:
             "flood_refused_silently": silent,
             "flood_busy": flood_verdict.busy,
             "others_p50_ms_during_flood": latency_figures(others_in_flood)["p50_ms"],
+            "others_p50_ms_without_flood": latency_figures(calm)["p50_ms"],
         }
     in_window = [m for m in regular if m.sent_at <= run.ended]
     logs_found = sorted(world.folder.glob("*.log"))
