@@ -321,3 +321,13 @@ def mail_server() -> Iterator[MailServer]:
         yield server
     finally:
         controller.stop()
+
+
+@dataclass
+class Clock:
+    """A clock a test sets (no sleeping): call it for the time, assign `now` to move it."""
+
+    now: float = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now

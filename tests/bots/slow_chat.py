@@ -22,14 +22,18 @@ from core.turn.understanding import Intent, Understanding
 
 
 class SlowUnderstander:
-    def __init__(self, seconds: float) -> None:
+    """Every message takes `seconds` and is understood as `intent`; each start is written to
+    stderr ("understanding: <text>"), so a test knows a turn is in flight."""
+
+    def __init__(self, seconds: float, intent: Intent = Intent.RETURN_REFUND) -> None:
         self.seconds = seconds
+        self.intent = intent
 
     def understand(self, text: str, state: ConversationState) -> Understanding:
         sys.stderr.write(f"understanding: {text}\n")
         sys.stderr.flush()
         time.sleep(self.seconds)
-        return Understanding(intent=Intent.RETURN_REFUND, confidence=0.99, source="slow")
+        return Understanding(intent=self.intent, confidence=0.99, source="slow")
 
 
 class NoRecommender:

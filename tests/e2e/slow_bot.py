@@ -12,24 +12,12 @@ from __future__ import annotations
 
 import importlib
 import sys
-import time
 from collections.abc import Sequence
 
 from bots import wiring
 from core.infra.settings import Settings
-from core.state.store import ConversationState
-from core.turn.understanding import Intent, Understanding
-
-
-class Slow:
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-
-    def understand(self, text: str, state: ConversationState) -> Understanding:
-        sys.stderr.write(f"understanding: {text}\n")
-        sys.stderr.flush()
-        time.sleep(self.seconds)
-        return Understanding(intent=Intent.GREETING, confidence=0.99, source="slow")
+from core.turn.understanding import Intent
+from tests.bots.slow_chat import SlowUnderstander
 
 
 def main(argv: Sequence[str]) -> int:
@@ -38,8 +26,8 @@ def main(argv: Sequence[str]) -> int:
     def slow(
         settings: Settings, backend: object = None, vocabulary: object = None,
         database: object = None,
-    ) -> Slow:
-        return Slow(seconds)
+    ) -> SlowUnderstander:
+        return SlowUnderstander(seconds, Intent.GREETING)
 
     wiring.build_understander = slow
     modules = {"telegram": "bots.telegram", "slack": "bots.slack.app"}

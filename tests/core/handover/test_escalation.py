@@ -36,7 +36,7 @@ from core.turn import replies
 from core.turn.conversation import Conversation, Services
 from core.turn.messages import CollectingOutbox, Incoming, Reply
 from core.turn.understanding import Intent, Sentiment
-from tests.conftest import redis_namespace
+from tests.conftest import Clock, redis_namespace
 from tests.core.turn.test_conversation import FilteringRecommender, ScriptedUnderstander, says
 
 REDIS_URL = "redis://127.0.0.1:6379/14"
@@ -59,14 +59,6 @@ SCRIPT = {
 @pytest.fixture(scope="module")
 def demo() -> Shop:
     return load_shop(DEFAULT_DEMO_DIR)
-
-
-@dataclass
-class Clock:
-    now: float = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass

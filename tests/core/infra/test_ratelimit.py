@@ -8,7 +8,6 @@ slow that no run could be long enough to matter.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 import pytest
 import redis
@@ -22,17 +21,9 @@ from core.infra.ratelimit import (
 )
 from core.infra.ratelimit_redis import RedisRateLimiter, sender_digest
 from core.infra.settings import Settings
-from tests.conftest import TEST_REDIS, redis_namespace
+from tests.conftest import TEST_REDIS, Clock, redis_namespace
 
 RULE = RateRule(burst=8, per_second=1.0, button_cost=0.5)
-
-
-@dataclass
-class Clock:
-    now: float = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 Build = Callable[[RateRule], RateLimiter]

@@ -28,7 +28,7 @@ from core.turn import replies
 from core.turn.conversation import Conversation, Services
 from core.turn.messages import CollectingOutbox, Incoming, Reply
 from core.turn.understanding import Intent, Sentiment, Understanding
-from tests.conftest import TEST_REDIS, redis_namespace
+from tests.conftest import TEST_REDIS, Clock, redis_namespace
 from tests.core.handover.test_escalation import drain
 from tests.core.turn.test_conversation import FilteringRecommender, says
 
@@ -39,14 +39,6 @@ FLOOD = 100
 @pytest.fixture(scope="module")
 def demo() -> Shop:
     return load_shop(DEFAULT_DEMO_DIR)
-
-
-@dataclass
-class Clock:
-    now: float = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass
