@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import secrets
 import shutil
 import signal
@@ -56,7 +57,7 @@ from bots.loadtest.customers import (
 )
 from bots.loadtest.faults import Fault, Window, chosen_faults, run_faults, schedule
 from bots.loadtest.peers import SlackWebApi, TelegramEmulator, free_port
-from bots.loadtest.world import LlmStandIn, RedisServer, Service, python_module
+from bots.loadtest.world import LlmStandIn, RedisServer, Service, group_cpu_s, python_module
 from core.handover.deliveries.loop import Deliveries
 from core.handover.deliveries.store import customer_topic
 from core.handover.tickets.store import ACTIVE
@@ -116,6 +117,7 @@ class World:
     workers: list[Service] = field(default_factory=list)
     telegram: list[Service] = field(default_factory=list)
     slack: Service | None = None
+    cpu_s: dict[str, float] = field(default_factory=dict)  # by service, filled by `close()`
 
     def services(self) -> list[Service]:
         return [*self.telegram, *([self.slack] if self.slack else []), *self.workers]
@@ -123,7 +125,17 @@ class World:
     def close(self) -> None:
         for service in self.services():
             service.stop(signal.SIGTERM, timeout=10)
+        if self.emulator.process is not None:
+            pid = self.emulator.process.pid
+            self.cpu_s["telegram_emulator"] = round(group_cpu_s(pid, only=pid), 1)
         self.emulator.stop()
+        redis = [self.redis.service] if self.redis.service is not None else []
+        for service in [*self.services(), *redis]:
+            if service.process is not None and service.alive:
+                service.cpu_s += group_cpu_s(service.process.pid)
+            self.cpu_s[service.name] = round(self.cpu_s.get(service.name, 0) + service.cpu_s, 1)
+        # This process: the customers, the terminal turns, the stand-ins, the agent.
+        self.cpu_s["harness"] = round(sum(os.times()[:2]), 1)
         self.slack_api.stop()
         self.redis.stop()
 
@@ -727,6 +739,8 @@ def summary(result: dict[str, Any]) -> str:
         lines.append(f"  {platform:<9} {counts}")
     for fault, figures in result["faults"].items():
         lines.append(f"  fault {fault:<14} {figures}")
+    if result.get("cpu_s"):  # approximate: a process a fault killed is not counted
+        lines.append(f"CPU seconds: {result['cpu_s']}")
     return "\n".join(lines)
 
 
@@ -771,6 +785,7 @@ def run_load(config: LoadConfig, folder: Path) -> dict[str, Any]:
         finally:
             asyncio.run_coroutine_threadsafe(world.llm.stop(), loop).result(10)
             world.close()
+    result["cpu_s"] = world.cpu_s
     # The services' logs are complete only now that they stopped: grep them again.
     result["secrets_in_logs"] = secrets_in_logs(world.secrets, sorted(folder.glob("*.log")))
     return result

@@ -28,6 +28,21 @@ REDIS_SERVER = "/usr/bin/redis-server"
 STOP_S = 15.0
 
 
+def group_cpu_s(group: int, only: int | None = None) -> float:
+    """CPU seconds (user + system) used so far by the live processes of a process group (or
+    by the one process `only`), read from /proc: where a run's CPU went."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat" if only is None else f"{only}/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process ended meanwhile
+        # After the command name: state, ppid, pgrp, ... utime (12th), stime (13th).
+        if only is not None or int(fields[2]) == group:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Service:
     """One long-running process (and its children) with its output in `logs/<name>-<n>.log`."""
@@ -39,6 +54,8 @@ class Service:
     stdin_text: str | None = None  # written to stdin once (redis-server reads its config so)
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    cpu_s: float = 0.0  # CPU seconds its processes used, summed over its starts
+
 
     def start(self) -> Service:
         self.starts += 1
@@ -83,6 +100,7 @@ class Service:
         """`sig` to the group, then SIGKILL to whatever is left of it."""
         if self.process is None:
             return
+        self.cpu_s += group_cpu_s(self.process.pid)
         self.send(sig)
         if not self.wait(timeout):
             self.send(signal.SIGKILL)
