@@ -9,6 +9,8 @@
 //   5. getUpdates ignores `offset` and forgets an update once it has been fetched; Telegram
 //      keeps it until a getUpdates with a higher offset confirms it (so a bot that stops after
 //      fetching, before handling, gets it again on restart);
+//   6. getUpdates ignores `timeout` and answers at once, so a bot polls without pause; Telegram
+//      holds the call until an update comes (long polling);
 //   and: sendChatAction and setMyCommands are missing; webhooks are posted without the
 //   X-Telegram-Bot-Api-Secret-Token header that Telegram sends when a secret_token is set.
 // Controls (test side, not Telegram API):
@@ -56,6 +58,31 @@ function storedMessage(server, body) {
   };
 }
 
+const waiting = new Set(); // getUpdates calls held open (long polling), woken by a new update
+
+// The updates `getUpdates(offset)` answers with: those not confirmed yet. An offset confirms
+// every update below it; a redelivery the test asked for comes once, whatever the offset.
+function pending(server, token, offset) {
+  const result = [];
+  for (const update of server.storage.userMessages) {
+    if (update.botToken !== token || update.isRead) continue;
+    if (update.again) {
+      update.again = false;
+      update.isRead = true;
+      result.push(update);
+    } else if (update.updateId < offset) {
+      update.isRead = true;
+    } else {
+      result.push(update);
+    }
+  }
+  return result;
+}
+
+function wakePollers() {
+  for (const done of [...waiting]) done();
+}
+
 // Registered ahead of the package's own routes, so these answer first.
 function fixes(app, server) {
   app.all('/bot:token/:method', (req, res, next) => {
@@ -82,22 +109,25 @@ function fixes(app, server) {
     }
     next();
   });
-  app.all('/bot:token/getUpdates', (req, res) => {
+  app.all('/bot:token/getUpdates', async (req, res) => {
     const { token } = req.params;
-    const given = req.body && req.body.offset !== undefined ? req.body.offset : req.query.offset;
-    const offset = Number(given) || 0;
-    const result = [];
-    for (const update of server.storage.userMessages) {
-      if (update.botToken !== token || update.isRead) continue;
-      if (update.again) { // a redelivery the test asked for: once, whatever the offset
-        update.again = false;
-        update.isRead = true;
-        result.push(update);
-      } else if (update.updateId < offset) {
-        update.isRead = true; // confirmed by this offset: never sent again
-      } else {
-        result.push(update);
-      }
+    const param = (name) => (req.body && req.body[name] !== undefined ? req.body[name] : req.query[name]);
+    const offset = Number(param('offset')) || 0;
+    const timeout = Math.min(Number(param('timeout')) || 0, 50);
+    let result = pending(server, token, offset);
+    if (result.length === 0 && timeout > 0) {
+      // Long polling: held until an update comes or `timeout` seconds pass, as Telegram does.
+      await new Promise((resolve) => {
+        const timer = setTimeout(done, timeout * 1000);
+        function done() {
+          clearTimeout(timer);
+          waiting.delete(done);
+          resolve();
+        }
+        waiting.add(done);
+        req.on('close', done); // the bot gave up (stopping): nothing more to hold
+      });
+      result = pending(server, token, offset);
     }
     res.json({ ok: true, result: result.map((update) => TelegramServer.formatUpdate(update)) });
   });
@@ -154,6 +184,7 @@ function fixes(app, server) {
     } else {
       update.isRead = false;
       update.again = true;
+      wakePollers();
     }
     res.json({ ok: true, result: true });
   });
@@ -208,6 +239,7 @@ TelegramServer.prototype.addUserUpdate = async function addUserUpdate(update) {
   }
   this.storage.userMessages.push(update);
   this.updateId++;
+  wakePollers();
 };
 
 async function main() {
