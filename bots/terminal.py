@@ -24,6 +24,7 @@ from typing import TextIO
 from bots.shutdown import Shutdown, TurnAbandoned
 from core.handover.deliveries.store import customer_topic
 from core.identity.store import Link
+from core.infra import metrics
 from core.infra.commands import CommandHelp
 from core.infra.health import serve
 from core.infra.percentiles import median, percentile
@@ -368,6 +369,7 @@ def bench_concurrency(
     from bots.wiring import build_conversation, configure_logging
 
     runs: list[LoadRun] = []
+    refused_before = metrics.rate_limited_so_far()
     for state in states:
         with tempfile.TemporaryDirectory() as tmp:
             services: dict[str, Conversation] = {}
@@ -378,6 +380,9 @@ def bench_concurrency(
                     state_backend=state,  # type: ignore[arg-type]
                     redis_prefix=f"bench-{uuid.uuid4().hex[:8]}",
                     nlu_batch_max=configured.nlu_batch_max if mode == "on" else 1,
+                    # Each thread is one customer at full speed: the flood limit would refuse
+                    # most of their turns.
+                    rate_limit_burst=0,
                 )
                 configure_logging(settings, default_level="WARNING")
                 services[mode] = build_conversation(settings, keep_feedback=False)
@@ -399,8 +404,10 @@ def bench_concurrency(
                 close = getattr(conversation.services.understander, "close", None)
                 if close is not None:
                     close()
+    # Turns the flood limit refused would be counted as (very fast) turns: there must be none.
+    refused = metrics.rate_limited_so_far() - refused_before
     print(json.dumps({"bench": "chat-concurrency", "seconds_per_run": seconds,
-                      "runs": [run.figures() for run in runs]}))
+                      "rate_limited": refused, "runs": [run.figures() for run in runs]}))
     return 0
 
 

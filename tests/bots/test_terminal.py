@@ -117,6 +117,7 @@ def test_bench_chat_concurrency_runs_batching_on_and_off_side_by_side(
     assert bench_chat(["--concurrency", "1,4", "--seconds", "0.5", "--state", "sqlite"]) == 0
     figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     runs = figures["runs"]
+    assert figures["rate_limited"] == 0  # each thread sends at full speed: the limit is off
     assert [(r["threads"], r["batching"]) for r in runs] == [
         (1, "on"), (1, "off"), (4, "on"), (4, "off")
     ]
