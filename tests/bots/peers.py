@@ -110,6 +110,14 @@ async def serve_on(application: web.Application, port: int) -> web.AppRunner:
 # -- Telegram ---------------------------------------------------------------------------------
 
 
+async def start_polling(application: Any) -> None:
+    """Start a python-telegram-bot Application polling the emulator (quickly, for tests)."""
+    await application.initialize()
+    assert application.updater is not None
+    await application.updater.start_polling(poll_interval=0.02)
+    await application.start()
+
+
 async def stop_application(application: Any) -> None:
     """Stop a python-telegram-bot Application started with its updater (polling or webhook)."""
     assert application.updater is not None

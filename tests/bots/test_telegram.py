@@ -41,6 +41,7 @@ from tests.bots.peers import (
     free_port,
     post_json,
     settled,
+    start_polling,
     stop_application,
     wait_for,
     wait_until,
@@ -56,18 +57,10 @@ class Running:
         self.adapter, self.loop = adapter, loop
 
     async def start_polling(self) -> None:
-        application = self.adapter.application
-        await application.initialize()
-        assert application.updater is not None
-        await application.updater.start_polling(poll_interval=0.02)
-        await application.start()
+        await start_polling(self.adapter.application)
 
     async def stop(self) -> None:
-        application = self.adapter.application
-        assert application.updater is not None
-        await application.updater.stop()
-        await application.stop()
-        await application.shutdown()
+        await stop_application(self.adapter.application)
 
 
 @pytest.fixture(scope="module")

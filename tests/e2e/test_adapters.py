@@ -42,6 +42,7 @@ from tests.bots.peers import (
     post_bytes,
     serve_on,
     signed_headers,
+    start_polling,
     wait_for,
 )
 
@@ -125,10 +126,7 @@ def adapters(core, tmp_path_factory) -> Iterator[tuple[TelegramEmulator, SlackWe
     loop = LoopThread()
 
     async def start() -> web.AppRunner:
-        await bot.initialize()
-        assert bot.updater is not None
-        await bot.updater.start_polling(poll_interval=0.02)
-        await bot.start()
+        await start_polling(bot)
         return await serve_on(slack.http_app(app, settings), port)
 
     async def stop(runner: web.AppRunner) -> None:

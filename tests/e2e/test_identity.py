@@ -42,6 +42,7 @@ from tests.bots.peers import (
     serve_on,
     settled,
     signed_headers,
+    start_polling,
     stop_application,
     wait_for,
     wait_until,
@@ -88,16 +89,10 @@ def world(settings: Settings) -> Iterator[tuple[TelegramEmulator, Conversation]]
     application = bot.application
     loop = LoopThread()
 
-    async def start() -> None:
-        await application.initialize()
-        assert application.updater is not None
-        await application.updater.start_polling(poll_interval=0.02)
-        await application.start()
-
     async def stop() -> None:
         await stop_application(application)
 
-    loop.run(start())
+    loop.run(start_polling(application))
     yield emulator, conversation
     loop.run(stop())
     loop.close()

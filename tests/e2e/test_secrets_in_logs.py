@@ -18,7 +18,14 @@ from core.infra import logs
 from core.infra.settings import Settings
 from core.turn import replies
 from tests.bots.conftest import Clerk, make_ledger
-from tests.bots.peers import LoopThread, TelegramEmulator, free_port, stop_application, wait_for
+from tests.bots.peers import (
+    LoopThread,
+    TelegramEmulator,
+    free_port,
+    start_polling,
+    stop_application,
+    wait_for,
+)
 from tests.e2e.test_adapter_processes import listening, spawn, stop
 from tests.processes import clean_env
 
@@ -46,14 +53,8 @@ def test_telegram_adapter_at_debug_logs_requests_without_the_token(
     application = adapter.application
     loop = LoopThread()
 
-    async def start() -> None:
-        await application.initialize()
-        assert application.updater is not None
-        await application.updater.start_polling(poll_interval=0.02)
-        await application.start()
-
     try:
-        loop.run(start())
+        loop.run(start_polling(application))
         emulator.send("hello", chat_id=4301, user_id=4301)
         [reply] = wait_for(lambda: emulator.bot_messages(4301), 1)
         assert reply["message"]["text"] == "You said: hello"
