@@ -464,7 +464,8 @@ def telegram_adapter(settings: Settings, handler: Handler, ledger: Ledger) -> Te
         .concurrent_updates(True)  # turns of different chats overlap; the core locks per chat
         .build()
     )
-    return TelegramAdapter(application, handler, ledger)
+    return TelegramAdapter(application, handler, ledger, lease_s=settings.inbox_lease_s,
+                           busy_give_up_s=settings.busy_give_up_s)
 
 
 WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
@@ -511,8 +512,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     conversation = build_conversation(settings)
     ledger = open_ledger(settings)
     adapter = telegram_adapter(settings, conversation.handle, ledger)
-    adapter.intake.lease_s = settings.inbox_lease_s
-    adapter.busy_give_up_s = settings.busy_give_up_s
     health = serve_health(settings, role="telegram")  # /healthz and /metrics when metrics_port set
     application = adapter.application
     deliveries: list[Deliveries] = []

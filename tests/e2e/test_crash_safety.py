@@ -96,7 +96,7 @@ def test_telegram_sigkill_mid_turn_is_answered_once_by_the_next_process(tmp_path
         assert emulator.bot_messages(8102) == []
         second = spawn("telegram", env, log)
         try:
-            # The killed turn still holds the conversation lock until its lease (60 s) ends.
+            # The killed turn still holds the conversation lock until its lease (15 s) ends.
             wait_for(lambda: emulator.bot_messages(8102), 1, timeout=150)
             answered = settled(lambda: emulator.bot_messages(8102), quiet=TURN_S + 3, timeout=60)
         finally:
