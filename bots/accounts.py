@@ -239,7 +239,7 @@ def bench_identity_main(argv: Sequence[str] | None = None, settings: Settings | 
             update={"sqlite_path": Path(tmp) / "bench.sqlite3", "state_backend": "sqlite",
                     "rate_limit_burst": 0})  # users at full speed: only the identity limit
         configure_logging(settings, default_level="ERROR")
-        conversation = build_conversation(settings, keep_feedback=False)
+        conversation = build_conversation(settings, keep_records=False)
         accounts = conversation.services.accounts
         assert accounts is not None
         orders = conversation.services.orders.for_customer(args.user)

@@ -261,7 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 
-def _receive(settings: Settings, topic: str, results: Any, ready: Any) -> None:
+def receive_deliveries(settings: Settings, topic: str, results: Any, ready: Any) -> None:
     """The customer's side of the benchmark, in its own process: a delivery loop."""
     from core.handover.deliveries.factory import open_delivery_queue
 
@@ -307,7 +307,7 @@ def bench_handover(argv: Sequence[str] | None = None) -> int:
                 delays = _measure(settings, build_support_desk(settings), args.replies)
             finally:
                 if backend == "redis":
-                    _forget(settings)
+                    forget_redis_keys(settings)
         results[backend] = {
             "replies": len(delays),
             "median_ms": round(median(delays), 1),
@@ -333,7 +333,7 @@ def _measure(settings: Settings, desk: SupportDesk, count: int) -> list[float]:
     context = multiprocessing.get_context("spawn")  # a fresh interpreter, like a bot process
     received, ready = context.Queue(), context.Event()
     topic = customer_topic("bench", "bench:1")
-    receiver = context.Process(target=_receive, args=(settings, topic, received, ready))
+    receiver = context.Process(target=receive_deliveries, args=(settings, topic, received, ready))
     receiver.start()
     try:
         if not ready.wait(120):
@@ -353,7 +353,7 @@ def _measure(settings: Settings, desk: SupportDesk, count: int) -> list[float]:
         receiver.join(10)
 
 
-def _forget(settings: Settings) -> None:
+def forget_redis_keys(settings: Settings) -> None:
     """Delete the benchmark's keys (its own prefix) from Redis."""
     from core.infra.redis_client import RedisConnection
 

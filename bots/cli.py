@@ -23,6 +23,8 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
         "serve customers and agents in Slack (HTTP or Socket Mode)",
     ),
     ("agent",): ("bots.agent_console:main", "agent console: answer escalated conversations"),
+    ("web",): ("bots.web.main:serve_main", "the web desk for agents and the shop's dashboard"),
+    ("web", "add-agent"): ("bots.web.main:add_agent_main", "let an agent sign in to the web desk"),
     ("worker",): ("workers.recommender.cli:worker_main", "a Celery worker that scores products"),
     ("understand",): ("bots.understand:main", "JSON lines in, understanding out"),
     ("train",): ("workers.cli:train_main", "train every model that is missing or out of date"),
@@ -55,6 +57,10 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("bench", "load"): (
         "bots.loadtest.harness:main",
         "simulated customers through the real adapters, with faults; lost/duplicated, p99",
+    ),
+    ("bench", "web"): (
+        "bots.web.bench:main",
+        "desk page render times at 10,000 tickets; agent click -> customer delivery",
     ),
     ("bench", "nlu"): ("workers.nlu.cli:bench_nlu_main", "train and test the local NLU method"),
     ("bench", "recommender"): ("workers.recommender.cli:bench_recommender_main", "scoring latency"),

@@ -262,7 +262,7 @@ def bench_chat(argv: Sequence[str] | None = None) -> int:
                             rate_limit_burst=0)
         configure_logging(settings, default_level="WARNING")
         started = time.perf_counter()
-        conversation = build_conversation(settings, keep_feedback=False)  # the shop's data stays
+        conversation = build_conversation(settings, keep_records=False)  # the shop's data stays
         build_s = time.perf_counter() - started
         orders = conversation.services.orders.for_customer(args.user)
         if not orders:
@@ -385,7 +385,7 @@ def bench_concurrency(
                     rate_limit_burst=0,
                 )
                 configure_logging(settings, default_level="WARNING")
-                services[mode] = build_conversation(settings, keep_feedback=False)
+                services[mode] = build_conversation(settings, keep_records=False)
             first = next(iter(services.values()))
             customers = _customers_with_orders(first, max(thread_counts))
             for conversation in services.values():  # lazy loads happen here, untimed

@@ -10,10 +10,13 @@ process imports training code or scikit-learn.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
+from core.activity.record import BufferedActivityLog
 from core.handover.deliveries.factory import open_delivery_queue
 from core.handover.deliveries.loop import Deliveries
 from core.handover.escalation import SupportDesk
@@ -27,10 +30,13 @@ from core.infra.errors import StoreNotReady
 from core.infra.ratelimit import open_rate_limiter
 from core.infra.settings import Settings, settings_section
 from core.shop.live import LiveCatalog
+from core.shopdb.activity import SqlActivity
+from core.shopdb.agents import SqlAgents
 from core.shopdb.database import ShopDatabase
 from core.shopdb.identity import SqlIdentities
 from core.shopdb.services import (
     ShopVocabulary,
+    SqlOrders,
     StoreFeedbackLog,
     live_catalog,
     names_on_record,
@@ -45,6 +51,9 @@ from core.turn.policy import PolicyConfig
 from core.turn.recommendation import MeasuredRecommender, Recommender
 from core.turn.slots import SlotVocabulary, VocabularySource
 from core.turn.understanding import Understander, Understanding
+
+if TYPE_CHECKING:
+    from bots.web.app import Desk
 
 log = logging.getLogger(__name__)
 
@@ -254,10 +263,49 @@ def start_retention(settings: Settings, conversation: Conversation) -> Retention
     return RetentionJob(rights.purge, settings.retention_check_s).start()
 
 
-def build_conversation(settings: Settings, keep_feedback: bool = True) -> Conversation:
+def build_activity_log(database: ShopDatabase) -> BufferedActivityLog:
+    """The dashboard's record of turns, written in the background; what is still buffered is
+    written when the process exits."""
+    activity = BufferedActivityLog(SqlActivity(database).write)
+    atexit.register(activity.close)
+    return activity
+
+
+def build_web_desk(settings: Settings) -> tuple[Desk, str]:
+    """The web desk's services, and the key that signs its session cookies (the configured
+    one, or one generated and kept in the store database for every desk process)."""
+    from bots.web.app import Desk
+    from bots.web.auth import SignIn
+    from bots.web.dashboard import Dashboard
+    from bots.web.live import LiveTickets
+
+    database = open_store(settings)
+    database.check_ready()
+    support = build_support_desk(settings)
+    agents = SqlAgents(database)
+    desk = Desk(
+        support=support,
+        sign_in=SignIn(agents),
+        dashboard=Dashboard(SqlActivity(database), support.tickets, settings.recommender_dir,
+                            settings.dashboard_days),
+        catalog=live_catalog(database, settings.store_check_s),
+        orders=SqlOrders(database),
+        live=LiveTickets(support.tickets, inbox_size=settings.web_page_size),
+        sla_s=settings.escalation_sla_s,
+        page_size=settings.web_page_size,
+    )
+    configured = settings.web_session_secret
+    secret = (
+        configured.get_secret_value() if configured
+        else SqlIdentities(database).secret("web_session")
+    )
+    return desk, secret
+
+
+def build_conversation(settings: Settings, keep_records: bool = True) -> Conversation:
     """Every service of a turn; StoreNotReady (saying what to run) when the store database
-    has no schema or no products. `keep_feedback=False` (benchmarks) writes no button presses
-    into the store."""
+    has no schema or no products. `keep_records=False` (benchmarks) writes neither button
+    presses nor the dashboard's activity into the store."""
     database = open_store(settings)
     shop = open_shop(database, settings.store_check_s)
     assert isinstance(shop.catalog, LiveCatalog)
@@ -275,7 +323,8 @@ def build_conversation(settings: Settings, keep_feedback: bool = True) -> Conver
         knowledge=shop.knowledge,
         escalations=desk,
         phraser=build_phraser(settings),
-        feedback_log=StoreFeedbackLog(database) if keep_feedback else None,
+        feedback_log=StoreFeedbackLog(database) if keep_records else None,
+        activity=build_activity_log(database) if keep_records else None,
         accounts=accounts,
         rights=build_data_rights(settings, accounts, states, desk.tickets if desk else None),
         rate_limiter=open_rate_limiter(settings),  # in Redis with the state: one across processes

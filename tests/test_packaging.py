@@ -56,7 +56,8 @@ def test_the_wheel_carries_runtime_files(installed: Path) -> None:
     for name in ("core/prompts/understand_v1.md", "core/data/nlu/intents.yaml",
                  "core/data/demo/catalog.jsonl", "core/data/demo/faq.jsonl",
                  "core/data/demo/synonyms.jsonl",
-                 "core/shop/demo/assortment.yaml"):
+                 "core/shop/demo/assortment.yaml", "bots/web/templates/base.html",
+                 "bots/web/static/desk.js", "bots/web/static/desk.css"):
         assert (installed / name).is_file(), name
 
 

@@ -142,3 +142,16 @@ def model_version(folder: Path) -> str | None:
             _versions[key] = file_digest.hexdigest()
         digest.update(f"{path.relative_to(folder)}\0{_versions[key]}\0".encode())
     return digest.hexdigest()[:12]
+
+
+MODEL_CARD = "card.json"  # what training measured, beside a model's checkpoint
+
+
+def model_card(folder: Path) -> dict[str, object] | None:
+    """The card training wrote beside a model (its held-out figures, when and on what it was
+    trained); None when there is none or it cannot be read."""
+    try:
+        card = json.loads((folder / MODEL_CARD).read_text())
+    except (OSError, ValueError):
+        return None
+    return card if isinstance(card, dict) else None

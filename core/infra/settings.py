@@ -222,6 +222,17 @@ class Settings(BaseSettings):
     support_agent_group: str | None = None  # a user group whose members may act, too
     support_summary: Literal["template", "llm"] = "template"  # llm: a briefing by the LLM_* model
 
+    # The web desk and dashboard (`concierge web`): agents sign in with a login made by
+    # `concierge web add-agent`. The session cookie is signed with this key; when unset, one
+    # generated and kept in the store database (every desk process sharing the store uses it).
+    web_host: str = "127.0.0.1"  # 0.0.0.0 only behind a TLS-terminating proxy
+    web_port: int = 8080  # the desk's port
+    web_session_secret: SecretStr | None = None  # signs session cookies; never logged
+    web_session_hours: float = 12.0  # an agent is signed out after this long
+    web_https_only: bool = False  # cookies only over HTTPS (set when served behind TLS)
+    web_page_size: int = 50  # tickets per inbox page
+    dashboard_days: int = 30  # days of figures the dashboard shows
+
     # Flower (`concierge flower`) asks for this user and password (HTTP basic auth).
     flower_user: str | None = None  # the Flower login; required unless --no-auth on loopback
     flower_password: SecretStr | None = None  # the Flower password; never logged

@@ -178,6 +178,30 @@ versions = Table(
     Column("value", BigInteger, nullable=False),
 )
 
+# Support agents who sign in to the web desk: a password hash (argon2), never the password.
+agents = Table(
+    "agents",
+    metadata,
+    Column("login", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("password_hash", String(256), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# What the turns did, as counters per UTC day (`core.activity`): the dashboard's figures.
+# `metric` names a count (turns, conversations, escalations) or a breakdown (intent, sentiment,
+# decision, platform, shown and pressed by position, feedback by kind) whose value is `key`.
+# No text and no customer or conversation id; a dashboard reads a few hundred rows whatever the
+# traffic. `day` is text so every database groups by it the same way.
+activity_counts = Table(
+    "activity_counts",
+    metadata,
+    Column("day", String(10), primary_key=True),
+    Column("metric", String(16), primary_key=True),
+    Column("key", String(32), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
 CATALOG = "catalog"
 KNOWLEDGE = "knowledge"
 WATCHED = {"products": CATALOG, "synonyms": CATALOG, "articles": KNOWLEDGE}

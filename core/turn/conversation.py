@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 
+from core.activity.record import ActivityLog, TurnActivity, day_of
 from core.handover.escalation import Escalations
 from core.identity.accounts import Accounts
 from core.identity.rights import DataRights
@@ -83,6 +84,7 @@ class Services:
     accounts: Accounts | None = None  # linked identities: who may see which orders
     rights: DataRights | None = None  # "delete my data"
     rate_limiter: RateLimiter | None = None  # per-sender flood limit, asked before anything
+    activity: ActivityLog | None = None  # what each turn did, in counts, for the dashboard
 
 
 @dataclass(frozen=True)
@@ -279,6 +281,10 @@ class Conversation:
             state, incoming, text, understanding, outcome, self.clock(), self.policy.low_confidence
         )
         self.services.store.save(new_state)
+        if self.services.activity is not None:
+            self.services.activity.record(
+                _activity(state, incoming, understanding, decision, outcome, self.clock())
+            )
         return list(outcome.replies), understanding.intent, decision.action, understanding.source
 
     def _account_turn(self, account: AccountTurn, incoming: Incoming) -> None:
@@ -484,6 +490,30 @@ class Conversation:
                 heading=replies.rejected_heading(title),
             )
         return Outcome(outcome.replies, outcome.request, outcome.shown, feedback=record)
+
+
+def _activity(
+    state: ConversationState,
+    incoming: Incoming,
+    understanding: Understanding,
+    decision: Decision,
+    outcome: Outcome,
+    now: float,
+) -> TurnActivity:
+    """The counts of one turn, as the dashboard keeps them (no words, no ids)."""
+    today = day_of(now)
+    earlier = (turn.at for turn in state.transcript if turn.role == "customer")
+    return TurnActivity(
+        at=now,
+        platform=incoming.platform,
+        intent=str(understanding.intent),
+        sentiment=str(understanding.sentiment),
+        decision=str(decision.action),
+        first_today=all(day_of(at) != today for at in earlier),
+        shown=len(outcome.shown or ()),
+        pressed=(outcome.feedback.position or None) if outcome.feedback else None,
+        feedback=outcome.feedback.kind if outcome.feedback else None,
+    )
 
 
 def advance(

@@ -4,6 +4,7 @@ budget, and a progress bar. The best validation state is what gets saved."""
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import pickle
 import random
@@ -15,6 +16,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from core.infra.health import MODEL_CARD
 from core.infra.logs import event
 from workers.fingerprint import file_digest
 from workers.recommender import model as model_module
@@ -195,6 +197,7 @@ def train(
     if out is not None:
         extra = _extra(result, config, data, split, result.seconds, finished=True)
         model_module.save_checkpoint(model, out, extra)
+        _write_card(out, result, data)
     event(
         log,
         "recommender.train.done",
@@ -226,6 +229,24 @@ def _extra(
         "code_version": training_code_version(),
         "finished": finished,
     }
+
+
+def _write_card(folder: Path, result: TrainResult, data: InteractionData) -> None:
+    """What the dashboard and the doctor show of the serving model, readable without torch:
+    its held-out (validation) figures at the epoch kept, the data and when it was trained."""
+    best = next((p for p in result.curve if int(p["epoch"]) == result.best_epoch), {})
+    card = {
+        "dataset": data.name,
+        "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "best_epoch": result.best_epoch,
+        "epochs": len(result.curve),
+        "seconds": round(result.seconds, 1),
+        "val_ndcg@10": round(float(best.get("val_ndcg@10", 0.0)), 4),
+        "val_hr@10": round(float(best.get("val_hr@10", 0.0)), 4),
+    }
+    partial = folder / f"{MODEL_CARD}.partial"
+    partial.write_text(json.dumps(card, indent=2) + "\n")
+    partial.replace(folder / MODEL_CARD)
 
 
 def _model_scorer(model: RecommenderNet) -> Scorer:

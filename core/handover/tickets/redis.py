@@ -13,6 +13,7 @@ from core.handover.tickets.store import (
     Change,
     Ticket,
     TicketEntry,
+    TicketFacts,
     TicketStatus,
     anonymised,
     fields_json,
@@ -29,7 +30,7 @@ class RedisTicketStore:
     Keys: {prefix}:ticket:{id} (fields JSON), {prefix}:ticket-entries:{id} (list),
     {prefix}:tickets:{status} (sorted set by creation time), {prefix}:ticket-by-conversation:{id},
     {prefix}:ticket-by-thread:{ref}, {prefix}:ticket-by-customer:{user} (sorted set by creation
-    time).
+    time), {prefix}:ticket-facts:all (hash: id -> what the dashboard counts of it).
     """
 
     def __init__(
@@ -101,15 +102,62 @@ class RedisTicketStore:
             ticket_id = self.redis.client.get(self.redis.key("ticket-by-thread", agent_thread))
         return None if ticket_id is None else self.get(text(ticket_id))
 
-    def list(self, statuses: tuple[TicketStatus, ...] = ACTIVE, limit: int = 100) -> list[Ticket]:
+    def list(
+        self, statuses: tuple[TicketStatus, ...] = ACTIVE, limit: int = 100, offset: int = 0
+    ) -> list[Ticket]:
         with self.redis.guard():
             pipe = self.redis.client.pipeline(transaction=False)
             for status in statuses:
-                pipe.zrange(self.redis.key("tickets", status), 0, limit - 1, withscores=True)
+                key = self.redis.key("tickets", status)
+                pipe.zrange(key, 0, offset + limit - 1, withscores=True)
             found = [pair for chunk in pipe.execute() for pair in chunk]
         found.sort(key=lambda pair: pair[1])
-        tickets = (self.get(text(raw)) for raw, _ in found[:limit])
+        tickets = (self.get(text(raw)) for raw, _ in found[offset : offset + limit])
         return [ticket for ticket in tickets if ticket is not None]
+
+    def counts(self) -> dict[TicketStatus, int]:
+        statuses: tuple[TicketStatus, ...] = (*ACTIVE, *CLOSED)
+        with self.redis.guard():
+            pipe = self.redis.client.pipeline(transaction=False)
+            for status in statuses:
+                pipe.zcard(self.redis.key("tickets", status))
+            sizes = pipe.execute()
+        return {status: int(n) for status, n in zip(statuses, sizes, strict=True)}
+
+    def facts(self, since: float) -> builtins.list[TicketFacts]:
+        """From the facts hash kept beside the tickets: one read of a few bytes a ticket.
+        Tickets stored before the hash existed are read whole once and added to it."""
+        statuses = (*ACTIVE, *CLOSED)
+        facts_key = self.redis.key("ticket-facts", "all")
+        with self.redis.guard():
+            pipe = self.redis.client.pipeline(transaction=False)
+            pipe.hvals(facts_key)
+            for status in statuses:
+                pipe.zcard(self.redis.key("tickets", status))
+            kept, *sizes = pipe.execute()
+        if len(kept) < sum(sizes):
+            self._fill_facts()
+            with self.redis.guard():
+                kept = self.redis.client.hvals(facts_key)
+        facts = []
+        for raw in texts(kept):
+            created, status, rating, reason = raw.split("|", 3)
+            if float(created) >= since:
+                facts.append(TicketFacts(float(created), status, reason,
+                                         int(rating) if rating else None))
+        return facts
+
+    def _fill_facts(self) -> None:
+        facts_key = self.redis.key("ticket-facts", "all")
+        for status in (*ACTIVE, *CLOSED):
+            with self.redis.guard():
+                ids = texts(self.redis.client.zrange(self.redis.key("tickets", status), 0, -1))
+                known = set(texts(self.redis.client.hkeys(facts_key)))
+            for ticket_id in ids:
+                ticket = None if ticket_id in known else self.get(ticket_id)
+                if ticket is not None:
+                    with self.redis.guard():
+                        self.redis.client.hset(facts_key, ticket_id, _facts_line(ticket))
 
     def of_customer(self, customer: str) -> builtins.list[Ticket]:
         with self.redis.guard():
@@ -167,6 +215,7 @@ class RedisTicketStore:
             else:
                 pipe.delete(key)
                 pipe.zrem(self.redis.key("tickets", ticket.status), ticket_id)
+                pipe.hdel(self.redis.key("ticket-facts", "all"), ticket_id)
             pipe.delete(self.redis.key("ticket-entries", ticket_id))
             pipe.zrem(self.customer_key(ticket.customer), ticket_id)
             for link, pointer in zip(links, pointers, strict=True):
@@ -192,6 +241,7 @@ class RedisTicketStore:
                     continue  # someone else changed it first: recompute from their version
 
     def _index(self, pipe: redis.client.Pipeline, old: Ticket | None, new: Ticket) -> None:
+        pipe.hset(self.redis.key("ticket-facts", "all"), new.id, _facts_line(new))
         if old is None or old.customer != new.customer:
             if old is not None:
                 pipe.zrem(self.customer_key(old.customer), new.id)
@@ -203,6 +253,11 @@ class RedisTicketStore:
             pipe.delete(by_conversation)
         if new.agent_thread and (old is None or old.agent_thread != new.agent_thread):
             pipe.set(self.redis.key("ticket-by-thread", new.agent_thread), new.id)
+
+
+def _facts_line(ticket: Ticket) -> str:
+    """created|status|rating|reason: split faster than JSON parses, for 10,000s at a time."""
+    return f"{ticket.created_at!r}|{ticket.status}|{ticket.rating or ''}|{ticket.reason}"
 
 
 def _closed_before(ticket: Ticket, moment: float) -> bool:

@@ -12,6 +12,7 @@ from core.handover.tickets.store import (
     Change,
     Ticket,
     TicketEntry,
+    TicketFacts,
     TicketStatus,
     anonymised,
     fields_json,
@@ -96,19 +97,45 @@ class SqliteTicketStore:
     def by_agent_thread(self, agent_thread: str) -> Ticket | None:
         return self._first("SELECT fields FROM tickets WHERE agent_thread = ?", (agent_thread,))
 
-    def list(self, statuses: tuple[TicketStatus, ...] = ACTIVE, limit: int = 100) -> list[Ticket]:
+    def list(
+        self, statuses: tuple[TicketStatus, ...] = ACTIVE, limit: int = 100, offset: int = 0
+    ) -> list[Ticket]:
         marks = ", ".join("?" for _ in statuses)
         with self.file.guard():
             rows = (
                 self.file.connection()
                 .execute(
                     f"SELECT fields FROM tickets WHERE status IN ({marks}) "
-                    "ORDER BY created LIMIT ?",
-                    (*statuses, limit),
+                    "ORDER BY created LIMIT ? OFFSET ?",
+                    (*statuses, limit, offset),
                 )
                 .fetchall()
             )
         return [self._assemble(row[0]) for row in rows]
+
+    def counts(self) -> dict[TicketStatus, int]:
+        with self.file.guard():
+            rows = (
+                self.file.connection()
+                .execute("SELECT status, count(*) FROM tickets GROUP BY status")
+                .fetchall()
+            )
+        found = {status: 0 for status in (*ACTIVE, *CLOSED)}
+        return found | {status: int(n) for status, n in rows}
+
+    def facts(self, since: float) -> builtins.list[TicketFacts]:
+        with self.file.guard():
+            rows = (
+                self.file.connection()
+                .execute(
+                    "SELECT created, status, json_extract(fields, '$.reason'), "
+                    "json_extract(fields, '$.rating') FROM tickets WHERE created >= ?",
+                    (since,),
+                )
+                .fetchall()
+            )
+        return [TicketFacts(created, status, reason or "", rating)
+                for created, status, reason, rating in rows]
 
     def of_customer(self, customer: str) -> builtins.list[Ticket]:
         with self.file.guard():

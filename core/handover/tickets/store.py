@@ -14,7 +14,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -74,6 +74,15 @@ class Ticket(BaseModel):
         return f"{self.customer} (not verified)"
 
 
+class TicketFacts(NamedTuple):
+    """A ticket as the dashboard counts it: no transcript, nobody's id."""
+
+    created_at: float
+    status: str
+    reason: str
+    rating: int | None
+
+
 # A change to a ticket: the new ticket, or None to leave it as it is (the change does not apply).
 Change = Callable[[Ticket], "Ticket | None"]
 
@@ -101,8 +110,18 @@ class TicketStore(Protocol):
 
     def by_agent_thread(self, agent_thread: str) -> Ticket | None: ...
 
-    def list(self, statuses: tuple[TicketStatus, ...] = ACTIVE, limit: int = 100) -> list[Ticket]:
-        """Tickets in these statuses, oldest first."""
+    def list(
+        self, statuses: tuple[TicketStatus, ...] = ACTIVE, limit: int = 100, offset: int = 0
+    ) -> list[Ticket]:
+        """Tickets in these statuses, oldest first: `limit` of them after the first `offset`."""
+        ...
+
+    def counts(self) -> dict[TicketStatus, int]:
+        """How many tickets are in each status."""
+        ...
+
+    def facts(self, since: float) -> builtins.list[TicketFacts]:
+        """What the dashboard counts of every ticket created since this unix time."""
         ...
 
     def of_customer(self, customer: str) -> builtins.list[Ticket]:

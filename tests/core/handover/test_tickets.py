@@ -16,6 +16,7 @@ from core.handover.tickets.store import (
     Change,
     Ticket,
     TicketEntry,
+    TicketFacts,
     TicketStatus,
     TicketStore,
     fields_json,
@@ -171,6 +172,37 @@ def test_list_is_oldest_first_and_limited(store: TicketStore) -> None:
         store.create(ticket(f"T{n}", f"c{n}", at=at))
     assert [t.id for t in store.list()] == ["T1", "T2", "T0"]
     assert [t.id for t in store.list(limit=2)] == ["T1", "T2"]
+
+
+def test_list_pages_through_statuses_oldest_first(store: TicketStore) -> None:
+    for n in range(7):
+        store.create(ticket(f"T{n}", f"c{n}", at=100.0 + n))
+    store.update("T2", claim("dana"))
+    store.update("T5", claim("dana"))
+    pages = [[t.id for t in store.list(limit=3, offset=offset)] for offset in (0, 3, 6, 9)]
+    assert pages == [["T0", "T1", "T2"], ["T3", "T4", "T5"], ["T6"], []]
+    assert [t.id for t in store.list(("claimed",), limit=1, offset=1)] == ["T5"]
+
+
+def test_counts_by_status(store: TicketStore) -> None:
+    assert store.counts() == {"open": 0, "claimed": 0, "resolved": 0, "handed_back": 0}
+    for n in range(3):
+        store.create(ticket(f"T{n}", f"c{n}", at=100.0 + n))
+    store.update("T1", claim("dana"))
+    store.update("T2", lambda t: t.model_copy(update={"status": "resolved", "rating": 4}))
+    assert store.counts() == {"open": 1, "claimed": 1, "resolved": 1, "handed_back": 0}
+
+
+def test_facts_are_what_the_dashboard_counts(store: TicketStore) -> None:
+    store.create(ticket("T0", "c0", at=50.0))
+    store.create(ticket("T1", "c1", at=150.0))
+    store.create(ticket("T2", "c2", at=250.0))
+    store.update("T2", lambda t: t.model_copy(update={"status": "resolved", "rating": 2}))
+    facts = sorted(store.facts(since=100.0))
+    assert facts == [
+        TicketFacts(150.0, "open", "customer asked for a person", None),
+        TicketFacts(250.0, "resolved", "customer asked for a person", 2),
+    ]
 
 
 def test_agent_thread_finds_the_ticket(store: TicketStore) -> None:
@@ -370,3 +402,15 @@ def test_ticket_ids_are_unique_and_dated() -> None:
     ids = {new_ticket_id(0.0) for _ in range(200)}
     assert len(ids) == 200
     assert all(i.startswith("T-19700101-") for i in ids)
+
+
+def test_redis_facts_of_tickets_stored_before_the_facts_hash(redis_prefix: str) -> None:
+    store = RedisTicketStore(REDIS_URL, redis_prefix)
+    store.create(ticket("T0", "c0", at=150.0))
+    facts_key = store.redis.key("ticket-facts", "all")
+    store.redis.client.delete(facts_key)
+    assert [fact.created_at for fact in store.facts(100.0)] == [150.0]
+    assert store.redis.client.hexists(facts_key, "T0")  # filled in for the next read
+    store.update("T0", lambda t: t.model_copy(update={"status": "resolved", "closed_at": 160.0}))
+    assert store.purge(closed_before=200.0) == 1
+    assert not store.redis.client.hexists(facts_key, "T0")

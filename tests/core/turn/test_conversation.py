@@ -7,11 +7,12 @@ so each test states exactly what the message meant and checks what the core did 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
 
+from core.activity.record import TurnActivity
 from core.shop.catalog import Catalog
 from core.shop.demo.generator import DEFAULT_DEMO_DIR
 from core.shop.files import Shop, load_shop
@@ -371,3 +372,32 @@ def test_phrased_explanations_are_checked_against_the_catalog(
                         knowledge=demo.knowledge, phraser=Boastful())
     text = turn(Conversation(services), "I need a waterproof jacket").pop().text
     assert "vegan" not in text and "Waterproof; " in text
+
+
+@dataclass
+class KeptActivity:
+    records: list[TurnActivity] = field(default_factory=list)
+
+    def record(self, activity: TurnActivity) -> None:
+        self.records.append(activity)
+
+
+def test_each_turn_leaves_its_counts_and_no_words(conversation: Conversation) -> None:
+    kept = KeptActivity()
+    now = [1_764_720_000.0]  # 2025-12-03 00:00 UTC
+    counting = Conversation(replace(conversation.services, activity=kept), clock=lambda: now[0])
+    reply = turn(counting, "I need a waterproof jacket").pop()
+    skip = next(b for b in reply.buttons if b.payload.startswith("skip:"))
+    now[0] += 60
+    turn(counting, button=skip.payload)
+    turn(counting, "hi", conversation_id="t:2")
+    now[0] += 86400  # the next day: the first conversation counts again
+    turn(counting, "hi")
+    first, pressed, other, next_day = kept.records
+    assert (first.intent, first.decision, first.shown, first.first_today) == (
+        "recommend", "recommend", 3, True)
+    assert (pressed.pressed, pressed.feedback, pressed.first_today) == (1, "not_for_me", False)
+    assert other.first_today and other.intent == "greeting" and other.shown == 0
+    assert next_day.first_today and next_day.day == "2025-12-04"
+    kept_text = " ".join(record.model_dump_json() for record in kept.records)
+    assert "jacket" not in kept_text and "t:1" not in kept_text and "C0001" not in kept_text
