@@ -141,9 +141,9 @@ class RedisTicketStore:
                 kept = self.redis.client.hvals(facts_key)
         facts = []
         for raw in texts(kept):
-            created, status, rating, reason = raw.split("|", 3)
+            created, now_status, rating, reason = raw.split("|", 3)
             if float(created) >= since:
-                facts.append(TicketFacts(float(created), status, reason,
+                facts.append(TicketFacts(float(created), now_status, reason,
                                          int(rating) if rating else None))
         return facts
 
