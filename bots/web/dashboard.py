@@ -62,14 +62,14 @@ class Dashboard:
     clock: Callable[[], float] = time.time
 
     def figures(self) -> list[Figure]:
-        window = Window.of(self)
+        window = DashboardWindow.of(self)
         return [build(self, window) for build in FIGURES.values()]
 
     def figure(self, name: str) -> Figure | None:
         build = FIGURES.get(name)
-        return build(self, Window.of(self)) if build is not None else None
+        return build(self, DashboardWindow.of(self)) if build is not None else None
 
-    def _conversations(self, window: Window) -> Figure:
+    def _conversations(self, window: DashboardWindow) -> Figure:
         daily = window.daily()
         return Figure(
             "conversations",
@@ -80,7 +80,7 @@ class Dashboard:
             "a conversation counts once on each day it has a turn",
         )
 
-    def _intents(self, window: Window) -> Figure:
+    def _intents(self, window: DashboardWindow) -> Figure:
         return Figure(
             "intents",
             "What customers asked for",
@@ -90,7 +90,7 @@ class Dashboard:
             "turns by the intent understood (buttons count as other)",
         )
 
-    def _escalation_rate(self, window: Window) -> Figure:
+    def _escalation_rate(self, window: DashboardWindow) -> Figure:
         daily = window.daily()
         opened = Counter(day_of(fact.created_at) for fact in window.tickets())
         rows = []
@@ -108,7 +108,7 @@ class Dashboard:
             percent=True,
         )
 
-    def _escalation_reasons(self, window: Window) -> Figure:
+    def _escalation_reasons(self, window: DashboardWindow) -> Figure:
         reasons = Counter(fact.reason or "unknown" for fact in window.tickets())
         return Figure(
             "escalation-reasons",
@@ -118,7 +118,7 @@ class Dashboard:
             "bars",
         )
 
-    def _csat(self, window: Window) -> Figure:
+    def _csat(self, window: DashboardWindow) -> Figure:
         rated = [fact.rating for fact in window.tickets() if fact.rating]
         ratings = Counter(rated)
         average = f"average {sum(rated) / len(rated):.2f} of {len(rated)} ratings" if rated else ""
@@ -131,7 +131,7 @@ class Dashboard:
             average or "no ratings yet",
         )
 
-    def _click_through(self, window: Window) -> Figure:
+    def _click_through(self, window: DashboardWindow) -> Figure:
         clicks = self.activity.click_through(window.first_day)
         return Figure(
             "click-through",
@@ -143,7 +143,7 @@ class Dashboard:
             percent=True,
         )
 
-    def _model(self, window: Window) -> Figure:
+    def _model(self, window: DashboardWindow) -> Figure:
         version = model_version(self.model_dir)
         card = model_card(self.model_dir) or {}
         rows: list[tuple[Cell, ...]] = [("version", version or "no model trained")]
@@ -160,7 +160,7 @@ class Dashboard:
 
 
 @dataclass
-class Window:
+class DashboardWindow:
     """The dashboard's days, and what several figures read from them, read once."""
 
     dashboard: Dashboard
@@ -171,7 +171,7 @@ class Window:
     _tickets: list[TicketFacts] | None = None
 
     @classmethod
-    def of(cls, dashboard: Dashboard) -> Window:
+    def of(cls, dashboard: Dashboard) -> DashboardWindow:
         now = dashboard.clock()
         first_day = day_of(now - (dashboard.days - 1) * 86400)
         since = datetime.strptime(first_day, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
@@ -190,7 +190,7 @@ class Window:
 
 
 # The figures in the order the page shows them, by name (the CSV's file name).
-FIGURES: dict[str, Callable[[Dashboard, Window], Figure]] = {
+FIGURES: dict[str, Callable[[Dashboard, DashboardWindow], Figure]] = {
     "conversations": Dashboard._conversations,
     "intents": Dashboard._intents,
     "escalation-rate": Dashboard._escalation_rate,

@@ -64,7 +64,7 @@ def test_compose_file_validates_with_the_services_the_deployment_needs(
     config: dict[str, Any],
 ) -> None:
     assert set(config["services"]) == {"redis", "postgres", "worker", "telegram", "slack",
-                                       "flower"}
+                                       "web", "flower"}
     store = config["services"]["worker"]["environment"]["CONCIERGE_STORE_URL"]
     assert store.startswith("postgresql://concierge:")  # all processes share one store
     assert config["services"]["worker"]["deploy"]["replicas"] == 2
@@ -85,7 +85,7 @@ def test_every_published_port_is_bound_to_loopback(config: dict[str, Any]) -> No
             assert published.startswith("127.0.0.1:"), (name, port)
 
 
-@pytest.mark.parametrize("service", ["worker", "telegram", "slack", "flower"])
+@pytest.mark.parametrize("service", ["worker", "telegram", "slack", "web", "flower"])
 def test_each_service_runs_a_concierge_command(config: dict[str, Any], service: str) -> None:
     command = config["services"][service]["command"]
     found = resolve(list(command))

@@ -21,6 +21,7 @@ from core.handover.deliveries.store import customer_topic
 from core.infra.settings import Settings
 from core.shopdb.agents import DeskAgent
 from core.state.store import ConversationState, Turn
+from tests.conftest import TEST_REDIS
 
 PASSWORD = "correct horse battery"
 
@@ -56,9 +57,11 @@ class Web:
         return self.desk.support.open(state, "customer asked for a person")
 
 
-@pytest.fixture
-def web(tmp_path: Path) -> Iterator[Web]:
-    settings = Settings(sqlite_path=tmp_path / "state.sqlite3")
+@pytest.fixture(params=["sqlite", "redis"])
+def web(request: pytest.FixtureRequest, tmp_path: Path, redis_prefix: str) -> Iterator[Web]:
+    """The desk on the embedded default's SQLite file, or on Redis as when scaled."""
+    settings = Settings(sqlite_path=tmp_path / "state.sqlite3", state_backend=request.param,
+                        redis_url=TEST_REDIS, redis_prefix=redis_prefix)
     desk, secret = build_web_desk(settings)
     login = f"dana-{uuid.uuid4().hex[:8]}"
     assert desk.sign_in.agents.add(
