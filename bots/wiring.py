@@ -267,7 +267,7 @@ def build_activity_log(database: ShopDatabase) -> BufferedActivityLog:
     """The dashboard's record of turns, written in the background; what is still buffered is
     written when the process exits."""
     activity = BufferedActivityLog(SqlActivity(database).write)
-    atexit.register(activity.close)
+    atexit.register(activity.close_at_exit)
     return activity
 
 

@@ -13,6 +13,7 @@ counts; a store that cannot be written keeps them (up to `max_buffer`) until it 
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -75,6 +76,7 @@ class BufferedActivityLog:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.dropped = 0  # records given up because the store stayed unwritable too long
+        self.failure = ""  # why the last write failed
 
     def record(self, activity: TurnActivity) -> None:
         with self._lock:
@@ -103,6 +105,7 @@ class BufferedActivityLog:
         except Exception as error:  # any storage error: keep the counts, try again later
             with self._lock:
                 self._pending[:0] = taken
+            self.failure = f"{len(taken)} records not written ({type(error).__name__})"
             event(log, "activity.not_written", logging.WARNING, records=len(taken),
                   error=type(error).__name__)
             return False
@@ -114,6 +117,14 @@ class BufferedActivityLog:
         if self._thread is not None:
             self._thread.join(timeout_s)
         self.flush()
+
+    def close_at_exit(self) -> None:
+        """`close` as the interpreter exits: log handlers may be gone by then, so a failure
+        is said once on stderr instead."""
+        logging.getLogger(__name__).disabled = True
+        self.close()
+        if self._pending:
+            print(f"concierge: activity at exit: {self.failure}", file=sys.stderr)
 
     def _run(self) -> None:
         while not self._stop.is_set():
