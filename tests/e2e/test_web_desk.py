@@ -163,9 +163,11 @@ def text_of(driver: webdriver.Chrome, element_id: str) -> str:
 
 
 def live_connected(driver: webdriver.Chrome) -> bool:
+    """The page listens for changes and has fetched its live part once since it connected
+    (so a button found now is not replaced by that first fetch)."""
     return bool(driver.execute_script(
         "var live = document.getElementById('live');"
-        "return !!live && live.dataset.connected === 'yes';"
+        "return !!live && live.dataset.connected === 'yes' && !!live.dataset.refreshed;"
     ))
 
 
@@ -221,6 +223,7 @@ def test_agents_take_a_telegram_customer_from_the_web_desk(desk: Desk) -> None:
 
         # Dana claims it: the customer hears, and Eve's page shows it without a reload.
         desk.page(dana, f"/tickets/{ticket.id}")
+        wait_until(lambda: live_connected(dana), SLOW)
         dana.find_element(By.ID, "claim").click()
         wait_until(lambda: "Claimed" in dana.page_source, SLOW)
         telegram_says(desk.emulator, CHAT, "has picked up your request")
