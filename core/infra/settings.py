@@ -75,8 +75,8 @@ class Settings(BaseSettings):
     cascade_threshold: float = 0.6  # local confidence below this asks the LLM
     # The MiniLM encoder behind the local model and the recommender's request texts: float
     # (float32, or bfloat16 where the CPU multiplies it natively) or int8 (torch dynamic
-    # quantisation of its linear layers: about half the time per message, at a measured
-    # accuracy cost: `concierge bench nlu --precisions`).
+    # quantisation of its linear layers: less time per message, at an accuracy cost that
+    # `concierge bench nlu --precisions` measures).
     encoder_precision: Literal["float", "int8"] = Field(
         default="float",
         description="MiniLM encoder arithmetic for understanding and request texts: float or "
