@@ -122,6 +122,7 @@ def build_understander(
             settings.nlu_threads,
             batch_max=settings.nlu_batch_max,
             batch_wait_s=settings.nlu_batch_wait_ms / 1000,
+            precision=settings.encoder_precision,
         )
 
     if backend == "local":

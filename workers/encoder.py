@@ -26,9 +26,16 @@ def configure_torch(threads: int) -> None:
 
 
 @torch.inference_mode()
-def encode(texts: Sequence[str], batch_size: int = 64, normalize: bool = True) -> Tensor:
-    """Sentence embeddings of `texts`, shape (N, 384) in float32, L2-normalised by default."""
-    tokenizer, model = minilm.load_encoder(precise=True)
+def encode(
+    texts: Sequence[str],
+    batch_size: int = 64,
+    normalize: bool = True,
+    precision: minilm.Precision = "float",
+) -> Tensor:
+    """Sentence embeddings of `texts`, shape (N, 384) in float32, L2-normalised by default.
+    "float" computes them in float32; "int8" with the quantised encoder (the settings'
+    `encoder_precision`, for request texts at run time)."""
+    tokenizer, model = minilm.load_encoder(precise=True, precision=precision)
     chunks: list[Tensor] = []
     for start in range(0, len(texts), batch_size):
         ids, mask = minilm.token_ids(tokenizer, texts[start : start + batch_size])  # (B, T)

@@ -73,6 +73,15 @@ class Settings(BaseSettings):
     nlu_batch_max: int = 32  # most messages in one forward of the local model; 1 = no batching
     nlu_batch_wait_ms: float = 2.0  # under load, how long a batch waits for more messages
     cascade_threshold: float = 0.6  # local confidence below this asks the LLM
+    # The MiniLM encoder behind the local model and the recommender's request texts: float
+    # (float32, or bfloat16 where the CPU multiplies it natively) or int8 (torch dynamic
+    # quantisation of its linear layers: less time per message, at an accuracy cost that
+    # `concierge bench nlu --precisions` measures).
+    encoder_precision: Literal["float", "int8"] = Field(
+        default="float",
+        description="MiniLM encoder arithmetic for understanding and request texts: float or "
+                    "int8 (dynamic quantisation, faster on CPU)",
+    )
     # Any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp server).
     llm_base_url: str = "http://127.0.0.1:8080/v1"
     llm_model: str = "gemma-3-270m"  # model name the endpoint serves

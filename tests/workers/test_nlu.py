@@ -299,3 +299,61 @@ def test_eval_command_without_a_model_says_how_to_build_it(
 ) -> None:
     assert eval_nlu_main(["--model", str(tmp_path / "none"), "--out", str(tmp_path)]) == 2
     assert "concierge train nlu" in capsys.readouterr().err
+
+
+def test_int8_understanding_agrees_with_float(
+    nlu_model_dir: Path, local: LocalUnderstander
+) -> None:
+    """The int8 encoder under the same heads: the same intents on the taxonomy's own examples,
+    nearly always the same on the held-out messages, and no worse an accuracy there."""
+    int8 = LocalUnderstander.load(nlu_model_dir, precision="int8")
+    examples = [text for spec in load_taxonomy().intents for text in spec.examples[:3]]
+    assert [int8.understand(t, STATE).intent for t in examples] == [
+        local.understand(t, STATE).intent for t in examples]
+    held = load_labelled(HELDOUT)
+    exact = [local.understand(row.text, STATE) for row in held]
+    quantised = [int8.understand(row.text, STATE) for row in held]
+    agree = np.mean([a.intent == b.intent for a, b in zip(exact, quantised, strict=True)])
+    assert agree >= 0.97, agree
+    hits = [sum(r.intent.value == row.intent for r, row in zip(results, held, strict=True))
+            for results in (exact, quantised)]
+    assert hits[1] >= hits[0] - 1, hits  # at most one held-out message lost to int8
+
+
+def test_precision_setting_switches_the_understanding_encoder(
+    nlu_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicInt8Linear
+
+    from bots.wiring import build_understander
+    from core.infra.settings import Settings
+    from core.turn.slots import SlotVocabulary
+    from workers import minilm
+
+    kinds = {}
+    for precision in ("float", "int8"):
+        monkeypatch.setenv("CONCIERGE_ENCODER_PRECISION", precision)
+        built = build_understander(Settings(nlu_dir=nlu_model_dir), "local", SlotVocabulary())
+        assert isinstance(built, LocalUnderstander) and built.model.precision == precision
+        encoder = minilm.load_encoder(precision=built.model.precision)[1]
+        kinds[precision] = type(encoder.layers[0].up)
+        built.close()
+    assert kinds == {"float": torch.nn.Linear, "int8": DynamicInt8Linear}
+
+
+def test_precision_bench_reports_both_encoders_and_skips_missing_banking77(
+    nlu_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from core.infra.settings import Settings
+
+    settings = Settings(data_dir=tmp_path)  # no public data here
+    assert bench_nlu_main(["--precisions", "--model", str(nlu_model_dir)], settings) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    figures = json.loads(out[-1])
+    assert figures["banking77"] is None and any("BANKING77: not found" in line for line in out)
+    heldout = figures["heldout"]
+    assert heldout["messages"] == len(load_labelled(HELDOUT))
+    for precision in ("float", "int8"):
+        assert heldout[precision]["intent_accuracy"] >= 0.85
+        assert heldout[precision]["latency_p99_ms"] >= heldout[precision]["latency_median_ms"] > 0

@@ -223,3 +223,26 @@ def test_request_texts_are_encoded_safely_from_many_threads(service: ScoringServ
         sys.setswitchinterval(switch)
         service.config = original
     assert not failures, failures[0]
+
+
+def test_precision_setting_chooses_the_request_text_encoder(
+    tiny_store: TinyStore, tmp_path: Path
+) -> None:
+    """With CONCIERGE_ENCODER_PRECISION=int8 a request's text is encoded by the int8 encoder;
+    the catalog's texts stay as the model was trained on them."""
+    from core.infra.settings import Settings
+
+    text = "waterproof rain jacket for hiking"
+    ask = RecommendationRequest(user_id="stranger", text=text, k=3)
+    queries = {}
+    for precision in ("float", "int8"):
+        settings = Settings(recommender_dir=tiny_store.model_dir, models_dir=tmp_path,
+                            store_url=tiny_store.store_url, encoder_precision=precision)
+        service = ScoringService.from_settings(settings)
+        queries[precision] = service._query(ask)
+        assert torch.equal(service._text, model_module.load_checkpoint(
+            tiny_store.model_dir)[0].text)
+        assert service.recommend(ask)
+    assert torch.allclose(queries["float"], encode([text])[0], atol=1e-6)
+    assert torch.allclose(queries["int8"], encode([text], precision="int8")[0], atol=1e-6)
+    assert not torch.allclose(queries["float"], queries["int8"], atol=1e-3)

@@ -1,4 +1,5 @@
-"""Benchmarks of the local method: any labelled text file, the public sets, the held-out set.
+"""Benchmarks of the local method: any labelled text file, the public sets, the held-out set,
+and the float and int8 encoders side by side.
 
 Prints figures as it goes and one final JSON line, so runs can be compared and collected.
 """
@@ -14,16 +15,17 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sklearn.metrics import accuracy_score, f1_score
 
 from core.infra.percentiles import median, percentile
 from core.state.store import ConversationState
-from core.turn.taxonomy import load_taxonomy
+from core.turn.taxonomy import load_labelled, load_taxonomy
+from workers.minilm import Precision
 from workers.nlu.evaluate import answer_heldout
-from workers.nlu.model import WEIGHTS, NluConfig
+from workers.nlu.model import WEIGHTS, NluConfig, NluModel
 from workers.nlu.training import train_model, training_sets
 from workers.nlu.understander import LocalUnderstander
 
@@ -167,9 +169,11 @@ def bench_heldout(
     threshold: float,
     config: NluConfig,
     say: Say = print,
+    precision: Precision = "float",
 ) -> dict[str, object]:
-    """The default taxonomy model on the held-out realistic messages: accuracy, load time,
-    latency, and how many LLM calls a cascade at `threshold` would save."""
+    """The default taxonomy model on the held-out realistic messages, its encoder at
+    `precision`: accuracy, load time, latency, and how many LLM calls a cascade at `threshold`
+    would save."""
     train_s: float | None = None  # None: the model was given, nothing was trained
     with tempfile.TemporaryDirectory() as scratch:
         directory = model_dir or Path(scratch)
@@ -179,7 +183,7 @@ def bench_heldout(
             train_model(intents, sentiments, config).save(directory)
             train_s = time.perf_counter() - started
         load_started = time.perf_counter()
-        understander = LocalUnderstander.load(directory)
+        understander = LocalUnderstander.load(directory, precision=precision)
         load_s = time.perf_counter() - load_started
         fresh_s = fresh_load_s(directory)
     answers = answer_heldout(understander, heldout_path)
@@ -189,7 +193,8 @@ def bench_heldout(
     kept_ok = [ok for ok, sure in zip(intent_ok, confident, strict=True) if sure]
     timing = latency(understander, [row.text for row in held])
     figures: dict[str, object] = {
-        "bench": "nlu", "dataset": "heldout", **answers.accuracy(),
+        "bench": "nlu", "dataset": "heldout", "encoder_precision": precision,
+        **answers.accuracy(),
         "train_s": round(train_s, 1) if train_s is not None else None,
         "load_s": round(load_s, 2),
         "load_fresh_process_s": round(fresh_s, 2),
@@ -212,4 +217,100 @@ def bench_heldout(
         if not ok:
             say(f"  miss: {row.text!r}: {row.intent} -> {result.intent.value} "
                 f"({result.confidence:.2f})")
+    return figures
+
+
+PRECISIONS: tuple[Precision, ...] = ("float", "int8")
+
+
+def paired_latency(
+    understanders: dict[str, LocalUnderstander], texts: Sequence[str], rounds: int = 2
+) -> dict[str, Latency]:
+    """`latency` of several understanders over the same messages, in turns: each takes all
+    the messages in a row (as a process holding one model does, its weights kept in the
+    CPU's caches), for `rounds` rounds in alternating order, so a busy stretch of a shared
+    machine falls on all of them alike."""
+    state = ConversationState(conversation_id="bench")
+    wall: dict[str, list[float]] = {name: [] for name in understanders}
+    cpu: dict[str, list[float]] = {name: [] for name in understanders}
+    names = list(understanders)
+    for round_ in range(rounds):
+        for name in names if round_ % 2 == 0 else names[::-1]:
+            understander = understanders[name]
+            understander.understand(texts[0], state)  # first call pays one-off costs
+            for text in texts[:LATENCY_MESSAGES]:
+                started, started_cpu = time.perf_counter(), time.process_time()
+                understander.understand(text, state)
+                wall[name].append((time.perf_counter() - started) * 1000)
+                cpu[name].append((time.process_time() - started_cpu) * 1000)
+    return {name: Latency(median(wall[name]), percentile(wall[name], 99), median(cpu[name]))
+            for name in understanders}
+
+
+def _precision_figures(
+    model: NluModel, accuracy: Callable[[NluModel], float], texts: Sequence[str], say: Say
+) -> dict[str, dict[str, float]]:
+    """Accuracy and latency per message of `model` with each encoder precision."""
+    models = {precision: replace(model, precision=precision) for precision in PRECISIONS}
+    timing = paired_latency({p: LocalUnderstander(m) for p, m in models.items()}, texts)
+    figures: dict[str, dict[str, float]] = {}
+    for precision, variant in models.items():
+        figures[precision] = {
+            "intent_accuracy": round(accuracy(variant), 4),
+            "latency_median_ms": round(timing[precision].median_ms, 2),
+            "latency_p99_ms": round(timing[precision].p99_ms, 2),
+            "cpu_median_ms": round(timing[precision].cpu_median_ms, 2),
+        }
+        f = figures[precision]
+        say(f"  {precision:<5}  intent accuracy {f['intent_accuracy']:.4f}  latency median "
+            f"{f['latency_median_ms']:.2f} ms, p99 {f['latency_p99_ms']:.2f} ms (CPU "
+            f"{f['cpu_median_ms']:.2f} ms)")
+    cost = (figures["float"]["intent_accuracy"] - figures["int8"]["intent_accuracy"]) * 100
+    speedup = figures["float"]["latency_median_ms"] / figures["int8"]["latency_median_ms"]
+    say(f"  int8: accuracy {-cost:+.2f} points, median latency x{1 / speedup:.2f} "
+        f"({speedup:.2f} times as fast)")
+    return figures
+
+
+def bench_precisions(
+    model_dir: Path, heldout_path: Path, data_dir: Path, say: Say = print
+) -> dict[str, object]:
+    """The float and the int8 encoder side by side, in one process: intent accuracy and
+    latency per message, on the held-out messages (the trained taxonomy model in `model_dir`)
+    and on BANKING77's test set (a model trained on its training set with float features, as
+    every model is trained). Each message goes through the encoder alone, as a turn's does."""
+    say(f"held-out messages, model {model_dir}:")
+    model = NluModel.load(model_dir)
+    held = load_labelled(heldout_path)
+    say(f"  {len(held)} messages")
+
+    def heldout_accuracy(variant: NluModel) -> float:
+        return float(answer_heldout(LocalUnderstander(variant), heldout_path).accuracy()[
+            "intent_accuracy"])
+
+    figures: dict[str, object] = {
+        "bench": "nlu-precision",
+        "heldout": {"messages": len(held), **_precision_figures(
+            model, heldout_accuracy, [m.text for m in held], say)},
+    }
+    train_file, test_file, text, label = BANKING77
+    if not (data_dir / test_file).exists():
+        say(f"BANKING77: not found under {data_dir} (CONCIERGE_DATA_DIR): skipped")
+        figures["banking77"] = None
+        return figures
+    train = read_labelled(data_dir / train_file, text, label)
+    test = read_labelled(data_dir / test_file, text, label)
+    say(f"BANKING77: {len(train.texts)} train / {len(test.texts)} test, "
+        f"{len(set(train.labels))} labels")
+    started = time.perf_counter()
+    banking = train_model(list(zip(train.texts, train.labels, strict=True)), (),
+                          NluConfig(calibrate=False))
+    say(f"  trained in {time.perf_counter() - started:.1f}s (float features)")
+
+    def banking_accuracy(variant: NluModel) -> float:
+        predicted = [variant.predict([text])[0][0].label for text in test.texts]
+        return float(accuracy_score(test.labels, predicted))
+
+    figures["banking77"] = {"test": len(test.texts),
+                            **_precision_figures(banking, banking_accuracy, test.texts, say)}
     return figures

@@ -5,6 +5,7 @@
     concierge bench nlu --train F --test F [--text-column C --label-column C]
     concierge bench nlu --dataset banking77|bitext
     concierge bench nlu --heldout [F] [--model DIR]
+    concierge bench nlu --precisions [--model DIR] [--heldout-file F]
     concierge eval nlu [--model DIR] [--heldout F] [--out DIR]
 
 Each function takes the arguments after its subcommand words and returns an exit status.
@@ -25,7 +26,13 @@ from core.infra.settings import Settings
 from core.turn.taxonomy import DEFAULT_PATH as DEFAULT_TAXONOMY
 from core.turn.taxonomy import TaxonomyError
 from workers.encoder import configure_torch
-from workers.nlu.bench import bench_classifier, bench_dataset, bench_heldout, read_labelled
+from workers.nlu.bench import (
+    bench_classifier,
+    bench_dataset,
+    bench_heldout,
+    bench_precisions,
+    read_labelled,
+)
 from workers.nlu.evaluate import CONFUSION, TABLE, evaluate_nlu
 from workers.nlu.model import NluConfig
 from workers.nlu.training import is_current, train_nlu
@@ -97,7 +104,8 @@ def eval_nlu_main(argv: Sequence[str], settings: Settings | None = None) -> int:
         print(f"note: {model_dir} was not built by this code from {settings.nlu_taxonomy} "
               "(`concierge train nlu` rebuilds it)", flush=True)
     try:
-        figures = evaluate_nlu(model_dir, args.heldout, args.out)
+        figures = evaluate_nlu(model_dir, args.heldout, args.out,
+                               precision=settings.encoder_precision)
     except (FileNotFoundError, TaxonomyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -117,13 +125,21 @@ def bench_nlu_main(argv: Sequence[str], settings: Settings | None = None) -> int
     source.add_argument("--heldout", type=Path, nargs="?", const=HELDOUT,
                         help="the default taxonomy's held-out messages, JSONL (default when "
                         f"given without a file: {HELDOUT.name} beside the taxonomy)")
+    source.add_argument("--precisions", action="store_true",
+                        help="the float and int8 encoders side by side: intent accuracy and "
+                        "latency per message on the held-out messages (the trained model: "
+                        "--model, else CONCIERGE_NLU_DIR) and on BANKING77 (trained here)")
     parser.add_argument("--test", type=Path, help="test file, with --train (default: none)")
     parser.add_argument("--text-column", default="text",
                         help="text column of --train/--test (default: %(default)s)")
     parser.add_argument("--label-column", default="label",
                         help="label column of --train/--test (default: %(default)s)")
     parser.add_argument("--model", type=Path, help="with --heldout: a trained model directory "
-                        "to evaluate (default: train a fresh one from the taxonomy)")
+                        "to evaluate (default: train a fresh one from the taxonomy); with "
+                        "--precisions: the model to compare (default: CONCIERGE_NLU_DIR)")
+    parser.add_argument("--heldout-file", type=Path, default=HELDOUT, metavar="FILE",
+                        help="with --precisions: the held-out messages (default: "
+                        f"{HELDOUT.name} beside the taxonomy)")
     parser.add_argument("--threshold", type=float,
                         help="cascade threshold (default: settings' cascade_threshold, "
                         "CONCIERGE_CASCADE_THRESHOLD)")
@@ -142,9 +158,16 @@ def bench_nlu_main(argv: Sequence[str], settings: Settings | None = None) -> int
         figures = bench_classifier(args.train.stem, train, test, config, say)
     elif args.dataset is not None:
         figures = bench_dataset(args.dataset, settings.data_dir, config, say)
+    elif args.precisions:
+        try:
+            figures = bench_precisions(args.model or settings.nlu_path, args.heldout_file,
+                                       settings.data_dir, say)
+        except FileNotFoundError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     else:
         threshold = args.threshold if args.threshold is not None else settings.cascade_threshold
         figures = bench_heldout(settings.nlu_taxonomy, args.heldout, args.model, threshold,
-                                config, say)
+                                config, say, settings.encoder_precision)
     print(json.dumps(figures))
     return 0

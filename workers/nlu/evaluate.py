@@ -18,6 +18,7 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from core.state.store import ConversationState
 from core.turn.taxonomy import LabelledMessage, load_labelled
 from core.turn.understanding import Intent, Understanding
+from workers.minilm import Precision
 from workers.nlu.understander import LocalUnderstander
 
 TABLE = "intents.csv"
@@ -148,11 +149,15 @@ def plot_confusion(answers: HeldoutAnswers, path: Path) -> None:
 
 
 def evaluate_nlu(
-    model_dir: Path, heldout_path: Path, out_dir: Path, say: Callable[[str], None] = print
+    model_dir: Path,
+    heldout_path: Path,
+    out_dir: Path,
+    say: Callable[[str], None] = print,
+    precision: Precision = "float",
 ) -> dict[str, object]:
-    """Evaluate the model in `model_dir`; writes the table (CSV) and the confusion matrix
-    (PNG) into `out_dir` and returns the figures."""
-    understander = LocalUnderstander.load(model_dir)
+    """Evaluate the model in `model_dir` with the encoder at `precision`; writes the table
+    (CSV) and the confusion matrix (PNG) into `out_dir` and returns the figures."""
+    understander = LocalUnderstander.load(model_dir, precision=precision)
     answers = answer_heldout(understander, heldout_path)
     scores = intent_scores(answers)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -167,6 +172,7 @@ def evaluate_nlu(
     return {
         "eval": "nlu",
         "model": str(model_dir),
+        "encoder_precision": precision,
         "heldout": str(heldout_path),
         **answers.accuracy(),
         "intent_macro_f1": round(averages["macro avg"].f1, 4),

@@ -46,9 +46,14 @@ class NluConfig:
 
 
 @torch.inference_mode()
-def embed(texts: Sequence[str], layers: Sequence[int], batch_size: int = 64) -> np.ndarray:
+def embed(
+    texts: Sequence[str],
+    layers: Sequence[int],
+    batch_size: int = 64,
+    precision: minilm.Precision = "float",
+) -> np.ndarray:
     """Mean-pooled, L2-normalised vectors of `layers`, concatenated: (N, 384 * len(layers))."""
-    tokenizer, model = minilm.load_encoder()
+    tokenizer, model = minilm.load_encoder(precision=precision)
     out = np.zeros((len(texts), 384 * len(layers)), dtype=np.float32)
     # Similar lengths batch together: far less padding to push through the encoder.
     order = np.argsort([len(text) for text in texts], kind="stable")
@@ -153,7 +158,8 @@ class Prediction:
 
 @dataclass
 class NluModel:
-    """Intent head and sentiment head over shared features."""
+    """Intent head and sentiment head over shared features. `precision` is the encoder's
+    arithmetic at inference only (the heads are trained on float features either way)."""
 
     config: NluConfig
     word: NgramTable
@@ -161,13 +167,14 @@ class NluModel:
     intent: Head
     sentiment: Head | None
     meta: dict[str, Any] = field(default_factory=dict)
+    precision: minilm.Precision = "float"
 
     def predict(self, texts: Sequence[str]) -> list[tuple[Prediction, Prediction | None]]:
         return self.classify(self.embed(texts), [self.ngrams(text) for text in texts])
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """The encoder's features of `texts`: (N, E). The costly part, worth batching."""
-        return embed(texts, self.config.layers)
+        return embed(texts, self.config.layers, precision=self.precision)
 
     def ngrams(self, text: str) -> Ngrams:
         """The n-gram features of one message: plain Python, cheap, computed by each caller."""
@@ -215,7 +222,7 @@ class NluModel:
         return directory / WEIGHTS
 
     @classmethod
-    def load(cls, directory: Path) -> NluModel:
+    def load(cls, directory: Path, precision: minilm.Precision = "float") -> NluModel:
         if not (directory / WEIGHTS).exists():
             raise FileNotFoundError(
                 f"no trained understanding model in {directory}: run `concierge train nlu`"
@@ -242,9 +249,10 @@ class NluModel:
             }
         meta = {k: v for k, v in summary.items()
                 if k not in {"format", "config", "heads", "ngrams"}}
-        minilm.load_encoder()  # load the encoder now, not on the first customer message
+        # Load the encoder now, not on the first customer message.
+        minilm.load_encoder(precision=precision)
         return cls(config, tables["word"], tables["char"], heads["intent"],
-                   heads.get("sentiment"), meta)
+                   heads.get("sentiment"), meta, precision)
 
 
 def _best(head: Head, probabilities: np.ndarray) -> list[Prediction]:

@@ -20,6 +20,7 @@ from core.llm.understanders import to_intent
 from core.state.store import ConversationState
 from core.turn.slots import SlotVocabulary, VocabularySource, extract_slots
 from core.turn.understanding import Intent, Sentiment, Understanding
+from workers.minilm import Precision
 from workers.nlu.batcher import MicroBatcher
 from workers.nlu.model import NluModel
 
@@ -62,12 +63,16 @@ class LocalUnderstander:
         threads: int = 1,
         batch_max: int = 1,
         batch_wait_s: float = 0.002,
+        precision: Precision = "float",
     ) -> LocalUnderstander:
+        """`precision`: the encoder's arithmetic, float or int8 (the settings'
+        `encoder_precision`)."""
         started = time.perf_counter()
         torch.set_num_threads(max(1, threads))
-        understander = cls(NluModel.load(directory), vocabulary, batch_max, batch_wait_s)
+        understander = cls(NluModel.load(directory, precision), vocabulary, batch_max,
+                           batch_wait_s)
         event(log, "nlu.loaded", directory=str(directory), batch_max=batch_max,
-              ms=round((time.perf_counter() - started) * 1000, 1))
+              precision=precision, ms=round((time.perf_counter() - started) * 1000, 1))
         return understander
 
     def close(self) -> None:

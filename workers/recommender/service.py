@@ -175,13 +175,19 @@ class ScoringService:
             catalog = catalog or live_catalog(database, settings.store_check_s)
             products = list(catalog.all())
             histories = store_histories(database)
+        # Product texts stay float32, as the model's own item vectors were made: they are
+        # encoded once and cached, not per turn. Request texts, encoded in turns, follow the
+        # settings' precision.
         items = EmbeddingCache(settings.models_dir / "embeddings" / "catalog-text.pt")
+        precision = settings.encoder_precision
         service = cls(
-            model, products, histories, lambda texts: encode(texts), config, catalog, items
+            model, products, histories, lambda texts: encode(texts, precision=precision),
+            config, catalog, items,
         )
         event(
             log,
             "recommender.service.ready",
+            precision=precision,
             items=len(products),
             model=str(settings.recommender_dir),
             users=len(histories),
