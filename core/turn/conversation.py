@@ -21,7 +21,7 @@ from core.infra import metrics
 from core.infra.errors import StoreUnavailable
 from core.infra.logs import event
 from core.infra.ratelimit import RATE_LIMITED, RateLimiter
-from core.shop.catalog import Catalog
+from core.shop.catalog import Catalog, Product
 from core.shop.knowledge import KnowledgeBase
 from core.shop.orders import Orders
 from core.state.store import (
@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e]")
 _SPACES = re.compile(r"[ \t]+")
 SUGGESTIONS_SHOWN = 3
+NEAREST_POOL = 12  # candidates looked at for the nearest alternatives when nothing fits
 STORE_FIRST_PAUSE_S = 0.2  # pauses between tries while the state store cannot be reached
 STORE_MAX_PAUSE_S = 2.0
 
@@ -361,6 +362,9 @@ class Conversation:
                 return Outcome(
                     (Reply(replies.RATED, thread_id=thread),), escalation=EscalationState()
                 )
+            case Action.OPEN_REQUEST:
+                assert decision.request is not None
+                return self._open_request(state, decision.request, thread)
             case Action.CLARIFY:
                 return _say(decision.question or replies.HELP, thread)
             case Action.SMALL_TALK:
@@ -390,9 +394,11 @@ class Conversation:
         thread: str | None,
         refine: bool = False,
         heading: str | None = None,
+        unseen: bool = False,
     ) -> Outcome:
+        """`refine` leaves out what was just shown; `unseen` all this conversation showed."""
         rejected = tuple(f.item_id for f in state.feedback if f.kind == "not_for_me")
-        shown_now = tuple(item.item_id for item in state.last_shown)
+        shown_now = state.shown if unseen else tuple(item.item_id for item in state.last_shown)
         exclude = (*rejected, *shown_now) if refine or request.like_item_id else rejected
         ask = RecommendationRequest(
             user_id=state.customer_id or state.user_id,  # a verified customer's history
@@ -412,9 +418,7 @@ class Conversation:
             )
             return Outcome((Reply(replies.RECOMMENDER_DOWN, thread_id=thread),), request=request)
         if not suggestions:
-            return Outcome(
-                (Reply(replies.nothing_found(request), thread_id=thread),), request=request
-            )
+            return self._nearest(ask, request, thread)
         suggestions = list(suggestions)[:SUGGESTIONS_SHOWN]
         heading = heading or replies.ideas_heading(request)
         shown = tuple(
@@ -423,6 +427,63 @@ class Conversation:
         )
         reply = replies.suggestions_reply(suggestions, heading, thread, self._explain)
         return Outcome((reply,), request=request, shown=shown)
+
+    def _nearest(
+        self, ask: RecommendationRequest, request: ProductRequest, thread: str | None
+    ) -> Outcome:
+        """Nothing meets every constraint: the closest products without the budget and the
+        attributes, fewest misses first, each saying what it misses. The request stays as the
+        customer put it, so "something cheaper" next goes on from it."""
+        relaxed = ask.model_copy(update={
+            "budget_min": None, "budget_max": None, "attributes": (), "k": NEAREST_POOL,
+        })
+        strict = bool(request.attributes or request.budget_max is not None
+                      or request.budget_min is not None)
+        try:
+            pool = self.services.recommender.recommend(relaxed) if strict else []
+        except RecommenderUnavailable:
+            pool = []
+        ranked = []
+        for order, suggestion in enumerate(pool):
+            product = self.services.catalog.get(suggestion.item_id)
+            if product is not None:
+                misses = replies.misses(product, request)
+                ranked.append((_distance(product, request), order, suggestion, misses))
+        ranked.sort(key=lambda entry: entry[:2])
+        nearest = ranked[:SUGGESTIONS_SHOWN]
+        if not nearest:
+            return Outcome((Reply(replies.nothing_found(request), thread_id=thread),),
+                           request=request, shown=())
+        notes = {suggestion.item_id: misses for _, _, suggestion, misses in nearest}
+
+        def explained(suggestion: Suggestion) -> str:
+            return replies.with_misses(notes[suggestion.item_id], self._explain(suggestion))
+
+        suggestions = [suggestion for _, _, suggestion, _ in nearest]
+        reply = replies.suggestions_reply(
+            suggestions, replies.nearest_heading(request), thread, explained
+        )
+        shown = tuple(
+            ShownItem(item_id=s.item_id, title=s.title, price=s.price, position=i)
+            for i, s in enumerate(suggestions, start=1)
+        )
+        return Outcome((reply,), request=request, shown=shown)
+
+    def _open_request(
+        self, state: ConversationState, request: ProductRequest, thread: str | None
+    ) -> Outcome:
+        """Suggestions with no product words: from a verified customer's orders, else what
+        sells most, with one question to narrow it down."""
+        customer = state.customer_id
+        known = customer is not None and bool(self.services.orders.for_customer(customer))
+        heading = replies.FOR_YOU_HEADING if known else replies.POPULAR_HEADING
+        # Asked again ("surprise me" twice): things not shown yet.
+        outcome = self._recommend(state, request, thread, refine=True, heading=heading,
+                                  unseen=True)
+        if known or not outcome.shown:
+            return outcome
+        question = Reply(replies.OPEN_QUESTION, thread_id=thread)
+        return replace(outcome, replies=(*outcome.replies, question))
 
     def _in_colour(
         self, state: ConversationState, item_id: str, request: ProductRequest, thread: str | None
@@ -490,6 +551,19 @@ class Conversation:
                 heading=replies.rejected_heading(title),
             )
         return Outcome(outcome.replies, outcome.request, outcome.shown, feedback=record)
+
+
+def _distance(product: Product, request: ProductRequest) -> float:
+    """How far a product is from what was asked: one per attribute it lacks, and for a price
+    outside the budget one plus four times the fraction it is out by (10% over costs 1.4, so
+    a coat at three times the budget comes after two missing attributes)."""
+    lacking = sum(attribute not in product.attributes for attribute in request.attributes)
+    out = 0.0
+    if request.budget_max is not None and product.price > request.budget_max:
+        out = (product.price - request.budget_max) / max(request.budget_max, 1.0)
+    elif request.budget_min is not None and product.price < request.budget_min:
+        out = (request.budget_min - product.price) / max(request.budget_min, 1.0)
+    return lacking + (1 + 4 * out if out else 0.0)
 
 
 def _activity(

@@ -22,6 +22,7 @@ class Action(StrEnum):
     POLICY_ANSWER = "policy_answer"
     ESCALATE = "escalate"
     CLARIFY = "clarify"
+    OPEN_REQUEST = "open_request"  # suggestions with nothing to go on but who is asking
     SMALL_TALK = "small_talk"
     OUT_OF_SCOPE = "out_of_scope"
     FEEDBACK = "feedback"  # a suggestion button was pressed
@@ -103,16 +104,15 @@ def decide(
         return Decision(Action.ESCALATE, escalation)
 
     intent, slots = understanding.intent, understanding.slots
-    if intent is Intent.REFINE and not state.last_shown:
+    if intent is Intent.REFINE and not state.last_shown and _too_vague(state.request):
         intent = Intent.RECOMMEND  # nothing to refine yet: treat it as a fresh request
     if intent is Intent.RECOMMEND:
         request = merge_request(ProductRequest(), understanding, state)
         if _too_vague(request):
-            return Decision(
-                Action.CLARIFY,
-                "request has no category, attribute or product words",
-                question=CLARIFY_REQUEST,
-            )
+            # "What would you recommend for me?", "surprise me": from the customer's history,
+            # or what is popular plus one question (the turn knows which it has).
+            return Decision(Action.OPEN_REQUEST, "open request: no product words", request=request,
+                            question=CLARIFY_REQUEST)
         return Decision(Action.RECOMMEND, "customer asked for suggestions", request=request)
     if intent is Intent.REFINE:
         request = merge_request(state.request, understanding, state)

@@ -133,6 +133,45 @@ def similar_in_colour(product: Product, wanted: Sequence[str]) -> str:
     return f"{not_in_colour(product, wanted)}. Similar options in {' or '.join(wanted)}:"
 
 
+FOR_YOU_HEADING = "Picked for you, from what you've ordered before:"
+POPULAR_HEADING = "Popular in our store right now:"
+OPEN_QUESTION = (
+    "Or tell me what you're shopping for (a product type, who it's for, or a budget) and I'll "
+    "narrow it down."
+)
+JUST_OVER = 0.15  # a price at most this fraction over the budget is "just over" it
+
+
+def nearest_heading(request: ProductRequest) -> str:
+    return (
+        f"Nothing in stock matches all of {describe_request(request)}. "
+        "These come closest:"
+    )
+
+
+def misses(product: Product, request: ProductRequest) -> tuple[str, ...]:
+    """What of the request a product does not meet, in words: "not insulated", "just over your
+    budget ($163.99 against $150)". Empty when it meets everything asked."""
+    found = [f"not {attribute}" for attribute in request.attributes
+             if attribute not in product.attributes]
+    price = f"${product.price:,.2f}"
+    if request.budget_max is not None and product.price > request.budget_max:
+        close = product.price <= request.budget_max * (1 + JUST_OVER)
+        found.append(f"{'just ' if close else ''}over your budget ({price} against "
+                     f"${request.budget_max:,.2f})".replace(".00)", ")"))
+    if request.budget_min is not None and product.price < request.budget_min:
+        found.append(f"under your minimum ({price} against ${request.budget_min:,.0f})")
+    return tuple(found)
+
+
+def with_misses(missed: Sequence[str], explanation: str) -> str:
+    """A nearest alternative's line: what it misses first, then why it is suggested."""
+    if not missed:
+        return explanation
+    note = "; ".join(missed)
+    return f"{note[0].upper()}{note[1:]}. {explanation}"
+
+
 def nothing_found(request: ProductRequest) -> str:
     hint = "a higher budget" if request.budget_max is not None else "fewer details"
     return (

@@ -55,7 +55,8 @@ STOPWORDS = frozenset(
     ones maybe something kind sort really much many good nice new buy around max budget bucks
     dollars euros pounds quid usd eur gbp cheap cheaper expensive pricey price there here ok okay
     sure yes yeah you've i'm i'd i'll don't can't it's that's what's let lets recommend suggest
-    suggestions ideas idea options option anything else cost costs size order""".split()  # noqa: SIM905
+    suggestions ideas idea options option anything else cost costs size order think surprise
+    pick choose fancy might guess lately next""".split()  # noqa: SIM905
 )
 
 _NUMBER = r"(\d{1,6}(?:[.,]\d{1,2})?)"

@@ -401,3 +401,50 @@ def test_each_turn_leaves_its_counts_and_no_words(conversation: Conversation) ->
     assert next_day.first_today and next_day.day == "2025-12-04"
     kept_text = " ".join(record.model_dump_json() for record in kept.records)
     assert "jacket" not in kept_text and "t:1" not in kept_text and "C0001" not in kept_text
+
+
+def test_nothing_fits_every_constraint_so_the_nearest_say_what_they_miss(
+    conversation: Conversation, understander: ScriptedUnderstander, demo: Shop
+) -> None:
+    both = [p for p in demo.catalog.all() if p.category == "outerwear" and p.in_stock
+            and {"insulated", "waterproof"} <= set(p.attributes)]
+    budget = min(p.price for p in both) - 5  # every insulated waterproof coat is over it
+    understander.script["a warm waterproof jacket for hiking, under budget"] = says(
+        Intent.RECOMMEND, category="outerwear", attributes=("insulated", "waterproof"),
+        budget_max=budget)
+    reply = turn(conversation, "a warm waterproof jacket for hiking, under budget").pop()
+    assert reply.text.startswith("Nothing in stock matches all of insulated waterproof outerwear")
+    state = conversation.services.store.load("t:1")
+    assert len(state.last_shown) == 3 and len(reply.buttons) == 9
+    lines = reply.text.splitlines()
+    for item in state.last_shown:
+        product = demo.catalog.get(item.item_id)
+        assert product is not None and product.category == "outerwear"
+        note = lines[lines.index(f"{item.position}. {product.title} — ${product.price:,.2f}") + 1]
+        missing = {"insulated", "waterproof"} - set(product.attributes)
+        assert all(f"not {attribute}" in note.lower() for attribute in missing)
+        assert ("over your budget" in note) == (product.price > budget)
+        assert missing or product.price > budget  # each one misses something, and says so
+
+    cheaper = turn(conversation, "something cheaper").pop()
+    after = conversation.services.store.load("t:1")
+    # The request goes on: same category and attributes, below what was just shown.
+    assert after.request.category == "outerwear"
+    assert after.request.attributes == ("insulated", "waterproof")
+    assert after.request.budget_max is not None and after.request.budget_max <= budget
+    assert cheaper.text.startswith(("Nothing in stock", "Here are"))
+    assert after.last_shown and not {i.item_id for i in after.last_shown} & {
+        i.item_id for i in state.last_shown}
+
+
+def test_open_request_from_a_known_customer_uses_their_orders(
+    conversation: Conversation, understander: ScriptedUnderstander, demo: Shop
+) -> None:
+    understander.script["surprise me"] = says(Intent.RECOMMEND)
+    assert demo.orders.for_customer("C0001")
+    personal = turn(conversation, "surprise me", customer_id="C0001").replies
+    assert [r.text.splitlines()[0] for r in personal] == [replies.FOR_YOU_HEADING]
+
+    stranger = turn(conversation, "surprise me", conversation_id="t:2").replies
+    assert stranger[0].text.startswith(replies.POPULAR_HEADING) and stranger[0].buttons
+    assert stranger[1].text == replies.OPEN_QUESTION  # and one question to narrow it down

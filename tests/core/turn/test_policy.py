@@ -23,6 +23,11 @@ SHOWN = FRESH.model_copy(
 ANGRY = FRESH.model_copy(update={"sentiments": ("negative", "neutral")})
 ESCALATED = FRESH.model_copy(update={"escalation": EscalationState(status="open", ticket_id="T1")})
 RATING = FRESH.model_copy(update={"escalation": EscalationState(status="awaiting_rating")})
+# Asked for something, and nothing was shown (nothing matched, not even nearly).
+ASKED = FRESH.model_copy(
+    update={"request": ProductRequest(category="outerwear", attributes=("insulated",),
+                                      budget_max=150.0)}
+)
 
 
 def u(
@@ -43,7 +48,7 @@ def u(
 TABLE = [
     # (name, state, understanding, expected action)
     ("hello", FRESH, u(Intent.GREETING), Action.SMALL_TALK),
-    ("vague request asks one question", FRESH, u(Intent.RECOMMEND), Action.CLARIFY),
+    ("open request: history or popular", FRESH, u(Intent.RECOMMEND), Action.OPEN_REQUEST),
     ("request with category", FRESH, u(Intent.RECOMMEND, category="outerwear"), Action.RECOMMEND),
     (
         "request with words only",
@@ -58,6 +63,12 @@ TABLE = [
         Action.RECOMMEND,
     ),
     ("refine after suggestions", SHOWN, u(Intent.REFINE, cheaper=True), Action.REFINE),
+    (
+        "cheaper after nothing was shown keeps the request",
+        ASKED,
+        u(Intent.REFINE, cheaper=True),
+        Action.REFINE,
+    ),
     (
         "product question by ordinal",
         SHOWN,
@@ -429,3 +440,10 @@ def test_escalation_thresholds_come_from_config() -> None:
     assert decide(ANGRY, u(Intent.SHIPPING, Sentiment.NEGATIVE), config=patient).action is (
         Action.POLICY_ANSWER
     )
+
+
+def test_cheaper_after_nothing_was_shown_keeps_what_was_asked() -> None:
+    decision = decide(ASKED, u(Intent.REFINE, cheaper=True))
+    assert decision.request is not None
+    assert decision.request.category == "outerwear"
+    assert decision.request.attributes == ("insulated",) and decision.request.budget_max == 150.0
