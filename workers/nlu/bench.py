@@ -24,6 +24,7 @@ from core.infra.percentiles import median, percentile
 from core.state.store import ConversationState
 from core.turn.taxonomy import load_labelled, load_taxonomy
 from workers.minilm import Precision
+from workers.nlu.augment import Ask, Augmenter
 from workers.nlu.evaluate import answer_heldout
 from workers.nlu.model import WEIGHTS, NluConfig, NluModel
 from workers.nlu.training import train_model, training_sets
@@ -314,3 +315,38 @@ def bench_precisions(
     figures["banking77"] = {"test": len(test.texts),
                             **_precision_figures(banking, banking_accuracy, test.texts, say)}
     return figures
+
+
+def bench_augmentation(
+    taxonomy_path: Path,
+    heldout_path: Path,
+    per_example: int,
+    ask: Ask | None,
+    config: NluConfig,
+    say: Say = print,
+) -> dict[str, object]:
+    """The taxonomy model trained as it is and with `per_example` paraphrases of each example
+    (rules, or the LLM `ask` with the rules behind it), both on the held-out messages."""
+    taxonomy = load_taxonomy(taxonomy_path)
+    intents, sentiments = training_sets(taxonomy)
+    heldout = [message.text for message in load_labelled(heldout_path)]
+    augmenter = Augmenter(intents, heldout, per_example)
+    started = time.perf_counter()
+    added = augmenter.augment(ask)
+    augment_s = time.perf_counter() - started
+    runs: dict[str, dict[str, object]] = {}
+    for name, examples in (("taxonomy", intents), ("augmented", intents + added)):
+        with tempfile.TemporaryDirectory() as scratch:
+            started = time.perf_counter()
+            train_model(examples, sentiments, config).save(Path(scratch))
+            train_s = time.perf_counter() - started
+            answers = answer_heldout(LocalUnderstander.load(Path(scratch)), heldout_path)
+        runs[name] = {"examples": len(examples), **answers.accuracy(),
+                      "train_s": round(train_s, 1)}
+        say(f"{name:<10} {len(examples):>5} examples: {answers.accuracy_line()} "
+            f"(trained in {train_s:.1f}s)")
+    say(f"paraphrases kept: {len(added)} from {'the LLM and rules' if ask else 'rules'} in "
+        f"{augment_s:.1f}s; refused: {augmenter.rejected}")
+    return {"bench": "nlu", "dataset": "heldout", "augmentation": per_example,
+            "source": "llm+rules" if ask else "rules", "added": len(added),
+            "refused": augmenter.rejected, **runs}

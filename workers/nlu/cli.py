@@ -1,11 +1,12 @@
 """Command-line entry points of the local understanding model, wired into `concierge`:
 
     concierge train nlu [--taxonomy F] [--out DIR] [--if-missing] [--public-intents N]
-                        [--public-sentiment N]
+                        [--public-sentiment N] [--augment N [--llm]]
     concierge bench nlu --train F --test F [--text-column C --label-column C]
     concierge bench nlu --dataset banking77|bitext
     concierge bench nlu --heldout [F] [--model DIR]
     concierge bench nlu --precisions [--model DIR] [--heldout-file F]
+    concierge bench nlu --augmentation N [--llm]
     concierge eval nlu [--model DIR] [--heldout F] [--out DIR]
 
 Each function takes the arguments after its subcommand words and returns an exit status.
@@ -24,9 +25,11 @@ from core.infra.commands import CommandHelp
 from core.infra.logs import configure
 from core.infra.settings import Settings
 from core.turn.taxonomy import DEFAULT_PATH as DEFAULT_TAXONOMY
-from core.turn.taxonomy import TaxonomyError
+from core.turn.taxonomy import TaxonomyError, load_labelled
 from workers.encoder import configure_torch
+from workers.nlu.augment import Ask, Augmenter, llm_asker
 from workers.nlu.bench import (
+    bench_augmentation,
     bench_classifier,
     bench_dataset,
     bench_heldout,
@@ -40,6 +43,12 @@ from workers.nlu.training import is_current, train_nlu
 HELDOUT = DEFAULT_TAXONOMY.parent / "heldout.jsonl"
 
 log = logging.getLogger(__name__)
+
+
+def _paraphraser(settings: Settings) -> Ask:
+    from core.llm.client import LlmClient, LlmConfig
+
+    return llm_asker(LlmClient(LlmConfig.from_settings(settings)))
 
 
 def _settings(settings: Settings | None) -> Settings:
@@ -64,6 +73,11 @@ def train_nlu_main(argv: Sequence[str], settings: Settings | None = None) -> int
                         help="also use up to N TweetEval messages for sentiment")
     parser.add_argument("--if-missing", action="store_true",
                         help="do nothing when the model there is current (same code and taxonomy)")
+    parser.add_argument("--augment", type=int, default=0, metavar="N",
+                        help="also train on up to N paraphrases of each taxonomy example, made "
+                        "by rules and kept apart from the held-out messages")
+    parser.add_argument("--llm", action="store_true",
+                        help="with --augment: ask the CONCIERGE_LLM_* model for paraphrases too")
     args = parser.parse_args(list(argv))
     settings = _settings(settings)
     taxonomy = args.taxonomy or settings.nlu_taxonomy
@@ -72,8 +86,13 @@ def train_nlu_main(argv: Sequence[str], settings: Settings | None = None) -> int
         print(f"understanding model in {out} is current")
         return 0
     try:
+        augmenter = None
+        if args.augment > 0:
+            heldout = [m.text for m in load_labelled(HELDOUT)] if HELDOUT.exists() else []
+            augmenter = (Augmenter((), heldout, args.augment),
+                         _paraphraser(settings) if args.llm else None)
         report = train_nlu(taxonomy, out, settings.data_dir, args.public_intents,
-                           args.public_sentiment)
+                           args.public_sentiment, augment=augmenter)
     except (TaxonomyError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -125,6 +144,10 @@ def bench_nlu_main(argv: Sequence[str], settings: Settings | None = None) -> int
     source.add_argument("--heldout", type=Path, nargs="?", const=HELDOUT,
                         help="the default taxonomy's held-out messages, JSONL (default when "
                         f"given without a file: {HELDOUT.name} beside the taxonomy)")
+    source.add_argument("--augmentation", type=int, metavar="N",
+                        help="the taxonomy model trained as it is and with N paraphrases of "
+                        "each example (rules; the configured LLM as well with --llm), both "
+                        "on the held-out messages")
     source.add_argument("--precisions", action="store_true",
                         help="the float and int8 encoders side by side: intent accuracy and "
                         "latency per message on the held-out messages (the trained model: "
@@ -143,6 +166,9 @@ def bench_nlu_main(argv: Sequence[str], settings: Settings | None = None) -> int
     parser.add_argument("--threshold", type=float,
                         help="cascade threshold (default: settings' cascade_threshold, "
                         "CONCIERGE_CASCADE_THRESHOLD)")
+    parser.add_argument("--llm", action="store_true",
+                        help="with --augmentation: ask the CONCIERGE_LLM_* model for "
+                        "paraphrases too (default: rules only)")
     args = parser.parse_args(list(argv))
     settings = _settings(settings)
     config = NluConfig(calibrate=args.heldout is not None)
@@ -158,6 +184,9 @@ def bench_nlu_main(argv: Sequence[str], settings: Settings | None = None) -> int
         figures = bench_classifier(args.train.stem, train, test, config, say)
     elif args.dataset is not None:
         figures = bench_dataset(args.dataset, settings.data_dir, config, say)
+    elif args.augmentation is not None:
+        figures = bench_augmentation(settings.nlu_taxonomy, args.heldout_file, args.augmentation,
+                                     _paraphraser(settings) if args.llm else None, config, say)
     elif args.precisions:
         try:
             figures = bench_precisions(args.model or settings.nlu_path, args.heldout_file,

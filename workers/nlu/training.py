@@ -9,7 +9,7 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from sklearn.model_selection import StratifiedKFold
 from core.infra.logs import event
 from core.turn.taxonomy import Taxonomy, load_taxonomy
 from workers.fingerprint import file_digest
+from workers.nlu.augment import Ask, Augmenter
 from workers.nlu.model import (
     SUMMARY,
     WEIGHTS,
@@ -248,19 +249,28 @@ def train_nlu(
     public_per_intent: int = 0,
     public_sentiment_limit: int = 0,
     config: NluConfig | None = None,
+    augment: tuple[Augmenter, Ask | None] | None = None,
 ) -> TrainingReport:
-    """Train intent and sentiment heads from the taxonomy file and save them in `out_dir`."""
+    """Train intent and sentiment heads from the taxonomy file and save them in `out_dir`;
+    `augment` (an augmenter and an optional LLM) adds paraphrases of the taxonomy examples."""
     started = time.perf_counter()
     taxonomy = load_taxonomy(taxonomy_path)
     intents, sentiments = training_sets(
         taxonomy, data_dir, public_per_intent, public_sentiment_limit
     )
+    paraphrases = 0
+    if augment is not None:
+        augmenter, ask = augment
+        added = replace(augmenter, examples=taxonomy.intent_examples()).augment(ask)
+        intents += added
+        paraphrases = len(added)
     model = train_model(intents, sentiments, config)
     model.meta |= {
         "taxonomy": str(taxonomy_path),
         "taxonomy_version": taxonomy.version,
         "public_per_intent": public_per_intent,
         "public_sentiment": public_sentiment_limit,
+        "paraphrases": paraphrases,
         "code_version": code_version(taxonomy_path),
     }
     model.save(out_dir)
