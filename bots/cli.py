@@ -27,6 +27,10 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("web", "add-agent"): ("bots.web.main:add_agent_main", "let an agent sign in to the web desk"),
     ("worker",): ("workers.recommender.cli:worker_main", "a Celery worker that scores products"),
     ("understand",): ("bots.understand:main", "JSON lines in, understanding out"),
+    ("simulate",): (
+        "bots.simulator:main",
+        "simulated customers with hidden needs shop through the real conversation",
+    ),
     ("train",): ("workers.cli:train_main", "train every model that is missing or out of date"),
     ("train", "nlu"): ("workers.nlu.cli:train_nlu_main", "train the local understanding model"),
     ("train", "recommender"): (

@@ -1,0 +1,67 @@
+"""The customer simulator: its phrases are its own, its customers react as their need says,
+and a run through the real conversation reports its figures."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from bots.simulator import (
+    PHRASES,
+    Need,
+    Profile,
+    Shopper,
+    draw_need,
+    main,
+)
+from core.shop.demo.generator import DEFAULT_DEMO_DIR
+from core.shop.files import load_shop
+from core.turn.taxonomy import load_taxonomy
+from workers.nlu.augment import normalised, similarity
+
+
+def rendered_phrases() -> list[str]:
+    values = {"attr": "waterproof", "kind": "rain jacket", "budget": "$120"}
+    return [template.format(**values) for group in PHRASES.values() for template in group]
+
+
+def test_the_phrase_bank_is_not_the_understanding_models_training_data() -> None:
+    taxonomy = load_taxonomy()
+    trained = [text for text, _ in taxonomy.intent_examples()]
+    trained += [text for text, _ in taxonomy.sentiment_examples]
+    trained_keys = {normalised(text) for text in trained}
+    for phrase in rendered_phrases():
+        assert normalised(phrase) not in trained_keys, phrase
+        closest = max(similarity(phrase, text) for text in trained)
+        assert closest < 0.8, phrase
+
+
+def test_a_customer_buys_what_meets_their_need_and_asks_for_less_when_it_costs_too_much() -> None:
+    shop = load_shop(DEFAULT_DEMO_DIR)
+    profile = Profile("C0002", ("headphones-audio",), ("wireless",), 0.5)
+    need = draw_need(profile, shop.catalog, random.Random(3))
+    assert need is not None and need.category == "headphones-audio"
+    fitting = next(p for p in shop.catalog.all() if need.met_by(p))
+    other = next(p for p in shop.catalog.all() if p.category != need.category)
+    customer = Shopper(profile, need, random.Random(0), patience=3)
+    assert customer.react([(1, other), (2, fitting)], 0) == ("buy", f"details:{fitting.id}:2")
+    pricey = Need(need.category, need.attribute, fitting.price - 1, need.kind)
+    customer = Shopper(profile, pricey, random.Random(0), patience=3)
+    assert customer.react([(1, fitting)], 0)[0] == "cheaper"
+    kind, _ = customer.react([(1, other)], 5)  # out of patience
+    assert kind in ("give_up", "person")
+
+
+@pytest.mark.slow
+def test_a_run_through_the_real_conversation_reports_its_figures(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["--sessions", "12", "--seed", "1"]) == 0
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["simulate"]
+    assert figures["sessions"] == 12 and figures["turns"] >= 12
+    assert 0.0 < figures["success_rate"] <= 1.0
+    low, high = figures["success_ci95"]
+    assert low <= figures["success_rate"] <= high
+    assert set(figures["click_through"]) == {"1", "2", "3"}
