@@ -90,6 +90,7 @@ class LoadConfig:
     faults: tuple[str, ...] = ()
     seed: int = 7
     understander: str = "cascade"
+    encoder_precision: str = "float"  # the local model's encoder: float or int8
     llm_timeout_s: float = 1.0  # a held LLM request fails after this (then the local model)
     # Seconds a customer waits between messages (uniform): with the answer's own time, this
     # sets the offered load: 200 customers thinking 1-3 s offer about 100 turns/s.
@@ -153,6 +154,7 @@ def settings_for(
         "CONCIERGE_CELERY_QUEUE": "load.score",
         "CONCIERGE_RECOMMENDER": "celery",
         "CONCIERGE_UNDERSTANDER": config.load.understander,
+        "CONCIERGE_ENCODER_PRECISION": config.load.encoder_precision,
         "CONCIERGE_LLM_BASE_URL": llm_url,
         "CONCIERGE_LLM_API_KEY": api_key,
         "CONCIERGE_LLM_TIMEOUT_S": str(config.load.llm_timeout_s),
@@ -821,6 +823,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--understander", choices=("cascade", "local", "llm"), default="cascade",
                         help="how messages are understood: the LLM stand-in first, then the "
                              "local model (cascade), or only one of them")
+    parser.add_argument("--encoder-precision", choices=("float", "int8"), default="float",
+                        help="the local model's MiniLM encoder (CONCIERGE_ENCODER_PRECISION)")
     parser.add_argument("--think", type=_seconds_range, default=(1.0, 3.0), metavar="MIN,MAX",
                         help="seconds each customer waits between messages; sets the offered load")
     parser.add_argument("--log-level", choices=("DEBUG", "INFO"), default="DEBUG",
@@ -835,8 +839,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         parser.error(str(error))
     config = LoadConfig(args.customers, args.seconds, max(1, args.bots), max(1, args.workers),
-                        faults, args.seed, args.understander, think_s=args.think,
-                        log_level=args.log_level, keep=args.keep)
+                        faults, args.seed, args.understander, args.encoder_precision,
+                        think_s=args.think, log_level=args.log_level, keep=args.keep)
 
     def interrupted(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
