@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.infra.commands import CommandHelp
 from core.infra.logs import configure
@@ -22,6 +24,9 @@ from workers.recommender.data import (
     load_files,
     load_store,
 )
+
+if TYPE_CHECKING:
+    from workers.recommender.distributed import TrainingGroup
 
 
 def _data_arguments(parser: argparse.ArgumentParser, default: str) -> None:
@@ -62,10 +67,15 @@ def store_data(settings: Settings) -> InteractionData:
 
 
 def train_recommender_main(
-    argv: Sequence[str] | None = None, settings: Settings | None = None
+    argv: Sequence[str] | None = None,
+    settings: Settings | None = None,
+    group: TrainingGroup | None = None,
 ) -> int:
-    """`concierge train recommender`: train and save a model (config inside the checkpoint)."""
+    """`concierge train recommender`: train and save a model (config inside the checkpoint).
+    With --nproc or --nnodes above 1 it starts torchrun, whose every process runs this again
+    as one rank of `group` (`workers/recommender/distributed.py`)."""
     from workers.encoder import configure_torch
+    from workers.recommender.distributed import Launch, launch
     from workers.recommender.model import RecommenderConfig
     from workers.recommender.train import TrainConfig, train
 
@@ -102,17 +112,34 @@ def train_recommender_main(
         help="default 0.3, or 0.5 for --id-only (SASRec's setting)",
     )
     parser.add_argument("--lr", type=float, default=3e-3, help="learning rate (AdamW)")
-    parser.add_argument("--batch-size", type=int, default=128, help="sequences per batch")
+    parser.add_argument("--batch-size", type=int, default=128,
+                        help="sequences per step, over all processes (each of N takes 1/N)")
     parser.add_argument("--request-prob", type=float, default=0.2,
                         help="share of training positions that get a request text")
     parser.add_argument("--seed", type=int, default=7, help="random seed (split and training)")
     parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads (default: CONCIERGE_WORKER_THREADS)")
+                        help="torch threads, per process (default: CONCIERGE_WORKER_THREADS)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    ranks = parser.add_argument_group(
+        "several processes",
+        "DistributedDataParallel over gloo, started by torchrun; the same checkpoint.")
+    ranks.add_argument("--nproc", type=int, default=1, metavar="N",
+                       help="training processes on this machine")
+    ranks.add_argument("--nnodes", type=int, default=1, metavar="M",
+                       help="machines training together (run the command on each)")
+    ranks.add_argument("--node-rank", type=int, default=0, metavar="R",
+                       help="this machine's number, 0 to M - 1 (0 holds the endpoint)")
+    ranks.add_argument("--rdzv-endpoint", metavar="HOST:PORT",
+                       help="where machine 0 listens for the others (needed with --nnodes)")
     args = parser.parse_args(argv)
     settings = settings or Settings()
     configure(settings.log_level, settings.log_format)
     threads = args.threads or settings.worker_threads
+    if group is None and (args.nproc > 1 or args.nnodes > 1):
+        if args.nnodes > 1 and not args.rdzv_endpoint:
+            parser.error("--nnodes above 1 needs --rdzv-endpoint HOST:PORT (machine 0's)")
+        plan = Launch(args.nproc, args.nnodes, args.node_rank, args.rdzv_endpoint)
+        return launch(plan, list(argv if argv is not None else sys.argv[1:]), threads)
     configure_torch(threads)
     data = _load_data(args, settings)
     out = args.out or settings.recommender_dir
@@ -140,8 +167,11 @@ def train_recommender_main(
         progress=not args.quiet,
     )
     result = train(
-        data, model_config, train_config, out=out, cache_dir=settings.models_dir / "cache"
+        data, model_config, train_config, out=out, cache_dir=settings.models_dir / "cache",
+        group=group,
     )
+    if group is not None and not group.main:
+        return 0  # rank 0 saved the model and says so
     best = max(result.curve, key=lambda point: point["val_ndcg@10"]) if result.curve else {}
     summary = {
         "out": str(out),
@@ -152,6 +182,9 @@ def train_recommender_main(
         "val_ndcg@10": round(best.get("val_ndcg@10", 0.0), 4),
         "val_hr@10": round(best.get("val_hr@10", 0.0), 4),
         "train_seconds": round(result.seconds, 3),  # a tiny store trains in well under 0.1 s
+        # an epoch's training and validation, on average
+        "epoch_seconds": round(result.seconds / max(1, len(result.curve)), 3),
+        "world_size": result.world_size,
     }
     print(f"saved {out} after {len(result.curve)} epochs in {result.seconds:.0f} s")
     print(json.dumps(summary))

@@ -10,6 +10,7 @@ import csv
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -222,5 +223,9 @@ def text_embeddings(texts: Sequence[str], cache_dir: Path | None) -> torch.Tenso
     embeddings = encode_by_length(texts)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(embeddings, path)
+        # Written aside, then renamed: another process (a training rank on another machine
+        # sharing the folder) may be reading or writing the same file.
+        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+        torch.save(embeddings, partial)
+        partial.replace(path)
     return embeddings

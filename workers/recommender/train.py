@@ -21,6 +21,7 @@ from core.infra.logs import event
 from workers.fingerprint import file_digest
 from workers.recommender import model as model_module
 from workers.recommender.data import InteractionData, text_embeddings
+from workers.recommender.distributed import TrainingGroup
 from workers.recommender.metrics import rank_cases, ranking_metrics
 from workers.recommender.model import RecommenderConfig, RecommenderNet, pad_histories
 from workers.recommender.split import Scorer, Split, leave_one_out, sample
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 
 # The code a checkpoint's weights depend on (with the MiniLM encoder of item texts): editing any
 # of these makes every saved model out of date for `concierge train`.
-TRAINING_CODE = ("model.py", "train.py", "data.py", "split.py", "metrics.py")
+TRAINING_CODE = ("model.py", "train.py", "data.py", "split.py", "metrics.py", "distributed.py")
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class TrainResult:
     curve: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
     best_epoch: int = 0
+    world_size: int = 1  # processes that trained it together
 
 
 def training_code_version() -> str:
@@ -110,27 +112,40 @@ def train(
     out: Path | None = None,
     cache_dir: Path | None = None,
     split: Split | None = None,
+    group: TrainingGroup | None = None,
 ) -> TrainResult:
+    """Train on one process, or as one rank of `group` (see `distributed.py`): the same code,
+    the same checkpoint, written by rank 0 alone."""
+    group = group or TrainingGroup()
     torch.set_num_threads(config.threads)
+    # The batch order comes from `random` and must be the same on every rank, whose shares
+    # of it then make up each epoch; torch's generator (dropout, request sampling) differs
+    # per rank, and the initial weights are rank 0's (DDP copies them).
     random.seed(config.seed)
-    torch.manual_seed(config.seed)
+    torch.manual_seed(config.seed + group.rank)
     split = split or leave_one_out(data, config.cold_fraction, config.seed)
-    model = build_model(data, model_config, cache_dir)
+    with group.first():  # rank 0 encodes the item texts; the others read its cache
+        model = build_model(data, model_config, cache_dir)
+        requests = (
+            request_table(data, cache_dir)
+            if model_config.use_request and model_config.use_text and config.request_prob > 0
+            else None
+        )
     if split.cold_items:
         with torch.no_grad():
             model.known[list(split.cold_items)] = False
-    requests = (
-        request_table(data, cache_dir)
-        if model_config.use_request and model_config.use_text and config.request_prob > 0
-        else None
-    )
     samples = _training_samples(split.train, model_config.max_len)
     valid = sample(split.valid, config.val_cases, config.seed)
+    # The global batch stays `batch_size` whatever the number of ranks: each rank takes
+    # batch_size / N sequences per step and DDP averages the gradients, so the learning rate
+    # means the same on one process or many.
+    per_rank_batch = max(1, config.batch_size // group.size)
+    trained = group.wrap(model, all_parameters_used=requests is not None)
     optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        trained.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
     started = time.monotonic()
-    result = TrainResult(model)
+    result = TrainResult(model, world_size=group.size)
     best, best_state, stale = -1.0, copy.deepcopy(model.state_dict()), 0
     event(
         log,
@@ -141,14 +156,18 @@ def train(
         valid=len(valid),
         config=asdict(config),
         model={k: v for k, v in asdict(model_config).items() if k != "item_ids"},
+        rank=group.rank,
+        world_size=group.size,
+        batch_per_rank=per_rank_batch,
+        threads=torch.get_num_threads(),
     )
     for epoch in range(1, config.max_epochs + 1):
-        model.train()
-        total = 0.0
+        trained.train()
+        total, seen = 0.0, 0.0
         bar = tqdm(
-            _batches(samples, config.batch_size),
+            group.shard(_batches(samples, per_rank_batch), even=True),
             desc=f"epoch {epoch}",
-            disable=not config.progress,
+            disable=not (config.progress and group.main),
             leave=False,
             mininterval=5.0,
             unit="batch",
@@ -156,19 +175,24 @@ def train(
         for chunk in bar:
             history, targets = _batch(chunk)
             request = _requests(targets, requests, config.request_prob)
-            loss = model(history, targets, request)
+            loss = trained(history, targets, request)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             total += loss.item() * len(chunk)
+            seen += len(chunk)
             bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-        model.eval()
-        ranks = rank_cases(_model_scorer(model), valid, exclude_history=True)
-        score = ranking_metrics(ranks, data.n_items)
-        elapsed = time.monotonic() - started
+        trained.eval()
+        # Each rank ranks its share of the validation cases; the figures come from all of
+        # them, identical on every rank, so every rank keeps the same epoch and stops together.
+        mine = group.shard(valid, even=False)
+        ranks = rank_cases(_model_scorer(model), mine, exclude_history=True)
+        score = ranking_metrics(group.gather(ranks), data.n_items)
+        total, seen = group.total(total, seen)
+        elapsed = group.agree(time.monotonic() - started)
         point = {
             "epoch": float(epoch),
-            "loss": total / max(1, len(samples)),
+            "loss": total / max(1, seen),
             "val_ndcg@10": score["ndcg@10"],
             "val_hr@10": score["hr@10"],
             "seconds": elapsed,
@@ -183,7 +207,7 @@ def train(
                 0,
                 epoch,
             )
-            if out is not None:  # the best so far, kept if training is interrupted
+            if out is not None and group.main:  # the best so far, kept if interrupted
                 extra = _extra(result, config, data, split, elapsed, finished=False)
                 model_module.save_checkpoint(model, out, extra)
         else:
@@ -193,8 +217,8 @@ def train(
             break
     model.load_state_dict(best_state)
     model.eval()
-    result.seconds = time.monotonic() - started
-    if out is not None:
+    result.seconds = group.agree(time.monotonic() - started)
+    if out is not None and group.main:
         extra = _extra(result, config, data, split, result.seconds, finished=True)
         model_module.save_checkpoint(model, out, extra)
         _write_card(out, result, data)
@@ -228,6 +252,7 @@ def _extra(
         "fingerprint": data.fingerprint(),
         "code_version": training_code_version(),
         "finished": finished,
+        "world_size": result.world_size,
     }
 
 
