@@ -15,7 +15,6 @@ from tests.processes import clean_env
 from workers.recommender.distributed import ENTRY, Launch, TrainingGroup
 from workers.recommender.model import CHECKPOINT, load_checkpoint
 
-REPO = Path(__file__).resolve().parents[2]
 DEMO = ["--dataset", "demo", "--epochs", "2", "--patience", "5", "--quiet", "--threads", "1"]
 
 
@@ -45,7 +44,7 @@ def _train(out: Path, models: Path, *extra: str) -> subprocess.CompletedProcess[
     done = subprocess.run(
         [sys.executable, "-m", "bots.cli", "train", "recommender", *DEMO, "--out", str(out),
          *extra],
-        capture_output=True, text=True, cwd=REPO, env=clean_env(models_dir=models),
+        capture_output=True, text=True, cwd=out.parent, env=clean_env(models_dir=models),
         timeout=600, check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -105,7 +104,7 @@ def test_two_machines_meet_at_the_rendezvous_endpoint(tmp_path: Path) -> None:
             [sys.executable, "-m", "bots.cli", "train", "recommender", *DEMO,
              "--out", str(tmp_path / f"node{rank}"), "--nnodes", "2", "--node-rank", str(rank),
              "--rdzv-endpoint", f"127.0.0.1:{port}"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
             env=clean_env(models_dir=models),
         )
         for rank in (0, 1)
