@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import random
 import tempfile
 import time
@@ -191,7 +190,7 @@ def _seed_activity(desk: Any, count: int) -> None:
 
 
 def _click_to_delivery(settings: Settings, desk: Any, client: Any, count: int) -> list[float]:
-    from bots.agent_console import receive_deliveries
+    from bots.agent_console import timed_deliveries
     from core.handover.deliveries.store import customer_topic
     from core.state.store import ConversationState, EscalationState
 
@@ -200,33 +199,16 @@ def _click_to_delivery(settings: Settings, desk: Any, client: Any, count: int) -
     ticket_id = desk.support.open(state, "benchmark")
     desk.support.states.save(state.model_copy(
         update={"escalation": EscalationState(status="open", ticket_id=ticket_id)}))
-    context = multiprocessing.get_context("spawn")  # a fresh interpreter, like a bot process
-    received, ready = context.Queue(), context.Event()
-    topic = customer_topic("bench", "bench:click")
-    receiver = context.Process(target=receive_deliveries,
-                               args=(settings, topic, received, ready))
-    receiver.start()
-    try:
-        if not ready.wait(120):
-            raise RuntimeError("the receiving process did not start")
-        page = client.get(f"/tickets/{ticket_id}").text
-        token = page.split('name="csrf" value="', 1)[1].split('"', 1)[0]
-        client.post(f"/tickets/{ticket_id}/claim", data={"csrf": token})
-        received.get(timeout=60)  # the "picked up" notice from the claim
-        delays = []
-        for n in range(count):
-            time.sleep(0.02 + random.random() * 0.05)
-            sent = time.time()
-            client.post(f"/tickets/{ticket_id}/reply",
-                        data={"csrf": token, "text": f"reply {n}", "key": f"bench-{n}"},
-                        follow_redirects=False)
-            text, at = received.get(timeout=60)
-            assert text.endswith(f"reply {n}"), text
-            delays.append((at - sent) * 1000)
-        return delays
-    finally:
-        receiver.terminate()
-        receiver.join(10)
+    page = client.get(f"/tickets/{ticket_id}").text
+    token = page.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+    client.post(f"/tickets/{ticket_id}/claim", data={"csrf": token})
+
+    def click_send(n: int) -> None:  # what the browser posts when the agent clicks Send
+        client.post(f"/tickets/{ticket_id}/reply",
+                    data={"csrf": token, "text": f"reply {n}", "key": f"bench-{n}"},
+                    follow_redirects=False)
+
+    return timed_deliveries(settings, customer_topic("bench", "bench:click"), click_send, count)
 
 
 def _print(backend: str, result: dict[str, Any]) -> None:
