@@ -45,6 +45,13 @@
       });
   }
 
+  // Waiting times and SLA marks age without any change to the tickets: refresh them too.
+  window.setInterval(function () {
+    if (!document.hidden) {
+      refresh();
+    }
+  }, 30000);
+
   var source = new EventSource(live.dataset.events);
   source.addEventListener("changed", refresh);
   source.addEventListener("open", function () {
