@@ -204,6 +204,7 @@ def test_agents_take_a_telegram_customer_from_the_web_desk(desk: Desk) -> None:
         assert dana.current_url.endswith("/login")
         sign_in(desk, dana, "dana", PASSWORDS["dana"])
         wait_until(lambda: ticket.id in dana.page_source, SLOW)
+        wait_until(lambda: live_connected(dana), SLOW)
         assert "not verified" in dana.find_element(By.ID, f"row-{ticket.id}").text
         shot(dana, "desk-inbox")
 
@@ -211,11 +212,21 @@ def test_agents_take_a_telegram_customer_from_the_web_desk(desk: Desk) -> None:
         desk.page(eve, "/login")
         eve.switch_to.active_element.send_keys("eve", Keys.TAB, PASSWORDS["eve"], Keys.ENTER)
         wait_until(lambda: ticket.id in eve.page_source, SLOW)
+        wait_until(lambda: live_connected(eve), SLOW)
         for _ in range(30):
             focused = eve.switch_to.active_element
             if focused.get_attribute("href") and ticket.id in focused.get_attribute("href"):
                 break
             focused.send_keys(Keys.TAB)
+        # A new ticket refreshes the inbox under her: the keyboard focus stays on her link.
+        before = eve.execute_script("return document.getElementById('live').dataset.refreshed")
+        desk.tickets.create(Ticket(id="T-another", conversation_id="another", customer="x",
+                                   platform="telegram", reason="complaint repeated",
+                                   created_at=time.time(), updated_at=time.time()))
+        wait_until(lambda: eve.execute_script(
+            "return document.getElementById('live').dataset.refreshed") != before, 15.0)
+        wait_until(lambda: "T-another" in eve.page_source, 15.0)
+        assert ticket.id in (eve.switch_to.active_element.get_attribute("href") or "")
         eve.switch_to.active_element.send_keys(Keys.ENTER)
         wait_until(lambda: eve.current_url.endswith(f"/tickets/{ticket.id}"), SLOW)
         wait_until(lambda: live_connected(eve), SLOW)

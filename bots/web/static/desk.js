@@ -7,6 +7,18 @@
     return;
   }
   var fetching = null;
+
+  // What finds the focused element again in the new live part: its id, or its link.
+  function focusKey(element) {
+    if (!element || !live.contains(element)) {
+      return null;
+    }
+    if (element.id) {
+      return "#" + CSS.escape(element.id);
+    }
+    var href = element.getAttribute("href");
+    return href ? 'a[href="' + CSS.escape(href) + '"]' : null;
+  }
   var again = false;
 
   function refresh() {
@@ -27,11 +39,12 @@
       })
       .then(function (html) {
         if (html !== null) {
-          var focused = document.activeElement && document.activeElement.id;
+          var focused = focusKey(document.activeElement);
           live.innerHTML = html;
           live.dataset.refreshed = String(Date.now());
-          if (focused && live.contains(document.getElementById(focused))) {
-            document.getElementById(focused).focus();
+          var again = focused && live.querySelector(focused);
+          if (again) {
+            again.focus();  // a keyboard user keeps their place
           }
         }
       })
