@@ -346,7 +346,7 @@ class Pages:
                 lambda: support.agent_reply(ticket_id, agent, text, fields.get("key"), name),
                 "Sent to the customer.",
             ),
-            "note": (lambda: support.note(ticket_id, agent, _required(text)), "Note added."),
+            "note": (lambda: support.note(ticket_id, agent, text), "Note added."),
             "resolve": (
                 lambda: support.resolve(ticket_id, agent),
                 "Resolved: the customer is asked for a rating.",
@@ -438,12 +438,6 @@ class Pages:
             message=f"The ticket store cannot be reached right now ({error}). "
             "This page tries again when you reload it.",
         )
-
-
-def _required(text: str) -> str:
-    if not text.strip():
-        raise Refused("There is no text to keep.")
-    return text.strip()
 
 
 def _page_number(raw: str | None) -> int:

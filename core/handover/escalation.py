@@ -269,6 +269,10 @@ class SupportDesk:
 
     def note(self, ticket_id: str, agent: str, text: str) -> None:
         """An internal note on the ticket; the customer never sees it."""
+        text = text.strip()
+        if not text:
+            raise Refused("There is no text to keep.")
+        self._ticket(ticket_id)  # Refused when there is no such ticket
         self.tickets.append(
             ticket_id, TicketEntry(role="note", text=text, at=self.clock(), author=agent)
         )

@@ -244,6 +244,10 @@ def test_agent_actions_that_do_not_apply_are_refused(setup: Setup) -> None:
         setup.desk().claim(ticket_id, "U_OMAR")
     with pytest.raises(Refused, match="no text"):
         desk.agent_reply(ticket_id, "U_DANA", "   ")
+    with pytest.raises(Refused, match="no text"):
+        desk.note(ticket_id, "U_DANA", " \n ")
+    with pytest.raises(Refused, match="no ticket"):
+        desk.note("T-nowhere", "U_DANA", "VIP")
     desk.resolve(ticket_id, "U_DANA")
     with pytest.raises(Refused, match="already resolved"):
         setup.desk().resolve(ticket_id, "U_OMAR")
