@@ -19,7 +19,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from bots.shutdown import Shutdown, TurnAbandoned
 from core.handover.deliveries.store import customer_topic
@@ -29,9 +29,11 @@ from core.infra.commands import CommandHelp
 from core.infra.health import serve
 from core.infra.percentiles import median, percentile
 from core.infra.settings import Settings
+from core.state.store import ConversationState
 from core.turn import replies
 from core.turn.conversation import Conversation
 from core.turn.messages import Button, Incoming, Reply
+from core.turn.understanding import Understander, Understanding
 
 PROMPT = "you> "
 BUTTONS_PER_LINE = 3
@@ -244,9 +246,17 @@ def bench_chat(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batching", default="on,off",
                         help="with --concurrency: which of on,off to run (on: the configured "
                              "CONCIERGE_NLU_BATCH_MAX, off: one message per forward)")
+    parser.add_argument("--compare", action="store_true",
+                        help="the encoder variants side by side in one run, turns interleaved: "
+                             "float and int8 (CONCIERGE_ENCODER_PRECISION), each with the "
+                             "message's vector shared with the recommender or encoded twice; "
+                             "every request text is new to the recommender (its cache is "
+                             "emptied before each turn), as in a shop with varied requests")
     args = parser.parse_args(argv)
     if set(args.batching.split(",")) - {"on", "off"}:
         parser.error(f"--batching takes on, off or on,off, not {args.batching!r}")
+    if args.compare:
+        return bench_encoders(args.turns, args.user)
     if args.concurrency:
         return bench_concurrency(
             [int(k) for k in args.concurrency.split(",")],
@@ -306,6 +316,90 @@ def bench_chat(argv: Sequence[str] | None = None) -> int:
         f"{result['warmup_s']} s ({len(script)} turns, not timed) = ready in {result['ready_s']} s"
     )
     print(json.dumps(result))
+    return 0
+
+
+# name: (encoder precision, whether the recommender gets the message's vector)
+ENCODER_VARIANTS = {"float": ("float", False), "float+shared": ("float", True),
+                    "int8": ("int8", False), "int8+shared": ("int8", True)}
+
+
+class _EncodeTwice:
+    """An understander whose answers carry no sentence vector: the recommender encodes the
+    request itself, as it did before vectors were shared."""
+
+    def __init__(self, inner: Understander) -> None:
+        self.inner = inner
+
+    def understand(self, text: str, state: ConversationState) -> Understanding:
+        return self.inner.understand(text, state).model_copy(update={"sentence_vector": None})
+
+
+def bench_encoders(turns: int, user: str) -> int:
+    """`bench chat --compare`: per-turn latency of each `ENCODER_VARIANTS`, in one process
+    (the in-process recommender), one script pass of each in turn so a busy spell of a
+    shared machine falls on all alike; request texts always cold."""
+    from bots.wiring import build_conversation, configure_logging
+
+    with tempfile.TemporaryDirectory() as tmp:
+        chats: dict[str, Conversation] = {}
+        for name, (precision, shared) in ENCODER_VARIANTS.items():
+            settings = Settings(sqlite_path=Path(tmp) / f"{name}.sqlite3", state_backend="sqlite",
+                                rate_limit_burst=0, recommender="inprocess",
+                                encoder_precision=precision)  # type: ignore[arg-type]
+            configure_logging(settings, default_level="WARNING")
+            conversation = build_conversation(settings, keep_records=False)
+            if not shared:
+                conversation.services = replace(
+                    conversation.services,
+                    understander=_EncodeTwice(conversation.services.understander))
+            chats[name] = conversation
+        first = next(iter(chats.values()))
+        orders = first.services.orders.for_customer(user)
+        if not orders:
+            print(f"concierge bench chat: customer {user} has no orders in this store: "
+                  "name one who has with --user", file=sys.stderr)
+            return 2
+        script = [line.format(order_id=orders[0].id) for line in SCRIPT]
+        outbox = TerminalOutbox(open("/dev/null", "w"))  # noqa: SIM115
+        scorers: dict[str, Any] = {}  # the in-process ScoringService of each variant
+        for name, conversation in chats.items():
+            scorers[name] = getattr(conversation.services.recommender, "inner", None)
+            if not hasattr(scorers[name], "forget_requests"):
+                raise SystemExit("concierge bench chat --compare: needs the in-process "
+                                 "recommender")
+            _run_script(conversation, outbox, script, len(script), user, f"warm-{name}", user)
+        latencies: dict[str, list[float]] = {name: [] for name in chats}
+        encodes = {name: 0 for name in chats}
+        names = list(chats)
+        for round_ in range(max(1, turns // len(script))):
+            for name in names if round_ % 2 == 0 else names[::-1]:
+                scorer = scorers[name]
+                encoded_before = scorer.request_encodes
+                for number, line in enumerate(script):
+                    scorer.forget_requests()
+                    event = to_incoming(line, outbox, f"bench-{name}:{round_}", user, number,
+                                        user)
+                    if isinstance(event, str):
+                        continue
+                    chats[name].handle(event, outbox)
+                    done = chats[name].last_turn
+                    assert done is not None
+                    latencies[name].append(done.ms)
+                encodes[name] += scorer.request_encodes - encoded_before
+    figures = {
+        name: {"turns": len(ms), "median_ms": round(median(ms), 2),
+               "p99_ms": round(percentile(ms, 99), 2), "request_encodes": encodes[name]}
+        for name, ms in latencies.items()
+    }
+    for name, f in figures.items():
+        print(f"{name:<13} {f['turns']} turns: median {f['median_ms']:>6} ms, p99 "
+              f"{f['p99_ms']:>6} ms; request texts the recommender encoded: "
+              f"{f['request_encodes']}")
+    before, after = figures["float"]["median_ms"], figures["int8+shared"]["median_ms"]
+    print(f"before (float, encoded twice) -> after (int8, shared): median {before} -> {after} "
+          f"ms ({before / after:.2f} times as fast)")
+    print(json.dumps({"bench": "chat-encoders", "variants": figures}))
     return 0
 
 

@@ -6,11 +6,13 @@ Loaded from the installed package's files only: no hub access at run time.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -44,6 +46,28 @@ def encode(
     if not chunks:
         return torch.zeros(0, EMBEDDING_DIM)
     return torch.cat(chunks)
+
+
+def pack_vector(vector: Sequence[float] | Tensor | np.ndarray) -> str:
+    """A sentence vector as text that crosses process boundaries in a request (JSON, Celery):
+    base64 of its float32 values, little-endian."""
+    values = torch.as_tensor(vector, dtype=torch.float32).reshape(-1)
+    return base64.b64encode(values.numpy().astype("<f4").tobytes()).decode()
+
+
+def unpack_vector(packed: str) -> Tensor | None:
+    """`pack_vector`'s vector, L2-normalised: (384,); None for anything else (a wrong size,
+    not base64, not finite), so a bad vector costs an encode, never a wrong answer."""
+    try:
+        raw = base64.b64decode(packed, validate=True)
+    except (ValueError, TypeError):
+        return None
+    if len(raw) != EMBEDDING_DIM * 4:
+        return None
+    vector = torch.frombuffer(bytearray(raw), dtype=torch.float32)
+    if not bool(torch.isfinite(vector).all()) or float(vector.norm()) == 0.0:
+        return None
+    return torch.nn.functional.normalize(vector, dim=0)
 
 
 def encode_by_length(texts: Sequence[str], batch_size: int = 64) -> Tensor:

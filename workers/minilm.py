@@ -8,10 +8,12 @@ the same post-LayerNorm BERT in plain torch; a test checks it matches `transform
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -125,39 +127,101 @@ def bf16_is_fast() -> bool:
 Precision = Literal["float", "int8"]
 
 
-def load_encoder(precise: bool = False, precision: Precision = "float") -> tuple[object, MiniLM]:
+def load_encoder(
+    precise: bool = False, precision: Precision = "float", adapter: Adapter | None = None
+) -> tuple[object, MiniLM]:
     """(tokenizer, model) from the installed package's files, once per process and kind.
 
     "float" runs in bfloat16 where the CPU is fast at it, unless `precise` asks for float32.
     "int8" runs every linear layer in int8 (`quantize_int8`), whatever `precise` says: the
-    understanding model and the recommender's request texts then share one model."""
-    if precision == "int8":
-        return _load("int8")
-    if precision != "float":
+    understanding model and the recommender's request texts then share one model.
+    `adapter`: low-rank changes fine-tuned for one model (`Adapter`), merged into a copy of
+    the weights before the precision is applied; the pretrained model stays as it is."""
+    if precision not in ("float", "int8"):
         raise ValueError(f"unknown encoder precision {precision!r}: float or int8")
-    return _load("float32" if precise or not bf16_is_fast() else "bfloat16")
+    kind = "int8" if precision == "int8" else (
+        "float32" if precise or not bf16_is_fast() else "bfloat16")
+    return _load(kind, adapter)
+
+
+@dataclass(frozen=True, eq=False)
+class Adapter:
+    """LoRA changes to some linear layers: each weight W becomes W + scale * B @ A, with A
+    (rank, in) and B (out, rank) keyed by the layer's name ("layers.0.qkv"). Merged once at
+    load, so an adapted encoder costs no more per message than the pretrained one."""
+
+    scale: float
+    a: Mapping[str, Tensor]
+    b: Mapping[str, Tensor]
+
+    @property
+    def digest(self) -> str:
+        """Equal digests: equal changes (the cache key of the merged encoder)."""
+        hasher = hashlib.sha1(repr(self.scale).encode())
+        for name in sorted(self.a):
+            hasher.update(name.encode())
+            for part in (self.a[name], self.b[name]):
+                hasher.update(part.detach().float().contiguous().numpy().tobytes())
+        return hasher.hexdigest()
+
+    def merge_into(self, model: MiniLM) -> None:
+        modules = dict(model.named_modules())
+        with torch.no_grad():
+            for name, a in self.a.items():
+                layer = modules[name]
+                if not isinstance(layer, nn.Linear):
+                    raise ValueError(f"adapter layer {name!r} is not a linear layer")
+                layer.weight += self.scale * (self.b[name].float() @ a.float())
+
+
+_ADAPTED: dict[tuple[str, str], tuple[object, MiniLM]] = {}
+_ADAPTED_LOCK = threading.Lock()
+
+
+def _load(kind: str, adapter: Adapter | None = None) -> tuple[object, MiniLM]:
+    if adapter is None:
+        return _load_pretrained(kind)
+    key = (kind, adapter.digest)
+    with _ADAPTED_LOCK:
+        if key not in _ADAPTED:
+            _ADAPTED[key] = _build(kind, adapter)
+        return _ADAPTED[key]
 
 
 @cache
-def _load(kind: str) -> tuple[object, MiniLM]:
-    from safetensors.torch import load_file
+def _load_pretrained(kind: str) -> tuple[object, MiniLM]:
+    return _build(kind, None)
+
+
+def _build(kind: str, adapter: Adapter | None) -> tuple[object, MiniLM]:
     from tokenizers import Tokenizer
 
     path = model_path()
     tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
     tokenizer.no_padding()
     tokenizer.enable_truncation(MAX_TOKENS)
+    model = pretrained(path)
+    if adapter is not None:
+        adapter.merge_into(model)
+    if kind == "bfloat16":
+        model = model.to(torch.bfloat16)
+    elif kind == "int8":
+        model = quantize_int8(model)
+    return tokenizer, model.eval()
+
+
+def pretrained(path: Path | None = None) -> MiniLM:
+    """A new float32 MiniLM with the packaged weights (its own copy, free to train)."""
+    from safetensors.torch import load_file
+
+    path = path or model_path()
     config = MiniLMConfig.from_file(path / "config.json")
     # Built on the CPU directly: the "meta" device would be cheaper to build but imports
     # seconds of torch internals on first use.
     model = MiniLM(config)
     weights = _bert_weights(load_file(str(path / "model.safetensors")), config.num_hidden_layers)
     model.load_state_dict(weights, strict=True)
-    if kind == "bfloat16":
-        model = model.to(torch.bfloat16)
-    elif kind == "int8":
-        model = quantize_int8(model)
-    return tokenizer, model.eval()
+    return model
 
 
 def quantize_int8(model: MiniLM) -> MiniLM:

@@ -213,5 +213,7 @@ class CascadeUnderstander:
         if first.confidence >= self.threshold:
             return first
         self.stats.llm_calls += 1
-        return self.llm.understand_or(text, state, first)
+        answer = self.llm.understand_or(text, state, first)
+        # The local model's encode of the message is still good for the recommender.
+        return answer.model_copy(update={"sentence_vector": first.sentence_vector})
 

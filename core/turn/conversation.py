@@ -321,8 +321,10 @@ class Conversation:
                 return self._in_colour(state, decision.item_id, decision.request, thread)
             case Action.RECOMMEND | Action.REFINE:
                 assert decision.request is not None
+                fresh = decision.action is Action.RECOMMEND  # the request is all this message
                 return self._recommend(
-                    state, decision.request, thread, refine=decision.action is Action.REFINE
+                    state, decision.request, thread, refine=not fresh,
+                    vector=understanding.sentence_vector if fresh else None,
                 )
             case Action.FEEDBACK:
                 return self._feedback(state, decision, thread)
@@ -395,8 +397,10 @@ class Conversation:
         refine: bool = False,
         heading: str | None = None,
         unseen: bool = False,
+        vector: str | None = None,
     ) -> Outcome:
-        """`refine` leaves out what was just shown; `unseen` all this conversation showed."""
+        """`refine` leaves out what was just shown; `unseen` all this conversation showed;
+        `vector`: the message's sentence vector, for a request made of that message alone."""
         rejected = tuple(f.item_id for f in state.feedback if f.kind == "not_for_me")
         shown_now = state.shown if unseen else tuple(item.item_id for item in state.last_shown)
         exclude = (*rejected, *shown_now) if refine or request.like_item_id else rejected
@@ -404,6 +408,7 @@ class Conversation:
             user_id=state.customer_id or state.user_id,  # a verified customer's history
             exclude=tuple(dict.fromkeys(exclude)),
             k=SUGGESTIONS_SHOWN,
+            text_vector=vector,
             **request.model_dump(exclude={"sizes"}),  # what the customer asked for, as it stands
         )
         try:

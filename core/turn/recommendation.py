@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from core.infra.metrics import record_recommender_job
 
@@ -28,6 +28,9 @@ class RecommendationRequest(BaseModel):
     like_item_id: str | None = None  # "more like this"
     in_stock_only: bool = True
     k: int = 3
+    # The request's sentence vector when the turn already encoded the customer's message
+    # (a new request, all from that message): the recommender then skips its own encode.
+    text_vector: str | None = Field(default=None, repr=False)
 
 
 class Evidence(BaseModel):

@@ -59,6 +59,10 @@ class Understanding(BaseModel):
     slots: Slots = Field(default_factory=Slots)
     confidence: float = 1.0
     source: str = "unknown"  # which backend produced it: "local", "llm", "keyword", ...
+    # The message's pretrained sentence vector (`workers.encoder.pack_vector`), when the
+    # understander computed one: the recommender reads it rather than encode the request
+    # again. Left out of dumps and reprs: it is 2 KB of noise in a log line or a state.
+    sentence_vector: str | None = Field(default=None, repr=False, exclude=True)
 
 
 class Understander(Protocol):

@@ -109,6 +109,20 @@ def test_bench_chat_times_turns_after_an_untimed_warm_up(
     assert figures["median_ms"] <= figures["p99_ms"] == figures["max_ms"]
 
 
+def test_bench_chat_compares_encoders_and_sharing_the_message_vector(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Each variant chats the script once; with the message's vector shared, the recommender
+    encodes fewer request texts itself (the new request's is handed over)."""
+    assert bench_chat(["--compare", "--turns", "7"]) == 0
+    variants = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["variants"]
+    assert list(variants) == ["float", "float+shared", "int8", "int8+shared"]
+    assert all(v["turns"] > 0 and v["median_ms"] <= v["p99_ms"] for v in variants.values())
+    for precision in ("float", "int8"):
+        own, shared = variants[precision], variants[f"{precision}+shared"]
+        assert shared["request_encodes"] < own["request_encodes"], variants
+
+
 def test_bench_chat_concurrency_runs_batching_on_and_off_side_by_side(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -134,6 +134,8 @@ def test_cascade_with_real_local_model(local: LocalUnderstander, stand_in: Stand
     assert cascade.stats.llm_calls == len(stand_in.requests)
     assert cascade.stats.saved > len(held) // 2  # the local model answers most messages
     assert sum(r.source == "llm" for r in results) == cascade.stats.llm_calls
+    # The LLM's answers still carry the local model's vector of the message: one encode.
+    assert all(r.sentence_vector is not None for r in results)
 
 
 def test_understand_command_json_lines(local: LocalUnderstander) -> None:
@@ -192,8 +194,10 @@ def test_bench_command_prints_figures_and_json(
     out = capsys.readouterr().out.strip().splitlines()
     figures = json.loads(out[-1])
     assert figures["test"] == len(test_rows) and figures["labels"] == len(taxonomy.intents)
-    assert figures["accuracy"] > 0.7
-    assert figures["latency_median_ms"] > 0 and "macro_f1" in figures
+    frozen = figures["methods"]["frozen"]
+    assert figures["best"] == "frozen" and list(figures["methods"]) == ["frozen"]
+    assert frozen["accuracy"] > 0.7
+    assert frozen["latency_median_ms"] > 0 and "macro_f1" in frozen
 
 
 def test_heldout_bench_of_a_given_model_reports_no_training_time(

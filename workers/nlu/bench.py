@@ -33,6 +33,7 @@ from workers.nlu.understander import LocalUnderstander
 BANKING77 = ("banking77/train.csv", "banking77/test.csv", "text", "category")
 BITEXT = ("bitext/Bitext_Sample_Customer_Support_Training_Dataset_2023-08-18.csv",
           "instruction", "intent")
+BITEXT_20K = ("bitext_20k_utterances/TrainingdatasetBitextsample.csv", "utterance", "intent")
 LATENCY_MESSAGES = 300
 
 
@@ -123,15 +124,38 @@ def fresh_load_s(directory: Path) -> float:
 
 
 def bench_classifier(
-    name: str, train: Labelled, test: Labelled, config: NluConfig, say: Say = print
+    name: str, train: Labelled, test: Labelled, config: NluConfig, say: Say = print,
+    methods: Sequence[str] = ("frozen",),
 ) -> dict[str, object]:
-    """Train the local method on `train`, evaluate on `test`; returns the figures."""
+    """Train the local model on `train` with each of `methods` ("frozen", "lora") in turn,
+    evaluate each on `test`; returns the figures side by side and the best method."""
     say(f"{name}: {len(train.texts)} train / {len(test.texts)} test, "
         f"{len(set(train.labels))} labels")
+    results: dict[str, dict[str, object]] = {}
+    for method in methods:
+        say(f"[{method}]")
+        results[method] = _bench_method(train, test, replace(config, method=method), say)
+    best = max(results, key=lambda m: float(results[m]["accuracy"]))  # type: ignore[arg-type]
+    if len(results) > 1:
+        say("method   accuracy  macro-F1  train s  latency median ms")
+        for method, f in results.items():
+            say(f"{method:<8} {f['accuracy']:.4f}    {f['macro_f1']:.4f}    "
+                f"{f['train_s']:>7}  {f['latency_median_ms']}")
+        say(f"better: {best}")
+    return {
+        "bench": "nlu", "dataset": name, "train": len(train.texts), "test": len(test.texts),
+        "labels": len(set(train.labels)), "methods": results, "best": best,
+    }
+
+
+def _bench_method(
+    train: Labelled, test: Labelled, config: NluConfig, say: Say
+) -> dict[str, object]:
     started = time.perf_counter()
-    model = train_model(list(zip(train.texts, train.labels, strict=True)), (), config)
+    model = train_model(list(zip(train.texts, train.labels, strict=True)), (), config, say)
     train_s = time.perf_counter() - started
-    say(f"trained in {train_s:.1f}s (encoding {model.meta['encode_s']}s)")
+    say(f"trained in {train_s:.1f}s (fine-tuning {model.meta['tune_s']}s, encoding "
+        f"{model.meta['encode_s']}s)")
     predicted = [intent.label for intent, _ in model.predict(test.texts)]
     accuracy = accuracy_score(test.labels, predicted)
     macro_f1 = f1_score(test.labels, predicted, average="macro")
@@ -140,17 +164,24 @@ def bench_classifier(
     say(f"latency per message: median {timing.median_ms:.1f} ms, p99 {timing.p99_ms:.1f} ms "
         f"(CPU time median {timing.cpu_median_ms:.1f} ms)")
     return {
-        "bench": "nlu", "dataset": name, "train": len(train.texts), "test": len(test.texts),
-        "labels": len(set(train.labels)), "accuracy": round(accuracy, 4),
-        "macro_f1": round(macro_f1, 4), "train_s": round(train_s, 1),
+        "accuracy": round(accuracy, 4), "macro_f1": round(macro_f1, 4),
+        "train_s": round(train_s, 1), "tune_s": model.meta["tune_s"],
         "latency_median_ms": round(timing.median_ms, 2), "latency_p99_ms": round(timing.p99_ms, 2),
         "cpu_median_ms": round(timing.cpu_median_ms, 2),
+        **({"lora_rank": config.lora_rank, "lora_epochs": config.lora_epochs}
+           if config.method == "lora" else {}),
     }
 
 
+DATASETS = ("banking77", "bitext", "bitext20k")
+
+
 def bench_dataset(
-    name: str, data_dir: Path, config: NluConfig, say: Say = print
+    name: str, data_dir: Path, config: NluConfig, say: Say = print,
+    methods: Sequence[str] = ("frozen",),
 ) -> dict[str, object]:
+    """A public set: BANKING77's own split, or a stratified 80/20 split of a Bitext sample
+    ("bitext20k": 21,534 messages, the size of CLINC150, 27 intents)."""
     if name == "banking77":
         train_file, test_file, text, label = BANKING77
         train = read_labelled(data_dir / train_file, text, label)
@@ -158,9 +189,12 @@ def bench_dataset(
     elif name == "bitext":
         file, text, label = BITEXT
         train, test = split(read_labelled(data_dir / file, text, label))
+    elif name == "bitext20k":
+        file, text, label = BITEXT_20K
+        train, test = split(read_labelled(data_dir / file, text, label))
     else:
-        raise ValueError(f"unknown dataset {name!r}: banking77 or bitext")
-    return bench_classifier(name, train, test, config, say)
+        raise ValueError(f"unknown dataset {name!r}: {', '.join(DATASETS)}")
+    return bench_classifier(name, train, test, config, say, methods)
 
 
 def bench_heldout(
@@ -181,7 +215,7 @@ def bench_heldout(
         if model_dir is None or not (model_dir / WEIGHTS).exists():
             started = time.perf_counter()
             intents, sentiments = training_sets(load_taxonomy(taxonomy_path))
-            train_model(intents, sentiments, config).save(directory)
+            train_model(intents, sentiments, config, say).save(directory)
             train_s = time.perf_counter() - started
         load_started = time.perf_counter()
         understander = LocalUnderstander.load(directory, precision=precision)
@@ -194,7 +228,8 @@ def bench_heldout(
     kept_ok = [ok for ok, sure in zip(intent_ok, confident, strict=True) if sure]
     timing = latency(understander, [row.text for row in held])
     figures: dict[str, object] = {
-        "bench": "nlu", "dataset": "heldout", "encoder_precision": precision,
+        "bench": "nlu", "dataset": "heldout", "method": config.method,
+        "encoder_precision": precision,
         **answers.accuracy(),
         "train_s": round(train_s, 1) if train_s is not None else None,
         "load_s": round(load_s, 2),
@@ -219,6 +254,39 @@ def bench_heldout(
             say(f"  miss: {row.text!r}: {row.intent} -> {result.intent.value} "
                 f"({result.confidence:.2f})")
     return figures
+
+
+def bench_heldout_methods(
+    taxonomy_path: Path,
+    heldout_path: Path,
+    model_dir: Path | None,
+    threshold: float,
+    config: NluConfig,
+    say: Say = print,
+    precision: Precision = "float",
+    methods: Sequence[str] = ("frozen",),
+) -> dict[str, object]:
+    """`bench_heldout` of a taxonomy model trained with each of `methods`, side by side."""
+    if model_dir is not None or len(methods) == 1:
+        return bench_heldout(taxonomy_path, heldout_path, model_dir, threshold,
+                             replace(config, method=methods[0]), say, precision)
+    results: dict[str, dict[str, object]] = {}
+    for method in methods:
+        say(f"[{method}]")
+        results[method] = bench_heldout(taxonomy_path, heldout_path, None, threshold,
+                                        replace(config, method=method), say, precision)
+    # The model serves both tasks: the better method is the one right more often on both.
+    def hits(method: str) -> float:
+        figures = results[method]
+        return float(figures["intent_accuracy"]) + float(figures["sentiment_accuracy"])  # type: ignore[arg-type]
+
+    best = max(results, key=hits)
+    say("method   intent  sentiment  train s  latency median ms")
+    for method, f in results.items():
+        say(f"{method:<8} {f['intent_accuracy']:.4f}  {f['sentiment_accuracy']:.4f}     "
+            f"{f['train_s']:>7}  {f['latency_median_ms']}")
+    say(f"better (intent and sentiment together): {best}")
+    return {"bench": "nlu", "dataset": "heldout", "methods": results, "best": best}
 
 
 PRECISIONS: tuple[Precision, ...] = ("float", "int8")

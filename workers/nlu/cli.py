@@ -1,10 +1,10 @@
 """Command-line entry points of the local understanding model, wired into `concierge`:
 
     concierge train nlu [--taxonomy F] [--out DIR] [--if-missing] [--public-intents N]
-                        [--public-sentiment N] [--augment N [--llm]]
+                        [--public-sentiment N] [--augment N [--llm]] [--method lora]
     concierge bench nlu --train F --test F [--text-column C --label-column C]
-    concierge bench nlu --dataset banking77|bitext
-    concierge bench nlu --heldout [F] [--model DIR]
+    concierge bench nlu --dataset banking77|bitext|bitext20k [--method frozen,lora]
+    concierge bench nlu --heldout [F] [--model DIR] [--method frozen,lora]
     concierge bench nlu --precisions [--model DIR] [--heldout-file F]
     concierge bench nlu --augmentation N [--llm]
     concierge eval nlu [--model DIR] [--heldout F] [--out DIR]
@@ -29,15 +29,16 @@ from core.turn.taxonomy import TaxonomyError, load_labelled
 from workers.encoder import configure_torch
 from workers.nlu.augment import Ask, Augmenter, llm_asker
 from workers.nlu.bench import (
+    DATASETS,
     bench_augmentation,
     bench_classifier,
     bench_dataset,
-    bench_heldout,
+    bench_heldout_methods,
     bench_precisions,
     read_labelled,
 )
 from workers.nlu.evaluate import CONFUSION, TABLE, evaluate_nlu
-from workers.nlu.model import NluConfig
+from workers.nlu.model import METHODS, NluConfig
 from workers.nlu.training import is_current, train_nlu
 
 HELDOUT = DEFAULT_TAXONOMY.parent / "heldout.jsonl"
@@ -49,6 +50,36 @@ def _paraphraser(settings: Settings) -> Ask:
     from core.llm.client import LlmClient, LlmConfig
 
     return llm_asker(LlmClient(LlmConfig.from_settings(settings)))
+
+
+def _method_options(parser: argparse.ArgumentParser, several: bool) -> None:
+    parser.add_argument("--method", default=NluConfig.method,
+                        help="how the encoder is used: frozen (as pretrained) or lora (LoRA "
+                        "adapters fine-tuned on the training messages first)"
+                        + ("; several, comma-separated, are trained and compared in one run"
+                           if several else "") + " (default: %(default)s)")
+    parser.add_argument("--lora-epochs", type=int, default=NluConfig.lora_epochs, metavar="N",
+                        help="with lora: passes over the training messages (default: "
+                        "%(default)s)")
+    parser.add_argument("--lora-rank", type=int, default=NluConfig.lora_rank, metavar="R",
+                        help="with lora: rank of each adapter (default: %(default)s)")
+
+
+def _methods(parser: argparse.ArgumentParser, value: str) -> list[str]:
+    methods = [m.strip() for m in value.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if not methods or unknown:
+        parser.error(f"--method: {', '.join(unknown) or 'none given'}; choose from "
+                     f"{', '.join(METHODS)}")
+    return list(dict.fromkeys(methods))
+
+
+def _config(args: argparse.Namespace, calibrate: bool) -> NluConfig:
+    if args.lora_epochs < 1 or args.lora_rank < 1:
+        raise SystemExit("error: --lora-epochs and --lora-rank must be at least 1")
+    method = args.method if args.method in METHODS else NluConfig.method
+    return NluConfig(calibrate=calibrate, method=method, lora_epochs=args.lora_epochs,
+                     lora_rank=args.lora_rank)
 
 
 def _settings(settings: Settings | None) -> Settings:
@@ -78,8 +109,10 @@ def train_nlu_main(argv: Sequence[str], settings: Settings | None = None) -> int
                         "by rules and kept apart from the held-out messages")
     parser.add_argument("--llm", action="store_true",
                         help="with --augment: ask the CONCIERGE_LLM_* model for paraphrases too")
+    _method_options(parser, several=False)
     args = parser.parse_args(list(argv))
     settings = _settings(settings)
+    config = _config(args, calibrate=True)
     taxonomy = args.taxonomy or settings.nlu_taxonomy
     out = args.out or settings.nlu_path
     if args.if_missing and is_current(out, taxonomy):
@@ -92,7 +125,7 @@ def train_nlu_main(argv: Sequence[str], settings: Settings | None = None) -> int
             augmenter = (Augmenter((), heldout, args.augment),
                          _paraphraser(settings) if args.llm else None)
         report = train_nlu(taxonomy, out, settings.data_dir, args.public_intents,
-                           args.public_sentiment, augment=augmenter)
+                           args.public_sentiment, config, augment=augmenter)
     except (TaxonomyError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -139,8 +172,9 @@ def bench_nlu_main(argv: Sequence[str], settings: Settings | None = None) -> int
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--train", type=Path,
                         help="CSV/TSV/JSONL with text and label (default: none; with --test)")
-    source.add_argument("--dataset", choices=["banking77", "bitext"],
-                        help="a public data set under settings' data_dir (default: none)")
+    source.add_argument("--dataset", choices=DATASETS,
+                        help="a public data set under settings' data_dir; bitext20k is the size "
+                        "of CLINC150 (default: none)")
     source.add_argument("--heldout", type=Path, nargs="?", const=HELDOUT,
                         help="the default taxonomy's held-out messages, JSONL (default when "
                         f"given without a file: {HELDOUT.name} beside the taxonomy)")
@@ -169,9 +203,15 @@ def bench_nlu_main(argv: Sequence[str], settings: Settings | None = None) -> int
     parser.add_argument("--llm", action="store_true",
                         help="with --augmentation: ask the CONCIERGE_LLM_* model for "
                         "paraphrases too (default: rules only)")
+    _method_options(parser, several=True)
     args = parser.parse_args(list(argv))
+    methods = _methods(parser, args.method)
+    if len(methods) > 1 and args.train is None and args.dataset is None and args.heldout is None:
+        parser.error("several methods are compared with --train, --dataset or --heldout")
+    if args.heldout is not None and args.model is not None and args.method != NluConfig.method:
+        parser.error("--model is evaluated as trained; --method is for training a new one")
     settings = _settings(settings)
-    config = NluConfig(calibrate=args.heldout is not None)
+    config = _config(args, calibrate=args.heldout is not None)
 
     def say(line: str) -> None:
         print(line, flush=True)
@@ -181,9 +221,9 @@ def bench_nlu_main(argv: Sequence[str], settings: Settings | None = None) -> int
             parser.error("--train needs --test")
         train = read_labelled(args.train, args.text_column, args.label_column)
         test = read_labelled(args.test, args.text_column, args.label_column)
-        figures = bench_classifier(args.train.stem, train, test, config, say)
+        figures = bench_classifier(args.train.stem, train, test, config, say, methods)
     elif args.dataset is not None:
-        figures = bench_dataset(args.dataset, settings.data_dir, config, say)
+        figures = bench_dataset(args.dataset, settings.data_dir, config, say, methods)
     elif args.augmentation is not None:
         figures = bench_augmentation(settings.nlu_taxonomy, args.heldout_file, args.augmentation,
                                      _paraphraser(settings) if args.llm else None, config, say)
@@ -196,7 +236,8 @@ def bench_nlu_main(argv: Sequence[str], settings: Settings | None = None) -> int
             return 2
     else:
         threshold = args.threshold if args.threshold is not None else settings.cascade_threshold
-        figures = bench_heldout(settings.nlu_taxonomy, args.heldout, args.model, threshold,
-                                config, say, settings.encoder_precision)
+        figures = bench_heldout_methods(settings.nlu_taxonomy, args.heldout, args.model,
+                                        threshold, config, say, settings.encoder_precision,
+                                        methods)
     print(json.dumps(figures))
     return 0

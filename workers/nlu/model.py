@@ -30,6 +30,7 @@ from workers import minilm
 FORMAT_VERSION = 2
 WEIGHTS = "nlu.npz"
 SUMMARY = "nlu.json"
+LORA_A, LORA_B = "lora_a__", "lora_b__"  # array names in nlu.npz: prefix + layer name
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,18 @@ class NluConfig:
     max_iter: int = 2000
     calibrate: bool = True  # fit a temperature on cross-validated scores
     folds: int = 5
+    # "frozen": the pretrained encoder as it is; "lora": LoRA adapters fine-tuned on the
+    # training messages first (`workers.nlu.lora`), merged into the encoder at load.
+    method: str = "frozen"
+    lora_rank: int = 8
+    lora_epochs: int = 4
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}: {' or '.join(METHODS)}")
+
+
+METHODS = ("frozen", "lora")
 
 
 @torch.inference_mode()
@@ -51,9 +64,11 @@ def embed(
     layers: Sequence[int],
     batch_size: int = 64,
     precision: minilm.Precision = "float",
+    adapter: minilm.Adapter | None = None,
 ) -> np.ndarray:
-    """Mean-pooled, L2-normalised vectors of `layers`, concatenated: (N, 384 * len(layers))."""
-    tokenizer, model = minilm.load_encoder(precision=precision)
+    """Mean-pooled, L2-normalised vectors of `layers`, concatenated: (N, 384 * len(layers)),
+    from the pretrained encoder or the one `adapter` fine-tuned."""
+    tokenizer, model = minilm.load_encoder(precision=precision, adapter=adapter)
     out = np.zeros((len(texts), 384 * len(layers)), dtype=np.float32)
     # Similar lengths batch together: far less padding to push through the encoder.
     order = np.argsort([len(text) for text in texts], kind="stable")
@@ -168,13 +183,25 @@ class NluModel:
     sentiment: Head | None
     meta: dict[str, Any] = field(default_factory=dict)
     precision: minilm.Precision = "float"
+    adapter: minilm.Adapter | None = None  # the encoder's LoRA changes (method "lora")
 
     def predict(self, texts: Sequence[str]) -> list[tuple[Prediction, Prediction | None]]:
         return self.classify(self.embed(texts), [self.ngrams(text) for text in texts])
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """The encoder's features of `texts`: (N, E). The costly part, worth batching."""
-        return embed(texts, self.config.layers, precision=self.precision)
+        return embed(texts, self.config.layers, precision=self.precision, adapter=self.adapter)
+
+    def sentence_vector(self, dense: np.ndarray) -> np.ndarray | None:
+        """The pretrained encoder's sentence vector of a message, (384,), out of its features
+        `dense` (E,): what `workers.encoder.encode` gives at the same precision, so the
+        recommender can use it for the request. None when the features hold no such vector
+        (the last layer is not among them, or LoRA changed the encoder)."""
+        last = minilm.MiniLMConfig.num_hidden_layers
+        if self.adapter is not None or last not in self.config.layers:
+            return None
+        start = 384 * self.config.layers.index(last)
+        return dense[start : start + 384]
 
     def ngrams(self, text: str) -> Ngrams:
         """The n-gram features of one message: plain Python, cheap, computed by each caller."""
@@ -206,11 +233,16 @@ class NluModel:
             for part in ("dense", "word", "char", "intercept"):
                 arrays[f"{name}_{part}"] = getattr(head, part).astype(np.float32)
             heads[name] = {"labels": list(head.labels), "temperature": head.temperature}
+        if self.adapter is not None:
+            for layer in self.adapter.a:
+                arrays[f"{LORA_A}{layer}"] = self.adapter.a[layer].numpy()
+                arrays[f"{LORA_B}{layer}"] = self.adapter.b[layer].numpy()
         np.savez(directory / WEIGHTS, **arrays)  # type: ignore[arg-type]
         summary = {
             "format": FORMAT_VERSION,
             "config": asdict(self.config),
             "heads": heads,
+            "adapter_scale": self.adapter.scale if self.adapter is not None else None,
             "ngrams": {
                 name: {"analyzer": t.analyzer, "low": t.low, "high": t.high,
                        "vocabulary": t.vocabulary}
@@ -247,12 +279,23 @@ class NluModel:
                            arrays[f"{name}_intercept"], float(spec["temperature"]))
                 for name, spec in summary["heads"].items()
             }
+            adapter = None
+            if summary.get("adapter_scale") is not None:
+                layers = [key[len(LORA_A):] for key in arrays.files if key.startswith(LORA_A)]
+                adapter = minilm.Adapter(
+                    float(summary["adapter_scale"]),
+                    {n: torch.from_numpy(arrays[f"{LORA_A}{n}"]) for n in layers},
+                    {n: torch.from_numpy(arrays[f"{LORA_B}{n}"]) for n in layers},
+                )
+        if config.method == "lora" and adapter is None:
+            raise ValueError(f"{directory} was trained with LoRA but holds no adapter: run "
+                             "`concierge train nlu` again")
         meta = {k: v for k, v in summary.items()
-                if k not in {"format", "config", "heads", "ngrams"}}
+                if k not in {"format", "config", "heads", "ngrams", "adapter_scale"}}
         # Load the encoder now, not on the first customer message.
-        minilm.load_encoder(precision=precision)
+        minilm.load_encoder(precision=precision, adapter=adapter)
         return cls(config, tables["word"], tables["char"], heads["intent"],
-                   heads.get("sentiment"), meta, precision)
+                   heads.get("sentiment"), meta, precision, adapter)
 
 
 def _best(head: Head, probabilities: np.ndarray) -> list[Prediction]:

@@ -8,7 +8,7 @@ import logging
 import random
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -138,14 +138,24 @@ def train_model(
     intent_data: Sequence[tuple[str, str]],
     sentiment_data: Sequence[tuple[str, str]] = (),
     config: NluConfig | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> NluModel:
-    """Fit n-gram tables and heads on (text, label) pairs; each text is encoded once."""
+    """Fit n-gram tables and heads on (text, label) pairs; each text is encoded once (after
+    the encoder is fine-tuned on them, with `config.method` "lora"). `say`: progress lines."""
     config = config or NluConfig()
     started = time.perf_counter()
     texts = [text for text, _ in intent_data]
     sentiment_texts = [text for text, _ in sentiment_data]
     all_texts = list(dict.fromkeys([*texts, *sentiment_texts]))
-    vectors = embed(all_texts, config.layers)
+    adapter = None
+    if config.method == "lora":
+        from workers.nlu.lora import LoraConfig, tune_encoder
+
+        tasks = [task for task in (intent_data, sentiment_data) if task]
+        adapter = tune_encoder(tasks, LoraConfig(rank=config.lora_rank,
+                                                 epochs=config.lora_epochs), say)
+    tuned = time.perf_counter()
+    vectors = embed(all_texts, config.layers, adapter=adapter)
     row = {text: i for i, text in enumerate(all_texts)}
     encoded = time.perf_counter()
     word, char = vectorizers(config, all_texts)
@@ -161,12 +171,13 @@ def train_model(
     meta = {
         "intent_examples": len(intent_data),
         "sentiment_examples": len(sentiment_data),
-        "encode_s": round(encoded - started, 1),
+        "tune_s": round(tuned - started, 1),
+        "encode_s": round(encoded - tuned, 1),
         "train_s": round(time.perf_counter() - started, 1),
         "intent_temperature": round(intent.temperature, 3),
         "sentiment_temperature": round(sentiment.temperature, 3) if sentiment else None,
     }
-    return NluModel(config, table(word), table(char), intent, sentiment, meta)
+    return NluModel(config, table(word), table(char), intent, sentiment, meta, adapter=adapter)
 
 
 @dataclass(frozen=True)
@@ -227,7 +238,8 @@ def code_version(taxonomy_path: Path) -> str:
     equal fingerprints mean a saved model is current and can be reused."""
     here = Path(__file__).resolve().parent
     encoder = here.parent / "minilm.py"
-    return file_digest((encoder, here / "model.py", here / "training.py", taxonomy_path))
+    return file_digest((encoder, here / "model.py", here / "training.py", here / "lora.py",
+                        taxonomy_path))
 
 
 def is_current(model_dir: Path, taxonomy_path: Path) -> bool:

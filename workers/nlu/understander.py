@@ -20,6 +20,7 @@ from core.llm.understanders import to_intent
 from core.state.store import ConversationState
 from core.turn.slots import SlotVocabulary, VocabularySource, extract_slots
 from core.turn.understanding import Intent, Sentiment, Understanding
+from workers.encoder import pack_vector
 from workers.minilm import Precision
 from workers.nlu.batcher import MicroBatcher
 from workers.nlu.model import NluModel
@@ -86,18 +87,17 @@ class LocalUnderstander:
             return Understanding(intent=Intent.OTHER, slots=slots, confidence=1.0,
                                  source=self.source)
         text = text[:MAX_CHARS]
-        if self.batcher is not None:
-            ngrams = self.model.ngrams(text)
-            dense = self.batcher.submit(text)  # (E,)
-            intent, sentiment = self.model.classify(dense[None, :], [ngrams])[0]
-        else:
-            intent, sentiment = self.model.predict([text])[0]
+        ngrams = self.model.ngrams(text)
+        dense = self.batcher.submit(text) if self.batcher else self.model.embed([text])[0]  # (E,)
+        intent, sentiment = self.model.classify(dense[None, :], [ngrams])[0]
+        sentence = self.model.sentence_vector(dense)
         return Understanding(
             intent=to_intent(intent.label),
             sentiment=Sentiment(sentiment.label) if sentiment else Sentiment.NEUTRAL,
             slots=slots,
             confidence=round(intent.confidence, 4),
             source=self.source,
+            sentence_vector=pack_vector(sentence) if sentence is not None else None,
         )
 
 

@@ -33,6 +33,7 @@ from core.shop.catalog import Product
 from core.shop.live import LiveCatalog
 from core.turn.evidence import gather, has_tag, in_category
 from core.turn.recommendation import RecommendationRequest, Suggestion
+from workers.encoder import unpack_vector
 from workers.recommender import model as model_module
 from workers.recommender.data import ItemRecord, item_record, load_beauty
 from workers.recommender.model import RecommenderNet, pad_histories
@@ -86,6 +87,7 @@ class ScoringService:
         self._encode_items = item_encoder or encoder  # the text of products new to the model
         self._queries: OrderedDict[str, Tensor] = OrderedDict()
         self._queries_lock = threading.Lock()
+        self.request_encodes = 0  # request texts this service encoded itself (not cached/given)
         self._raw_histories = histories
         # With a live catalog, a change in the shop (price, stock, a new product) is picked up
         # by the next request; `products` is then the catalog as it is now.
@@ -252,6 +254,11 @@ class ScoringService:
         text = " ".join(" ".join(part for part in parts if part).split()).lower()
         if not text:
             return None
+        if request.text_vector is not None:  # the turn encoded the message already
+            shared = unpack_vector(request.text_vector)
+            if shared is not None:
+                return shared
+            event(log, "recommender.vector.invalid", logging.WARNING, user=request.user_id)
         with self._queries_lock:  # turns run in several threads; the encode runs unlocked
             cached = self._queries.get(text)
             if cached is not None:
@@ -259,10 +266,16 @@ class ScoringService:
                 return cached
         encoded = self._encode([text])[0]
         with self._queries_lock:
+            self.request_encodes += 1
             self._queries[text] = encoded
             while len(self._queries) > self.config.query_cache:
                 self._queries.popitem(last=False)
         return encoded
+
+    def forget_requests(self) -> None:
+        """Drop the cached request vectors: the next requests are all new texts to it."""
+        with self._queries_lock:
+            self._queries.clear()
 
     def _allowed(self, request: RecommendationRequest, history: list[int]) -> Tensor:
         allowed = self._sellable.clone()

@@ -189,6 +189,23 @@ def test_recommend_then_cheaper(conversation: Conversation, demo: Shop) -> None:
     assert "under $" in second.text
 
 
+def test_a_new_request_hands_the_messages_vector_to_the_recommender(
+    conversation: Conversation, understander: ScriptedUnderstander,
+    recommender: FilteringRecommender,
+) -> None:
+    """One encode per turn: the understander's vector of a new request goes with it. A
+    follow-up's request also holds earlier words, so its vector would be wrong: none goes."""
+    ask = "I need a waterproof jacket"
+    understander.script[ask] = SCRIPT[ask].model_copy(update={"sentence_vector": "VEC"})
+    understander.script["something cheaper"] = SCRIPT["something cheaper"].model_copy(
+        update={"sentence_vector": "OTHER"})
+    turn(conversation, ask)
+    turn(conversation, "something cheaper")
+    assert [r.text_vector for r in recommender.requests] == ["VEC", None]
+    state = conversation.services.store.load("t:1")
+    assert "VEC" not in state.model_dump_json()  # the vector is never kept in the state
+
+
 def test_buttons_record_feedback(conversation: Conversation) -> None:
     reply = turn(conversation, "I need a waterproof jacket").pop()
     skip = next(b for b in reply.buttons if b.payload.startswith("skip:"))
