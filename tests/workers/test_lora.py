@@ -170,3 +170,23 @@ def test_bench_trains_both_methods_in_one_run(
     assert figures["methods"]["frozen"]["tune_s"] == 0
     assert figures["best"] in {"frozen", "lora"} and any(line.startswith("better: ")
                                                           for line in out)
+
+
+def test_heldout_bench_compares_methods_on_both_tasks(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert bench_nlu_main(["--heldout", "--method", "frozen,lora", "--lora-epochs", "1"]) == 0
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    runs = figures["methods"]
+    assert [runs[m]["method"] for m in ("frozen", "lora")] == ["frozen", "lora"]
+    both = {m: f["intent_accuracy"] + f["sentiment_accuracy"] for m, f in runs.items()}
+    assert figures["best"] == max(both, key=both.__getitem__)
+    assert all(f["messages"] == 125 and f["train_s"] > 0 for f in runs.values())
+
+
+def test_a_trained_model_is_not_retrained_for_a_method(
+    nlu_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        bench_nlu_main(["--heldout", "--model", str(nlu_model_dir), "--method", "lora"])
+    assert "--method is for training" in capsys.readouterr().err

@@ -17,6 +17,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from sklearn.metrics import accuracy_score, f1_score
 
@@ -131,26 +132,42 @@ def bench_classifier(
     evaluate each on `test`; returns the figures side by side and the best method."""
     say(f"{name}: {len(train.texts)} train / {len(test.texts)} test, "
         f"{len(set(train.labels))} labels")
-    results: dict[str, dict[str, object]] = {}
-    for method in methods:
-        say(f"[{method}]")
-        results[method] = _bench_method(train, test, replace(config, method=method), say)
-    best = max(results, key=lambda m: float(results[m]["accuracy"]))  # type: ignore[arg-type]
-    if len(results) > 1:
-        say("method   accuracy  macro-F1  train s  latency median ms")
-        for method, f in results.items():
-            say(f"{method:<8} {f['accuracy']:.4f}    {f['macro_f1']:.4f}    "
-                f"{f['train_s']:>7}  {f['latency_median_ms']}")
-        say(f"better: {best}")
+    results, best = compare_methods(
+        methods, lambda method: _bench_method(train, test, replace(config, method=method), say),
+        lambda figures: figures["accuracy"], ("accuracy", "macro_f1", "train_s",
+                                              "latency_median_ms"), say)
     return {
         "bench": "nlu", "dataset": name, "train": len(train.texts), "test": len(test.texts),
         "labels": len(set(train.labels)), "methods": results, "best": best,
     }
 
 
-def _bench_method(
-    train: Labelled, test: Labelled, config: NluConfig, say: Say
-) -> dict[str, object]:
+Figures = dict[str, Any]
+
+
+def compare_methods(
+    methods: Sequence[str],
+    run: Callable[[str], Figures],
+    score: Callable[[Figures], float],
+    columns: Sequence[str],
+    say: Say,
+) -> tuple[dict[str, Figures], str]:
+    """`run` each method in turn; their figures by method, and the one `score` puts first.
+    With several, a table of `columns` side by side."""
+    results: dict[str, Figures] = {}
+    for method in methods:
+        say(f"[{method}]")
+        results[method] = run(method)
+    best = max(results, key=lambda method: score(results[method]))
+    if len(results) > 1:
+        say("method    " + "  ".join(f"{column:>17}" for column in columns))
+        for method, figures in results.items():
+            say(f"{method:<9} " + "  ".join(f"{figures[column]!s:>17}" for column in columns))
+        say(f"better: {best}")
+    return results, best
+
+
+def _bench_method(train: Labelled, test: Labelled, config: NluConfig, say: Say) -> Figures:
     started = time.perf_counter()
     model = train_model(list(zip(train.texts, train.labels, strict=True)), (), config, say)
     train_s = time.perf_counter() - started
@@ -254,39 +271,6 @@ def bench_heldout(
             say(f"  miss: {row.text!r}: {row.intent} -> {result.intent.value} "
                 f"({result.confidence:.2f})")
     return figures
-
-
-def bench_heldout_methods(
-    taxonomy_path: Path,
-    heldout_path: Path,
-    model_dir: Path | None,
-    threshold: float,
-    config: NluConfig,
-    say: Say = print,
-    precision: Precision = "float",
-    methods: Sequence[str] = ("frozen",),
-) -> dict[str, object]:
-    """`bench_heldout` of a taxonomy model trained with each of `methods`, side by side."""
-    if model_dir is not None or len(methods) == 1:
-        return bench_heldout(taxonomy_path, heldout_path, model_dir, threshold,
-                             replace(config, method=methods[0]), say, precision)
-    results: dict[str, dict[str, object]] = {}
-    for method in methods:
-        say(f"[{method}]")
-        results[method] = bench_heldout(taxonomy_path, heldout_path, None, threshold,
-                                        replace(config, method=method), say, precision)
-    # The model serves both tasks: the better method is the one right more often on both.
-    def hits(method: str) -> float:
-        figures = results[method]
-        return float(figures["intent_accuracy"]) + float(figures["sentiment_accuracy"])  # type: ignore[arg-type]
-
-    best = max(results, key=hits)
-    say("method   intent  sentiment  train s  latency median ms")
-    for method, f in results.items():
-        say(f"{method:<8} {f['intent_accuracy']:.4f}  {f['sentiment_accuracy']:.4f}     "
-            f"{f['train_s']:>7}  {f['latency_median_ms']}")
-    say(f"better (intent and sentiment together): {best}")
-    return {"bench": "nlu", "dataset": "heldout", "methods": results, "best": best}
 
 
 PRECISIONS: tuple[Precision, ...] = ("float", "int8")

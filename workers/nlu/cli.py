@@ -19,7 +19,9 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from core.infra.commands import CommandHelp
 from core.infra.logs import configure
@@ -33,8 +35,9 @@ from workers.nlu.bench import (
     bench_augmentation,
     bench_classifier,
     bench_dataset,
-    bench_heldout_methods,
+    bench_heldout,
     bench_precisions,
+    compare_methods,
     read_labelled,
 )
 from workers.nlu.evaluate import CONFUSION, TABLE, evaluate_nlu
@@ -236,8 +239,18 @@ def bench_nlu_main(argv: Sequence[str], settings: Settings | None = None) -> int
             return 2
     else:
         threshold = args.threshold if args.threshold is not None else settings.cascade_threshold
-        figures = bench_heldout_methods(settings.nlu_taxonomy, args.heldout, args.model,
-                                        threshold, config, say, settings.encoder_precision,
-                                        methods)
+        def heldout(method: str) -> dict[str, Any]:
+            return bench_heldout(settings.nlu_taxonomy, args.heldout, args.model, threshold,
+                                 replace(config, method=method), say, settings.encoder_precision)
+
+        if args.model is not None or len(methods) == 1:
+            figures = heldout(methods[0])
+        else:
+            # The model serves both tasks: the better method is right more often on both.
+            results, best = compare_methods(
+                methods, heldout,
+                lambda f: f["intent_accuracy"] + f["sentiment_accuracy"],
+                ("intent_accuracy", "sentiment_accuracy", "train_s", "latency_median_ms"), say)
+            figures = {"bench": "nlu", "dataset": "heldout", "methods": results, "best": best}
     print(json.dumps(figures))
     return 0
