@@ -15,7 +15,7 @@ import threading
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Literal, cast
 
@@ -154,7 +154,7 @@ class Adapter:
     a: Mapping[str, Tensor]
     b: Mapping[str, Tensor]
 
-    @property
+    @cached_property  # asked at every encode: worked out once
     def digest(self) -> str:
         """Equal digests: equal changes (the cache key of the merged encoder)."""
         hasher = hashlib.sha1(repr(self.scale).encode())

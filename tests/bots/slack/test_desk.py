@@ -308,8 +308,12 @@ def test_only_agents_may_act(world: dict[str, Any]) -> None:
     wait_until(lambda: any("already claimed" in t for t in ephemerals(api, DANA)), 10)
     press(world["url"], DANA, ticket, "resolve")
     wait_until(lambda: desk.tickets.get(ticket_id).status == "resolved", 10)  # type: ignore
-    updates = [c["body"] for c in list(api.calls) if c["method"] == "chat.update"]
-    assert updates and ":white_check_mark: Resolved" in str(updates[-1]["blocks"])
+
+    def card_updates() -> list[str]:
+        return [str(c["body"]["blocks"]) for c in list(api.calls) if c["method"] == "chat.update"]
+
+    # The card is updated after the ticket is stored: wait for it, it comes a moment later.
+    wait_until(lambda: ":white_check_mark: Resolved" in "".join(card_updates()[-1:]), 10)
     state = desk.states.load("telegram:42")
     assert state.escalation.status == "awaiting_rating"
 
