@@ -11,9 +11,10 @@ import logging
 import time
 from collections.abc import Sequence
 
-from celery import Celery
+from celery import Celery, states
 from celery.exceptions import CeleryError
 from celery.exceptions import TimeoutError as ResultTimeout
+from celery.result import AsyncResult
 from kombu.exceptions import KombuError, OperationalError
 from redis.exceptions import RedisError
 
@@ -45,9 +46,7 @@ class CeleryRecommender:
                 retry_policy={"max_retries": 1, "interval_start": 0.2, "interval_step": 0.2},
             )
             payload = result.get(timeout=self._timeout, interval=0.01, propagate=False)
-            if result.failed():
-                # The worker ran the job and it raised: a bug or a broken model, not the broker.
-                raise self._unavailable(f"scoring job failed: {payload!r:.300}", started)
+            self.check_answered(result, payload, started)
         except RecommenderUnavailable:
             raise
         except ResultTimeout as error:
@@ -73,6 +72,17 @@ class CeleryRecommender:
             ms=round((time.perf_counter() - started) * 1000, 1),
         )
         return suggestions
+
+    def check_answered(self, result: AsyncResult, payload: object, started: float) -> None:
+        """RecommenderUnavailable unless the job ran and returned suggestions. A job can
+        also fail (the worker ran it and it raised: a bug or a broken model) or be revoked:
+        under load a job can wait in the queue past its expiry, and the worker that takes
+        it then drops it; its payload is then the exception, never suggestions."""
+        if result.successful():
+            return
+        if result.state == states.REVOKED:
+            raise self._unavailable("scoring job expired in the queue (workers busy)", started)
+        raise self._unavailable(f"scoring job {result.state.lower()}: {payload!r:.300}", started)
 
     def _unavailable(self, reason: str, started: float) -> RecommenderUnavailable:
         ms = round((time.perf_counter() - started) * 1000, 1)

@@ -214,6 +214,33 @@ def test_job_of_a_killed_pool_child_is_redelivered_at_once(
     assert "SIGKILL" in worker.log.read_text()  # the child really died mid-job
 
 
+def test_a_job_expired_in_the_queue_means_unavailable(
+    tiny_store: TinyStore, clean_redis: redis.Redis, workers: list[Worker], tmp_path: Path
+) -> None:
+    """Under load a job can wait past its expiry; the worker that takes it drops it and
+    stores REVOKED. The client says the recommender is unavailable (the customer gets the
+    degraded answer), never takes the stored exception for suggestions."""
+    from workers.app import SCORE_TASK
+
+    settings = _settings(tiny_store)
+    app = build_app(settings)
+    request = RecommendationRequest(user_id="C0003", text="rain jacket")
+    result = app.send_task(SCORE_TASK, args=[request.model_dump(mode="json")], queue=QUEUE,
+                           expires=0.2)
+    time.sleep(0.5)  # expired before any worker is there to take it
+    workers.append(Worker(tiny_store, tmp_path / "worker.log"))
+    workers[0].wait_ready(app)
+    deadline = time.monotonic() + 60
+    while result.state != "REVOKED":
+        assert time.monotonic() < deadline, result.state
+        time.sleep(0.05)
+    client = CeleryRecommender(settings, app)
+    with pytest.raises(RecommenderUnavailable, match="expired in the queue"):
+        client.check_answered(result, result.get(propagate=False), time.perf_counter())
+    result.forget()
+    assert client.recommend(request)  # the worker itself is fine
+
+
 def test_no_worker_means_unavailable_within_the_timeout(
     tiny_store: TinyStore, clean_redis: redis.Redis
 ) -> None:
