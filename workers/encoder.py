@@ -51,8 +51,7 @@ def encode(
 def pack_vector(vector: Sequence[float] | Tensor | np.ndarray) -> str:
     """A sentence vector as text that crosses process boundaries in a request (JSON, Celery):
     base64 of its float32 values, little-endian."""
-    values = torch.as_tensor(vector, dtype=torch.float32).reshape(-1)
-    return base64.b64encode(values.numpy().astype("<f4").tobytes()).decode()
+    return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode()
 
 
 def unpack_vector(packed: str) -> Tensor | None:

@@ -95,6 +95,19 @@ def test_unknown_method_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert "full" in capsys.readouterr().err
 
 
+def test_train_command_refuses_a_misspelt_or_second_method(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from workers.nlu.cli import train_nlu_main
+
+    for method in ("lroa", "frozen,lora"):
+        with pytest.raises(SystemExit):
+            train_nlu_main(["--out", str(tmp_path), "--method", method])
+    err = capsys.readouterr().err
+    assert "lroa" in err and "one method trains a model" in err
+    assert not (tmp_path / "nlu.npz").exists()
+
+
 def test_tuning_two_tasks_at_once_keeps_each_task_apart() -> None:
     intents = _small_task(4, 3)
     moods = [("I love it, thank you", "positive"), ("this is awful and late", "negative"),

@@ -77,10 +77,11 @@ def _methods(parser: argparse.ArgumentParser, value: str) -> list[str]:
     return list(dict.fromkeys(methods))
 
 
-def _config(args: argparse.Namespace, calibrate: bool) -> NluConfig:
+def _config(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, method: str, calibrate: bool
+) -> NluConfig:
     if args.lora_epochs < 1 or args.lora_rank < 1:
-        raise SystemExit("error: --lora-epochs and --lora-rank must be at least 1")
-    method = args.method if args.method in METHODS else NluConfig.method
+        parser.error("--lora-epochs and --lora-rank must be at least 1")
     return NluConfig(calibrate=calibrate, method=method, lora_epochs=args.lora_epochs,
                      lora_rank=args.lora_rank)
 
@@ -114,8 +115,11 @@ def train_nlu_main(argv: Sequence[str], settings: Settings | None = None) -> int
                         help="with --augment: ask the CONCIERGE_LLM_* model for paraphrases too")
     _method_options(parser, several=False)
     args = parser.parse_args(list(argv))
+    methods = _methods(parser, args.method)
+    if len(methods) > 1:
+        parser.error("--method: one method trains a model")
+    config = _config(parser, args, methods[0], calibrate=True)
     settings = _settings(settings)
-    config = _config(args, calibrate=True)
     taxonomy = args.taxonomy or settings.nlu_taxonomy
     out = args.out or settings.nlu_path
     if args.if_missing and is_current(out, taxonomy):
@@ -213,8 +217,8 @@ def bench_nlu_main(argv: Sequence[str], settings: Settings | None = None) -> int
         parser.error("several methods are compared with --train, --dataset or --heldout")
     if args.heldout is not None and args.model is not None and args.method != NluConfig.method:
         parser.error("--model is evaluated as trained; --method is for training a new one")
+    config = _config(parser, args, methods[0], calibrate=args.heldout is not None)
     settings = _settings(settings)
-    config = _config(args, calibrate=args.heldout is not None)
 
     def say(line: str) -> None:
         print(line, flush=True)

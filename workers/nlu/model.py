@@ -194,8 +194,9 @@ class NluModel:
 
     def sentence_vector(self, dense: np.ndarray) -> np.ndarray | None:
         """The pretrained encoder's sentence vector of a message, (384,), out of its features
-        `dense` (E,): what `workers.encoder.encode` gives at the same precision, so the
-        recommender can use it for the request. None when the features hold no such vector
+        `dense` (E,): what `workers.encoder.encode` gives at the same precision (within
+        bfloat16 rounding, where the CPU runs the float encoder in it), so the recommender
+        can use it for the request. None when the features hold no such vector
         (the last layer is not among them, or LoRA changed the encoder)."""
         last = minilm.MiniLMConfig.num_hidden_layers
         if self.adapter is not None or last not in self.config.layers:
