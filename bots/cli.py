@@ -45,6 +45,18 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
         "workers.recommender.cli:eval_recommender_main",
         "evaluate a recommender",
     ),
+    ("eval", "policy"): (
+        "workers.recommender.cli:eval_policy_main",
+        "off-policy estimates of a ranking policy from logged slates",
+    ),
+    ("beat",): ("workers.recommender.cli:beat_main",
+                "the schedule that retrains the recommender, with its worker"),
+    ("model", "list"): ("workers.recommender.cli:model_list_main",
+                        "the recommender's versions, the served one marked"),
+    ("model", "rollback"): ("workers.recommender.cli:model_rollback_main",
+                            "serve the recommender version promoted before this one"),
+    ("model", "retrain"): ("workers.recommender.cli:model_retrain_main",
+                           "retrain, evaluate against the served model, promote if better"),
     ("bench", "chat"): ("bots.terminal:bench_chat", "per-turn latency of the terminal chat"),
     ("bench", "handover"): (
         "bots.agent_console:bench_handover",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sqlite3
 import sys
@@ -191,7 +192,8 @@ def check_model(check: str, folder: Path, env: str, build: str) -> Finding:
     if version is None:
         return fail(check, f"no model in {folder}",
                     f"build it with `{build}`, or point {env} at a built one")
-    return ok(check, f"{folder} (version {version})")
+    promoted = f", promoted version {Path(os.readlink(folder)).name}" if folder.is_symlink() else ""
+    return ok(check, f"{folder} (version {version}{promoted})")
 
 
 def check_workers(settings: Settings) -> Finding:

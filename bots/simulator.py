@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from core.infra.commands import CommandHelp
 from core.infra.percentiles import median
 from core.infra.settings import Settings
@@ -173,7 +175,7 @@ class Shopper:
         return "attribute", self.say("attribute")
 
 
-def run_session(conversation: Conversation, customer: Shopper, number: int,
+def run_session(conversation: Conversation, customer: Shopper, number: int | str,
                 max_turns: int) -> Session:
     session = Session()
     conversation_id = f"sim:{number}"
@@ -199,6 +201,12 @@ def run_session(conversation: Conversation, customer: Shopper, number: int,
             session.gave_up = True
             return session
         if kind == "buy":
+            # The press is sent (it closes the slate the bandit learns from) but not counted:
+            # turns to success are the turns it took to be shown the right thing.
+            conversation.handle(Incoming(conversation_id, customer.profile.customer_id,
+                                         text="", button=said,
+                                         customer_id=customer.profile.customer_id),
+                                CollectingOutbox())
             session.success = True
             session.clicks.append(int(said.rsplit(":", 1)[1]))
             return session
@@ -271,61 +279,267 @@ class Results:
         }
 
 
+def run_sessions(conversation: Conversation, profiles: Sequence[Profile], sessions: int,
+                 seed: int, max_turns: int, label: str = "") -> tuple[list[Session], int, float]:
+    """`sessions` customers drawn with `seed` (the same customers and needs for the same seed,
+    whatever serves them); their sessions, turns and seconds."""
+    rng = random.Random(seed)
+    catalog = conversation.services.catalog
+    found, turns = [], 0
+    started = time.perf_counter()
+    for number in range(sessions):
+        profile = rng.choice(profiles)
+        need = draw_need(profile, catalog, rng)
+        if need is None:
+            continue
+        patience = 2 + round(3 * (1 - profile.price_sensitivity))
+        customer = Shopper(profile, need, random.Random(rng.random()), patience)
+        session = run_session(conversation, customer, f"{label}{number}", max_turns)
+        found.append(session)
+        turns += session.turns
+    return found, turns, time.perf_counter() - started
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="concierge simulate",
         description="Simulated customers with hidden needs shop through the real conversation.",
         formatter_class=CommandHelp,
     )
-    parser.add_argument("--sessions", type=int, default=300, help="simulated shopping sessions")
+    parser.add_argument("--sessions", type=int, default=300,
+                        help="simulated shopping sessions (with --learning: per evaluation)")
     parser.add_argument("--recommender", choices=("model", "popularity"), default="model",
                         help="the trained recommender of the settings, or the popularity "
                         "baseline (filters, then most reviewed)")
     parser.add_argument("--max-turns", type=int, default=6, help="turns before a customer leaves")
     parser.add_argument("--seed", type=int, default=0, help="draws of customers and reactions")
+    learning = parser.add_argument_group("learning from feedback (the bandit re-ranker)")
+    learning.add_argument("--bandit", choices=("off", "learn", "serve"), default="off",
+                          help="learn: re-rank and update from every session; serve: re-rank "
+                          "with a fixed state (--bandit-state), logging slates only")
+    learning.add_argument("--bandit-state", type=Path, metavar="FILE",
+                          help="the bandit state to start from (default: the prior, which ranks "
+                          "as the model does)")
+    learning.add_argument("--save-bandit", type=Path, metavar="FILE",
+                          help="write the bandit state at the end")
+    learning.add_argument("--exploration", type=float, default=Settings().bandit_exploration,
+                          help="the bandit's exploration, 0-1")
+    learning.add_argument("--slates-out", type=Path, metavar="FILE",
+                          help="write the closed slates as JSON lines (for concierge eval policy)")
+    learning.add_argument("--learning", metavar="N,N,...",
+                          help="the comparison run: popularity, the model, and the bandit after "
+                          "learning from each number of sessions, each judged on the same "
+                          "--sessions customers; plus off-policy estimates of each bandit from "
+                          "the logs of the model with exploration")
     args = parser.parse_args(argv)
+    if not 0.0 <= args.exploration <= 1.0:
+        parser.error(f"--exploration must be between 0 and 1, not {args.exploration}")
+    if args.sessions < 1:
+        parser.error("--sessions must be at least 1")
+    checkpoints: list[int] = []
+    if args.learning:
+        try:
+            checkpoints = sorted({int(n) for n in args.learning.split(",") if n.strip()})
+        except ValueError:
+            parser.error(f"--learning takes session counts like 500,2000; not {args.learning!r}")
+        if not checkpoints or checkpoints[0] < 1:
+            parser.error("--learning needs positive session counts")
+    if args.bandit == "off" and (args.bandit_state or args.save_bandit or args.slates_out):
+        parser.error("--bandit-state, --save-bandit and --slates-out need --bandit learn|serve")
     from bots.wiring import build_conversation, configure_logging
 
-    rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory() as tmp:
+        # The bandit is built in any case; the lab switches what serves (`Lab.use_model`).
         settings = Settings(sqlite_path=Path(tmp) / "simulate.sqlite3", state_backend="sqlite",
-                            rate_limit_burst=0)
+                            store_url=SecretStr(f"sqlite:///{tmp}/store.sqlite3"),
+                            rate_limit_burst=0,
+                            bandit=True, bandit_exploration=args.exploration,
+                            bandit_refresh_s=0.0)
         configure_logging(settings, default_level="WARNING")
+        _demo_store(settings)  # the runs' slates and bandit state stay in this folder
         conversation = build_conversation(settings, keep_records=False)
-        catalog = conversation.services.catalog
-        if args.recommender == "popularity":
-            conversation = Conversation(
-                _with_recommender(conversation, PopularityRecommender(catalog)),
-                conversation.policy, lock_timeout_s=conversation.lock_timeout_s)
         profiles = Profile.read(settings.demo_dir / "customer_profiles.jsonl")
-        sessions = []
-        started = time.perf_counter()
-        turns = 0
-        for number in range(args.sessions):
-            profile = rng.choice(profiles)
-            need = draw_need(profile, catalog, rng)
-            if need is None:
-                continue
-            patience = 2 + round(3 * (1 - profile.price_sensitivity))
-            customer = Shopper(profile, need, random.Random(rng.random()), patience)
-            session = run_session(conversation, customer, number, args.max_turns)
-            sessions.append(session)
-            turns += session.turns
-        seconds = time.perf_counter() - started
-    figures = Results(sessions).figures(random.Random(args.seed))
-    figures |= {"recommender": args.recommender, "turns": turns,
+        lab = Lab(conversation, profiles, args.max_turns)
+        if checkpoints:
+            return lab.compare(checkpoints, args.sessions, args.seed)
+        if args.recommender == "popularity":
+            lab.use_popularity()
+        elif args.bandit != "off":
+            if args.bandit_state:
+                try:
+                    lab.bandit.restore(lab.bandit.read(args.bandit_state))
+                except (OSError, ValueError) as error:
+                    parser.error(f"--bandit-state {args.bandit_state}: {error}")
+            lab.use_bandit(learn=args.bandit == "learn")
+        else:
+            lab.use_model()
+        since = time.time()
+        sessions, turns, seconds = run_sessions(lab.conversation, profiles, args.sessions,
+                                                args.seed, args.max_turns)
+        figures = Results(sessions).figures(random.Random(args.seed))
+        if args.bandit != "off":
+            figures |= lab.bandit.slate_figures(since)
+            if args.save_bandit:
+                lab.bandit.save(args.save_bandit)
+            if args.slates_out:
+                lab.bandit.export(since, args.slates_out)
+    name = args.recommender if args.bandit == "off" else f"bandit ({args.bandit})"
+    figures |= {"recommender": name, "turns": turns,
                 "turns_per_s": round(turns / seconds, 1), "seed": args.seed}
-    print(f"{args.recommender}: {figures['sessions']} sessions, success "
-          f"{figures['success_rate']:.1%} (95% CI {figures['success_ci95'][0]:.1%}-"
-          f"{figures['success_ci95'][1]:.1%}), turns to success {figures['turns_to_success_mean']}"
-          f", escalated {figures['escalation_rate']:.1%}, gave up {figures['give_up_rate']:.1%}")
+    print(f"{name}: {_summary(figures)}")
     print("click-through by position: " + ", ".join(
         f"{p}: {rate:.1%}" for p, rate in figures["click_through"].items()))
     print(json.dumps({"simulate": figures}))
     return 0
 
 
-def _with_recommender(conversation: Conversation, recommender: Any) -> Any:
+def _demo_store(settings: Settings) -> None:
+    from bots.store import DEMO_FILES
+    from core.shopdb.database import ShopDatabase
+    from core.shopdb.importer import import_store
+
+    database = ShopDatabase(settings.store_url.get_secret_value())
+    try:
+        files = {kind: settings.demo_dir / name for kind, name in DEMO_FILES.items()}
+        import_store(database, {kind: path for kind, path in files.items() if path.exists()})
+    finally:
+        database.close()
+
+
+def _summary(figures: dict[str, Any]) -> str:
+    return (f"{figures['sessions']} sessions, success {figures['success_rate']:.1%} (95% CI "
+            f"{figures['success_ci95'][0]:.1%}-{figures['success_ci95'][1]:.1%}), turns to "
+            f"success {figures['turns_to_success_mean']}, escalated "
+            f"{figures['escalation_rate']:.1%}, gave up {figures['give_up_rate']:.1%}")
+
+
+class Lab:
+    """One conversation whose ranking is switched between the variants being compared: the
+    popularity baseline, the model, and the model re-ranked by the bandit (learning or not)."""
+
+    def __init__(self, conversation: Conversation, profiles: Sequence[Profile],
+                 max_turns: int) -> None:
+        from bots.wiring import bandit_controls
+
+        self.base = conversation
+        self.profiles = profiles
+        self.max_turns = max_turns
+        self.bandit = bandit_controls(conversation)
+        self.conversation = conversation
+
+    def _serve(self, recommender: Any, bandit: bool, slates: Any) -> None:
+        self.bandit.serve(bandit)
+        self.conversation = Conversation(
+            _with(self.base, recommender=recommender, slates=slates), self.base.policy,
+            lock_timeout_s=self.base.lock_timeout_s)
+
+    def use_popularity(self) -> None:
+        self._serve(PopularityRecommender(self.base.services.catalog), False, None)
+
+    def use_model(self) -> None:
+        self._serve(self.base.services.recommender, False, None)
+
+    def use_bandit(self, learn: bool) -> None:
+        self._serve(self.base.services.recommender, True, self.bandit.learner(update=learn))
+
+    def run(self, sessions: int, seed: int, label: str) -> list[Session]:
+        return run_sessions(self.conversation, self.profiles, sessions, seed, self.max_turns,
+                            label)[0]
+
+    def compare(self, checkpoints: Sequence[int], sessions: int, seed: int) -> int:
+        """Every variant on the same `sessions` customers (`seed`); the bandit learns from
+        other customers up to each checkpoint."""
+        rows: dict[str, dict[str, Any]] = {}
+        outcomes: dict[str, list[bool]] = {}
+
+        def judge(name: str) -> None:
+            since = time.time()
+            started = time.perf_counter()
+            found = self.run(sessions, seed, f"{name}:")
+            figures = Results(found).figures(random.Random(seed))
+            if self.bandit.serving():
+                figures |= self.bandit.slate_figures(since)
+            figures["seconds"] = round(time.perf_counter() - started, 1)
+            rows[name], outcomes[name] = figures, [s.success for s in found]
+            print(f"{name}: {_summary(figures)}", flush=True)
+
+        self.use_popularity()
+        judge("popularity")
+        self.use_model()
+        judge("model")
+        # The logs: the model's order explored around (the bandit's prior, not learning).
+        self.bandit.restore()
+        self.use_bandit(learn=False)
+        logs_since = time.time()
+        judge("model+exploration (logging)")
+        snapshots: dict[int, Any] = {}
+        self.bandit.restore()
+        learnt = 0
+        learning_s = 0.0
+        for checkpoint in checkpoints:
+            self.use_bandit(learn=True)
+            started = time.perf_counter()
+            self.run(checkpoint - learnt, seed + 1 + checkpoint, f"learn{checkpoint}:")
+            learning_s += time.perf_counter() - started
+            learnt = checkpoint
+            snapshots[checkpoint] = self.bandit.state()
+            self.use_bandit(learn=False)  # judged as it stands: no learning from the test
+            judge(f"bandit after {checkpoint}")
+        for checkpoint, posterior in snapshots.items():
+            name = f"bandit after {checkpoint}"
+            estimates = self.bandit.off_policy(logs_since, posterior, seed)
+            actual = rows[name].get("purchases_per_slate", 0.0)
+            rows[name]["off_policy"] = estimates
+            rows[name]["off_policy_error"] = {
+                key: round(abs(estimates["purchases"][key][0] - actual) / actual, 4)
+                if actual else None for key in ("ips", "snips", "dr")
+            }
+            rows[name]["success_gain_vs_model"] = _paired_gain(
+                outcomes[name], outcomes["model"], random.Random(seed))
+        _print_comparison(rows, checkpoints)
+        print(json.dumps({"simulate_learning": {
+            "sessions": sessions, "seed": seed, "exploration": self.bandit.exploration,
+            "learning_s": round(learning_s, 1), "policies": rows}}))
+        return 0
+
+
+def _print_comparison(rows: dict[str, dict[str, Any]], checkpoints: Sequence[int]) -> None:
+    print()
+    print(f"{'policy':<30}{'success':>9}{'95% CI':>16}{'turns':>7}{'escalated':>11}"
+          f"{'buys/slate':>12}")
+    for name, figures in rows.items():
+        low, high = figures["success_ci95"]
+        print(f"{name:<30}{figures['success_rate']:>9.1%}{f'{low:.1%}-{high:.1%}':>16}"
+              f"{figures['turns_to_success_mean'] or 0:>7}{figures['escalation_rate']:>11.1%}"
+              f"{figures.get('purchases_per_slate', float('nan')):>12.4f}")
+    for checkpoint in checkpoints:
+        figures = rows[f"bandit after {checkpoint}"]
+        gain = figures["success_gain_vs_model"]
+        estimates = figures["off_policy"]["purchases"]
+        errors = figures["off_policy_error"]
+        print(f"bandit after {checkpoint}: success vs model {gain[0]:+.1%} (paired 95% CI "
+              f"{gain[1]:+.1%} to {gain[2]:+.1%}); purchases per slate actual "
+              f"{figures.get('purchases_per_slate')}, estimated from the logs: "
+              + ", ".join(f"{key} {v[0]:.4f} (error {_percent(errors[key])})"
+                          for key, v in estimates.items() if key != "logged"))
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+def _paired_gain(ours: list[bool], theirs: list[bool], rng: random.Random,
+                 resamples: int = 1000) -> list[float]:
+    """Success rate difference on the same customers, with its paired bootstrap 95% interval."""
+    pairs = list(zip(ours, theirs, strict=True))
+    n = len(pairs)
+    gains = sorted(sum(a - b for a, b in rng.choices(pairs, k=n)) / n for _ in range(resamples))
+    point = sum(a - b for a, b in pairs) / n
+    return [round(point, 4), round(gains[int(0.025 * resamples)], 4),
+            round(gains[int(0.975 * resamples) - 1], 4)]
+
+
+def _with(conversation: Conversation, **services: Any) -> Any:
     from dataclasses import replace
 
-    return replace(conversation.services, recommender=recommender)
+    return replace(conversation.services, **services)

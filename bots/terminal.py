@@ -252,6 +252,9 @@ def bench_chat(argv: Sequence[str] | None = None) -> int:
                              "message's vector shared with the recommender or encoded twice; "
                              "every request text is new to the recommender (its cache is "
                              "emptied before each turn), as in a shop with varied requests")
+    parser.add_argument("--bandit", action="store_true",
+                        help="with the learning re-ranker on (CONCIERGE_BANDIT): its cost per "
+                             "recommendation, re-rank and slate log apart, in microseconds")
     args = parser.parse_args(argv)
     if set(args.batching.split(",")) - {"on", "off"}:
         parser.error(f"--batching takes on, off or on,off, not {args.batching!r}")
@@ -270,6 +273,8 @@ def bench_chat(argv: Sequence[str] | None = None) -> int:
         # One scripted customer at full speed: the flood limit would refuse most of the turns.
         settings = Settings(sqlite_path=Path(tmp) / "bench.sqlite3", state_backend="sqlite",
                             rate_limit_burst=0)
+        if args.bandit:
+            settings = settings.model_copy(update={"bandit": True})
         configure_logging(settings, default_level="WARNING")
         started = time.perf_counter()
         conversation = build_conversation(settings, keep_records=False)  # the shop's data stays
@@ -309,7 +314,7 @@ def bench_chat(argv: Sequence[str] | None = None) -> int:
         "recommender": settings.recommender,
         "identity": "linked" if args.linked else "terminal",
         "products": len(conversation.services.catalog.all()),
-    }
+    } | _bandit_costs(conversation)
     print(
         f"terminal chat: {result['turns']} turns, median {result['median_ms']} ms, "
         f"p99 {result['p99_ms']} ms (nearest rank), startup {result['startup_s']} s + warm-up "
@@ -317,6 +322,24 @@ def bench_chat(argv: Sequence[str] | None = None) -> int:
     )
     print(json.dumps(result))
     return 0
+
+
+def _bandit_costs(conversation: Conversation) -> dict[str, object]:
+    """The learning re-ranker's cost per recommendation, when it served (in-process only)."""
+    service = getattr(conversation.services.recommender, "inner", None)
+    ranker = getattr(service, "bandit", None)
+    if ranker is None or not ranker.costs:
+        return {}
+    rerank = [1e6 * c[0] for c in ranker.costs]
+    logged = [1e6 * c[1] for c in ranker.costs]
+    costs: dict[str, object] = {"bandit_slates": len(rerank),
+             "bandit_rerank_us_median": round(median(rerank)),
+             "bandit_rerank_us_p99": round(percentile(rerank, 99)),
+             "bandit_log_us_median": round(median(logged))}
+    print(f"bandit: {costs['bandit_slates']} slates, re-rank median "
+          f"{costs['bandit_rerank_us_median']} µs (p99 {costs['bandit_rerank_us_p99']}), slate "
+          f"log median {costs['bandit_log_us_median']} µs")
+    return costs
 
 
 # name: (encoder precision, whether the recommender gets the message's vector)

@@ -14,7 +14,7 @@ import atexit
 import logging
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from core.activity.record import BufferedActivityLog
 from core.handover.deliveries.factory import open_delivery_queue
@@ -48,7 +48,7 @@ from core.turn.conversation import Conversation, Services
 from core.turn.explanation import Phraser
 from core.turn.messages import Reply
 from core.turn.policy import PolicyConfig
-from core.turn.recommendation import MeasuredRecommender, Recommender
+from core.turn.recommendation import MeasuredRecommender, Recommender, SlateOutcomes
 from core.turn.slots import SlotVocabulary, VocabularySource
 from core.turn.understanding import Understander, Understanding
 
@@ -160,6 +160,30 @@ def build_recommender(settings: Settings, catalog: LiveCatalog | None = None) ->
     return MeasuredRecommender(
         ScoringService.from_settings(settings, catalog=catalog), "inprocess"
     )
+
+
+def build_learner(settings: Settings, database: ShopDatabase) -> SlateOutcomes:
+    """Where shown slates' outcomes update the bandit: a Celery job for scaled deployments
+    (the bot process stays free of numpy and the model), else this process, in the store."""
+    if settings.recommender == "celery":
+        from workers.client import CeleryLearner
+
+        return CeleryLearner(settings)
+    from core.shopdb.learning import LearningStore
+    from workers.recommender.bandit import BanditLearner
+
+    return BanditLearner(LearningStore(database))
+
+
+def bandit_controls(conversation: Conversation) -> Any:
+    """`workers.recommender.lab.BanditControls` of the conversation's in-process scorer (for
+    experiments); ValueError when it has no bandit."""
+    from workers.recommender.lab import BanditControls
+
+    service = getattr(conversation.services.recommender, "inner", None)
+    if service is None or not hasattr(service, "bandit"):
+        raise ValueError("the bandit can be controlled only with the in-process recommender")
+    return BanditControls(service)
 
 
 def build_policy(settings: Settings) -> PolicyConfig:
@@ -307,7 +331,7 @@ def build_web_desk(settings: Settings) -> tuple[Desk, str]:
 def build_conversation(settings: Settings, keep_records: bool = True) -> Conversation:
     """Every service of a turn; StoreNotReady (saying what to run) when the store database
     has no schema or no products. `keep_records=False` (benchmarks) writes neither button
-    presses nor the dashboard's activity into the store."""
+    presses nor the dashboard's activity into the store, and teaches the bandit nothing."""
     database = open_store(settings)
     shop = open_shop(database, settings.store_check_s)
     assert isinstance(shop.catalog, LiveCatalog)
@@ -330,6 +354,7 @@ def build_conversation(settings: Settings, keep_records: bool = True) -> Convers
         accounts=accounts,
         rights=build_data_rights(settings, accounts, states, desk.tickets if desk else None),
         rate_limiter=open_rate_limiter(settings),  # in Redis with the state: one across processes
+        slates=build_learner(settings, database) if settings.bandit and keep_records else None,
     )
     return Conversation(services, build_policy(settings), lock_timeout_s=settings.lock_timeout_s,
                         store_wait_s=settings.store_wait_s)

@@ -14,6 +14,13 @@ from core.infra.settings import Settings
 
 SCORE_TASK = "workers.score"
 SCORE_MANY_TASK = "workers.score_many"
+LEARN_TASK = "workers.learn"  # a shown slate's outcome updates the bandit
+RETRAIN_TASK = "workers.retrain"  # retrain, evaluate, promote: on a queue of its own
+
+
+def training_queue(settings: Settings) -> str:
+    """Retraining takes minutes: it runs in `concierge beat`, never in a scoring worker."""
+    return f"{settings.celery_queue}.train"
 
 
 def build_app(settings: Settings) -> Celery:
@@ -36,7 +43,8 @@ def build_app(settings: Settings) -> Celery:
         task_soft_time_limit=settings.task_time_limit_s * 0.8,
         result_expires=settings.result_expires_s,
         task_default_queue=settings.celery_queue,
-        task_routes={"workers.*": {"queue": settings.celery_queue}},
+        task_routes={RETRAIN_TASK: {"queue": training_queue(settings)},
+                     "workers.*": {"queue": settings.celery_queue}},
         broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout_s},
         result_backend_transport_options={"retry_policy": {"max_retries": 1}},
         broker_connection_retry_on_startup=True,
@@ -48,6 +56,12 @@ def build_app(settings: Settings) -> Celery:
         worker_send_task_events=False,
         task_track_started=False,
     )
+    if settings.retrain_every_s > 0:
+        app.conf.beat_schedule = {"retrain-recommender": {
+            "task": RETRAIN_TASK, "schedule": settings.retrain_every_s,
+            "options": {"queue": training_queue(settings),
+                        "expires": settings.retrain_every_s},  # missed runs do not pile up
+        }}
     # The tasks read their settings here; forked worker children inherit the object.
     app.conf.concierge_settings = settings
     return app

@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 from core.infra.logs import event
 from core.infra.settings import Settings
 from core.turn.recommendation import RecommendationRequest, RecommenderUnavailable, Suggestion
-from workers.app import SCORE_TASK, build_app
+from workers.app import LEARN_TASK, SCORE_TASK, build_app
 
 log = logging.getLogger(__name__)
 
@@ -96,3 +96,20 @@ def _forget(result: object) -> None:
         result.forget()  # type: ignore[attr-defined]
     except (RedisError, OSError, KombuError) as error:
         event(log, "recommender.celery.forget_failed", level=logging.DEBUG, error=str(error))
+
+
+class CeleryLearner:
+    """core's `SlateOutcomes`: each closed slate becomes a `workers.learn` job. Sent and not
+    waited for; a broker that is down costs that one update, logged, never the turn."""
+
+    def __init__(self, settings: Settings, app: Celery | None = None) -> None:
+        self._settings = settings
+        self._app = app or build_app(settings)
+
+    def close(self, slate: str, position: int | None, kind: str | None) -> None:
+        try:
+            self._app.send_task(LEARN_TASK, args=[slate, position, kind],
+                                queue=self._settings.celery_queue, ignore_result=True,
+                                retry=True, retry_policy={"max_retries": 1})
+        except (OperationalError, KombuError, RedisError, OSError, CeleryError) as error:
+            event(log, "bandit.update_not_sent", logging.WARNING, error=type(error).__name__)

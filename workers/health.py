@@ -10,6 +10,8 @@ broker at scrape time, so no multiprocess metrics store is needed.
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 from typing import Any
 
 from celery import Celery
@@ -35,7 +37,9 @@ def _settings(app: Celery) -> Settings:
 def served_models(settings: Settings) -> dict[str, dict[str, str | None]]:
     """What this worker scores with: each model folder and the content hash of its files."""
     folder = settings.recommender_dir
-    return {"recommender": {"path": str(folder), "version": model_version(folder)}}
+    promoted = Path(os.readlink(folder)).name if folder.is_symlink() else None
+    return {"recommender": {"path": str(folder), "version": model_version(folder),
+                            "promoted": promoted}}
 
 
 @inspect_command(name=MODELS_COMMAND)

@@ -20,6 +20,8 @@ Metrics (type; labels): meaning
   as the caller saw it (for Celery: queue wait + scoring + result round trip).
 - concierge_recommender_queue_depth (gauge; queue): scoring jobs waiting in the broker, read
   when scraped.
+- concierge_recommender_model_info (gauge; version): 1 for the recommender version this
+  process scores with (the promoted version's name, or the model files' content hash).
 - concierge_feedback_events_total (counter; kind): suggestion buttons pressed (more_like_this,
   not_for_me, details).
 - concierge_rate_limited_total (counter; platform, kind, answer): messages refused by the
@@ -33,7 +35,7 @@ import logging
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Protocol
 
-from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -73,6 +75,10 @@ RATE_LIMITED = Counter(
     "concierge_rate_limited_total", "Messages refused by the per-sender rate limit.",
     ("platform", "kind", "answer"),
 )
+MODEL_INFO = Gauge(
+    "concierge_recommender_model_info", "The recommender version this process scores with.",
+    ("version",),
+)
 
 CIRCUIT_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 
@@ -96,6 +102,12 @@ def record_escalation_resolved(outcome: str) -> None:
 
 def record_recommender_job(backend: str, outcome: str, seconds: float) -> None:
     RECOMMENDER_JOB_SECONDS.labels(backend, outcome).observe(seconds)
+
+
+def record_served_model(version: str) -> None:
+    """The recommender version this process serves now (the one before is dropped)."""
+    MODEL_INFO.clear()
+    MODEL_INFO.labels(version[:64]).set(1)
 
 
 def record_feedback(kind: str) -> None:

@@ -102,6 +102,14 @@ class Settings(BaseSettings):
     recommender_dir: Path = Field(
         default_factory=lambda data: data["models_dir"] / "recommender-demo"
     )
+    # How often a scoring process looks whether a promotion or a rollback changed the model
+    # (`concierge model`); it then loads the new one between two requests.
+    model_check_s: float = Field(default=5.0, ge=0.0)
+    # The scheduled retraining (Celery beat, `concierge beat`): every this many seconds a new
+    # model is trained from the store's orders and feedback, evaluated against the served one
+    # on each customer's newest purchase, and promoted only when better beyond the 95% interval.
+    retrain_every_s: float = Field(default=86_400.0, ge=0.0)  # 0: never
+    retrain_budget_min: float = Field(default=10.0, gt=0.0)  # training time per candidate
     # What the scoring service serves: the store database's catalog, or the Amazon Beauty data
     # set's items as they are (benchmarks of the model alone).
     recommender_catalog: Literal["store", "amazon-beauty"] = "store"
@@ -115,6 +123,14 @@ class Settings(BaseSettings):
     result_expires_s: int = 600  # uncollected results are dropped after this
     # An unacknowledged job whose worker vanished is redelivered after this long.
     broker_visibility_timeout_s: float = 60.0
+
+    # Learning from feedback: a Thompson-sampling bandit re-ranks the recommender's best
+    # `bandit_candidates` from customers' presses (`workers.recommender.bandit`). Exploration
+    # scales the posterior's spread: 0 always shows the current best; at most 1.
+    bandit: bool = False
+    bandit_exploration: float = Field(default=0.1, ge=0.0, le=1.0)  # posterior spread sampled
+    bandit_candidates: int = Field(default=10, ge=4, le=50)  # the model's best, re-ranked
+    bandit_refresh_s: float = Field(default=5.0, ge=0.0)  # how often a process re-reads it
 
     # Logging.
     log_level: str = "INFO"  # DEBUG, INFO, WARNING or ERROR

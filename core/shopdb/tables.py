@@ -202,6 +202,33 @@ activity_counts = Table(
     Column("value", BigInteger, nullable=False),
 )
 
+# Learning from feedback (`workers.recommender.bandit`). Every slate the bandit showed, with
+# the features of all its candidates and the propensity of each shown item at its position, and
+# once the customer's next turn closes it, what was pressed: the logs off-policy evaluation
+# reads. No customer, conversation or product id is kept, only numbers.
+slates = Table(
+    "slates",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("shown_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("policy", String(64), nullable=False),  # "bandit:<version>:<exploration>"
+    Column("candidates", JSON, nullable=False),  # (C, d) feature rows
+    Column("shown", JSON, nullable=False),  # candidate indices in display order
+    Column("propensities", JSON, nullable=False),  # of each shown item at its position
+    Column("closed_at", DateTime(timezone=True)),
+    Column("position", Integer),  # the position pressed, None for none
+    Column("kind", String(16)),  # details, more_like_this, not_for_me
+)
+
+# The bandit's posterior, one row per named policy, changed by locked read-modify-writes.
+bandit_state = Table(
+    "bandit_state",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("state", JSON, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
 CATALOG = "catalog"
 KNOWLEDGE = "knowledge"
 WATCHED = {"products": CATALOG, "synonyms": CATALOG, "articles": KNOWLEDGE}

@@ -101,6 +101,9 @@ class ConversationState(Frozen):
     # An order number asked for before the customer proved who they are: an e-mail address
     # sent next is checked against this order.
     order_to_verify: str | None = None
+    # The logged slate of the latest suggestions while its outcome is still to come: the next
+    # turn closes it with what was pressed, or nothing.
+    open_slate: str | None = None
 
     def with_turn(self, turn: Turn) -> ConversationState:
         return self.model_copy(update={"transcript": (*self.transcript, turn)[-TRANSCRIPT_LIMIT:]})

@@ -51,6 +51,7 @@ from core.turn.recommendation import (
     RecommendationRequest,
     Recommender,
     RecommenderUnavailable,
+    SlateOutcomes,
     Suggestion,
 )
 from core.turn.understanding import Intent, Understander, Understanding
@@ -86,6 +87,7 @@ class Services:
     rights: DataRights | None = None  # "delete my data"
     rate_limiter: RateLimiter | None = None  # per-sender flood limit, asked before anything
     activity: ActivityLog | None = None  # what each turn did, in counts, for the dashboard
+    slates: SlateOutcomes | None = None  # shown slates' outcomes, for the learning re-ranker
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,7 @@ class Outcome:
     feedback: FeedbackEvent | None = None
     escalation: EscalationState | None = None
     order_to_verify: str | None = None  # an order asked for without proof of who is asking
+    slate: str | None = None  # the logged slate of the suggestions shown, when one was logged
 
 
 @dataclass(frozen=True)
@@ -282,6 +285,8 @@ class Conversation:
             state, incoming, text, understanding, outcome, self.clock(), self.policy.low_confidence
         )
         self.services.store.save(new_state)
+        if state.open_slate and self.services.slates is not None:
+            self.services.slates.close(state.open_slate, *_pressed(state, outcome))
         if self.services.activity is not None:
             self.services.activity.record(
                 _activity(state, incoming, understanding, decision, outcome, self.clock())
@@ -431,7 +436,7 @@ class Conversation:
             for i, s in enumerate(suggestions, start=1)
         )
         reply = replies.suggestions_reply(suggestions, heading, thread, self._explain)
-        return Outcome((reply,), request=request, shown=shown)
+        return Outcome((reply,), request=request, shown=shown, slate=suggestions[0].slate)
 
     def _nearest(
         self, ask: RecommendationRequest, request: ProductRequest, thread: str | None
@@ -555,7 +560,7 @@ class Conversation:
                 refine=True,
                 heading=replies.rejected_heading(title),
             )
-        return Outcome(outcome.replies, outcome.request, outcome.shown, feedback=record)
+        return replace(outcome, feedback=record)
 
 
 def _distance(product: Product, request: ProductRequest) -> float:
@@ -569,6 +574,16 @@ def _distance(product: Product, request: ProductRequest) -> float:
     elif request.budget_min is not None and product.price < request.budget_min:
         out = (request.budget_min - product.price) / max(request.budget_min, 1.0)
     return lacking + (1 + 4 * out if out else 0.0)
+
+
+def _pressed(state: ConversationState, outcome: Outcome) -> tuple[int | None, str | None]:
+    """What this turn pressed on the latest suggestions: (position, kind), or (None, None)."""
+    pressed = outcome.feedback
+    if pressed is not None:
+        for item in state.last_shown:
+            if item.item_id == pressed.item_id:
+                return item.position, pressed.kind
+    return None, None
 
 
 def _activity(
@@ -638,6 +653,7 @@ def advance(
         changes["escalation"] = outcome.escalation
     if understanding.source != "account":  # an e-mail address may follow only right after
         changes["order_to_verify"] = outcome.order_to_verify
+    changes["open_slate"] = outcome.slate  # the turn closed the one before, if any
     new = state.model_copy(update=changes)
     said = _said(incoming, text)
     new = new.with_turn(Turn(role="customer", text=said, at=now, intent=understanding.intent.value))

@@ -58,6 +58,10 @@ class Suggestion(BaseModel):
     price: float
     score: float
     evidence: Evidence
+    # Set by a learning re-ranker: the logged slate this suggestion was shown in, and the
+    # probability that its policy put the item at this position.
+    slate: str | None = None
+    propensity: float | None = None
 
 
 class RecommenderUnavailable(RuntimeError):
@@ -72,6 +76,14 @@ class FeedbackLog(Protocol):
     """Where a customer's button presses are kept for the recommender's next training."""
 
     def record(self, user_id: str, item_id: str, kind: str, at: float) -> None: ...
+
+
+class SlateOutcomes(Protocol):
+    """Where a shown slate's outcome goes (the customer's next turn closes it): `position`
+    and `kind` of the suggestion pressed, None for none. Learning must never cost a turn, so
+    implementations log their own failures and return."""
+
+    def close(self, slate: str, position: int | None, kind: str | None) -> None: ...
 
 
 class MeasuredRecommender:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import pytest
 
@@ -65,3 +66,44 @@ def test_a_run_through_the_real_conversation_reports_its_figures(
     low, high = figures["success_ci95"]
     assert low <= figures["success_rate"] <= high
     assert set(figures["click_through"]) == {"1", "2", "3"}
+
+
+@pytest.mark.slow
+def test_the_bandit_learns_from_simulated_sessions_and_its_logs_judge_a_policy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from workers.recommender.cli import eval_policy_main
+
+    state, logs = tmp_path / "bandit.json", tmp_path / "slates.jsonl"
+    assert main(["--sessions", "15", "--seed", "2", "--bandit", "learn", "--exploration", "0.3",
+                 "--save-bandit", str(state), "--slates-out", str(logs)]) == 0
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["simulate"]
+    assert figures["slates"] >= 15 and 0.0 <= figures["purchases_per_slate"] <= 1.0
+    saved = json.loads(state.read_text())
+    assert saved["version"] == figures["slates"]  # every closed slate taught it once
+    assert len(logs.read_text().splitlines()) == figures["slates"]
+    assert eval_policy_main(["--logs", str(logs), "--candidate", str(state),
+                             "--resamples", "50"]) == 0
+    found = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["eval_policy"]
+    assert found["slates"] == figures["slates"] and found["version"] == saved["version"]
+    logged = found["purchases"]["logged"][0]
+    assert logged == pytest.approx(figures["purchases_per_slate"], abs=1e-3)
+    for name in ("ips", "snips", "dr"):
+        value, low, high = found["purchases"][name]
+        assert low <= value <= high
+
+
+def test_eval_policy_says_what_is_wrong_with_its_inputs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from workers.recommender.cli import eval_policy_main
+
+    broken = tmp_path / "slates.jsonl"
+    broken.write_text('{"id": "a"}\n')
+    assert eval_policy_main(["--logs", str(broken), "--candidate", "model"]) == 2
+    assert f"{broken}:1 is not a logged slate" in capsys.readouterr().err
+    assert eval_policy_main(["--logs", str(tmp_path / "none.jsonl"), "--candidate",
+                             "model"]) == 2
+    assert "No such file" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        eval_policy_main(["--logs", str(broken), "--exploration", "3"])

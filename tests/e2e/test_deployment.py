@@ -63,11 +63,21 @@ def config() -> dict[str, Any]:
 def test_compose_file_validates_with_the_services_the_deployment_needs(
     config: dict[str, Any],
 ) -> None:
-    assert set(config["services"]) == {"redis", "postgres", "worker", "telegram", "slack",
-                                       "web", "flower"}
+    assert set(config["services"]) == {"redis", "postgres", "worker", "beat", "telegram",
+                                       "slack", "web", "flower"}
     store = config["services"]["worker"]["environment"]["CONCIERGE_STORE_URL"]
     assert store.startswith("postgresql://concierge:")  # all processes share one store
     assert config["services"]["worker"]["deploy"]["replicas"] == 2
+
+
+def test_the_retraining_promotes_into_the_models_the_workers_read(
+    config: dict[str, Any],
+) -> None:
+    def mounts(name: str) -> list[str]:
+        return [v if isinstance(v, str) else f"{v['source']}:{v['target']}"
+                for v in config["services"][name].get("volumes", [])]
+
+    assert "models:/app/models" in mounts("beat") and "models:/app/models" in mounts("worker")
 
 
 def test_worker_replicas_come_from_the_environment() -> None:
@@ -85,7 +95,7 @@ def test_every_published_port_is_bound_to_loopback(config: dict[str, Any]) -> No
             assert published.startswith("127.0.0.1:"), (name, port)
 
 
-@pytest.mark.parametrize("service", ["worker", "telegram", "slack", "web", "flower"])
+@pytest.mark.parametrize("service", ["worker", "beat", "telegram", "slack", "web", "flower"])
 def test_each_service_runs_a_concierge_command(config: dict[str, Any], service: str) -> None:
     command = config["services"][service]["command"]
     found = resolve(list(command))

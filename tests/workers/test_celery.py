@@ -6,7 +6,9 @@ name through `CeleryRecommender`, and kills workers with SIGKILL where the test 
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,12 +22,15 @@ import redis
 from celery.result import AsyncResult
 
 from core.infra.settings import Settings
+from core.shopdb.database import ShopDatabase
+from core.shopdb.learning import LearningStore
 from core.turn.recommendation import RecommendationRequest, RecommenderUnavailable
 from tests.processes import clean_env
 from tests.workers.conftest import TinyStore
 from tests.workers.slow_job import SLOW_TASK
 from workers.app import build_app
-from workers.client import CeleryRecommender
+from workers.client import CeleryLearner, CeleryRecommender
+from workers.recommender.bandit import STATE
 
 REDIS_URL = "redis://127.0.0.1:6379/11"
 VISIBILITY_S = 4.0
@@ -62,8 +67,9 @@ def clean_redis() -> Iterator[redis.Redis]:
 class Worker:
     """One `celery worker` process group (main process plus one pool child)."""
 
-    def __init__(self, store: TinyStore, log: Path) -> None:
+    def __init__(self, store: TinyStore, log: Path, **settings: str) -> None:
         env = clean_env(
+            **settings,
             celery_broker_url=REDIS_URL,
             celery_result_backend=REDIS_URL,
             store_url=store.store_url,
@@ -153,6 +159,32 @@ def test_scored_request_round_trip(
         assert suggestion.evidence.budget_max == 120.0
     # The text steered the ranking: the best suggestion is a rain jacket.
     assert products[suggestions[0].item_id]["subcategory"] == "rain-jackets"
+
+
+def test_with_learning_on_a_worker_logs_slates_and_learns_from_their_outcomes(
+    tiny_store: TinyStore, clean_redis: redis.Redis, workers: list[Worker], tmp_path: Path
+) -> None:
+    copy = tmp_path / "store.sqlite3"
+    shutil.copy(tiny_store.store_url.removeprefix("sqlite:///"), copy)
+    store = dataclasses.replace(tiny_store, store_url=f"sqlite:///{copy}")
+    settings = _settings(store)
+    app = build_app(settings)
+    workers.append(Worker(store, tmp_path / "worker.log", bandit="true",
+                          bandit_refresh_s="0"))
+    workers[0].wait_ready(app)
+    request = RecommendationRequest(user_id="C0003", text="waterproof rain jacket", k=3)
+    suggestions = CeleryRecommender(settings, app).recommend(request)
+    slate = suggestions[0].slate
+    assert slate and all(s.slate == slate and s.propensity for s in suggestions)
+    CeleryLearner(settings, app).close(slate, 2, "details")
+    learning = LearningStore(ShopDatabase(store.store_url))
+    deadline = time.monotonic() + 30
+    while (learning.bandit_state(STATE) or {}).get("version") != 1:
+        assert time.monotonic() < deadline, workers[0].log.read_text()[-2000:]
+        time.sleep(0.1)
+    (closed,) = list(learning.slates())
+    assert closed.id == slate and closed.position == 2 and closed.kind == "details"
+    assert (learning.bandit_state(STATE) or {})["observations"] == 2  # looked at: 1 and 2
 
 
 def started(mark: Path, result: AsyncResult, timeout: float = 60.0) -> None:

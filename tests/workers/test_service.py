@@ -246,3 +246,36 @@ def test_precision_setting_chooses_the_request_text_encoder(
     assert torch.allclose(queries["float"], encode([text])[0], atol=1e-6)
     assert torch.allclose(queries["int8"], encode([text], precision="int8")[0], atol=1e-6)
     assert not torch.allclose(queries["float"], queries["int8"], atol=1e-3)
+
+
+def test_with_learning_on_a_logged_slate_comes_from_the_models_best_candidates(
+    tiny_store: TinyStore, tmp_path: Path
+) -> None:
+    from core.infra.settings import Settings
+    from workers.recommender.bandit import STATE, BanditLearner
+
+    copy = tmp_path / "store.sqlite3"
+    shutil.copy(tiny_store.store_url.removeprefix("sqlite:///"), copy)
+    settings = Settings(recommender_dir=tiny_store.model_dir, models_dir=tmp_path,
+                        store_url=f"sqlite:///{copy}", bandit=True, bandit_exploration=0.5,
+                        bandit_candidates=8, bandit_refresh_s=0.0)
+    service = ScoringService.from_settings(settings)
+    assert service.bandit is not None
+    ranker, store = service.bandit, service.bandit.store
+    ask = RecommendationRequest(user_id="C0001", text="boots for hiking", k=3)
+    service.bandit = None
+    best = [s.item_id for s in service.recommend(ask.model_copy(update={"k": 8}))]
+    service.bandit = ranker
+    shown = set()
+    for _ in range(12):
+        suggestions = service.recommend(ask)
+        assert len(suggestions) == 3 and len({s.slate for s in suggestions}) == 1
+        assert all(s.item_id in best and 0.0 < (s.propensity or 0.0) <= 1.0 for s in suggestions)
+        assert all(service.matches_filters(service.product(s.item_id), ask)  # type: ignore[arg-type]
+                   for s in suggestions)
+        shown.update(s.item_id for s in suggestions)
+    assert len(shown) > 3  # it explores among the best candidates
+    logged = list(store.slates(closed_only=False))
+    assert len(logged) == 12 and all(len(s.candidates) == 8 for s in logged)
+    BanditLearner(store).close(suggestions[0].slate or "", 1, "details")
+    assert (store.bandit_state(STATE) or {})["version"] == 1

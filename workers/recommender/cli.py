@@ -228,6 +228,149 @@ def eval_recommender_main(
     return 0
 
 
+def eval_policy_main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
+    """`concierge eval policy`: off-policy estimates of a ranking policy from logged slates."""
+    from core.shopdb.learning import LearningStore, read_slates
+    from workers.recommender.bandit import STATE, Policy, Posterior
+    from workers.recommender.offpolicy import Logged, estimate
+
+    parser = argparse.ArgumentParser(
+        prog="concierge eval policy", formatter_class=CommandHelp,
+        description="Estimate a candidate ranking policy's clicks and purchases per slate from\n"
+                    "slates another policy showed (IPS, SNIPS, doubly robust, with bootstrap\n"
+                    "95% intervals), before any customer sees it. The last line is JSON.")
+    parser.add_argument("--logs", required=True, metavar="FILE|store",
+                        help="slates as JSON lines (concierge simulate --slates-out), or 'store' "
+                             "for those logged in the store database (required)")
+    parser.add_argument("--candidate", default="store", metavar="FILE|store|model",
+                        help="the policy to judge: a bandit state file (simulate --save-bandit), "
+                             "'store' for the bandit state serving now, or 'model' for the "
+                             "recommender's own order")
+    parser.add_argument("--exploration", type=float, default=None,
+                        help="the candidate's exploration, 0-1 (default: "
+                             "CONCIERGE_BANDIT_EXPLORATION)")
+    parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
+    parser.add_argument("--seed", type=int, default=0, help="posterior draws and resamples")
+    args = parser.parse_args(argv)
+    settings = settings or Settings()
+    exploration = settings.bandit_exploration if args.exploration is None else args.exploration
+    if not 0.0 <= exploration <= 1.0:
+        parser.error(f"--exploration must be between 0 and 1, not {exploration}")
+    if args.resamples < 10:
+        parser.error("--resamples must be at least 10")
+    store = None
+    if "store" in (args.logs, args.candidate):
+        from core.shopdb.database import ShopDatabase
+
+        database = ShopDatabase(settings.store_url.get_secret_value())
+        database.check_ready()
+        store = LearningStore(database)
+    try:
+        slates = list(store.slates()) if store and args.logs == "store" else read_slates(
+            Path(args.logs))
+        if args.candidate == "model":
+            posterior = Posterior.prior()
+        elif store is not None and args.candidate == "store":
+            raw = store.bandit_state(STATE)
+            posterior = Posterior.from_json(raw) if raw else Posterior.prior()
+        else:
+            posterior = Posterior.from_json(json.loads(Path(args.candidate).read_text()))
+        logged = Logged.of(slates)
+    except (OSError, ValueError, KeyError) as error:
+        print(f"concierge eval policy: {error}", file=sys.stderr)
+        return 2
+    figures = estimate(logged, Policy(posterior, exploration), args.seed, args.resamples)
+    print(f"{len(slates)} logged slates; candidate policy: bandit state version "
+          f"{posterior.version} ({posterior.observations} observations), exploration "
+          f"{exploration:g}")
+    for reward, found in figures.items():
+        print(f"{reward} per slate: " + ", ".join(
+            f"{name} {e.value:.4f} [{e.low:.4f}, {e.high:.4f}]" for name, e in found.items()))
+    print(json.dumps({"eval_policy": {
+        "slates": len(slates), "exploration": exploration, "version": posterior.version,
+        **{reward: {name: e.as_json() for name, e in found.items()}
+           for reward, found in figures.items()},
+    }}))
+    return 0
+
+
+def model_list_main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
+    """`concierge model list`: the recommender's versions, the served one marked."""
+    from core.infra.health import model_version
+    from workers.recommender.versions import Registry
+
+    parser = argparse.ArgumentParser(
+        prog="concierge model list", formatter_class=CommandHelp,
+        description="The recommender versions kept beside CONCIERGE_RECOMMENDER_DIR, the served\n"
+                    "one marked with *, and the latest entries of the promotion history.")
+    parser.parse_args(argv)
+    settings = settings or Settings()
+    registry = Registry(settings.recommender_dir)
+    served = registry.served()
+    print(f"served: {settings.recommender_dir} -> {served or '(not versioned yet)'} "
+          f"(content {model_version(settings.recommender_dir) or 'none'})")
+    for version in registry.versions():
+        print(f"{'*' if version == served else ' '} {version}")
+    for entry in registry.history()[-10:]:
+        print("history: " + json.dumps(entry))
+    print(json.dumps({"served": served, "versions": registry.versions(),
+                      "stack": registry.stack()}))
+    return 0
+
+
+def model_rollback_main(argv: Sequence[str] | None = None,
+                        settings: Settings | None = None) -> int:
+    """`concierge model rollback`: serve the version promoted before the current one."""
+    from workers.recommender.versions import Registry
+
+    parser = argparse.ArgumentParser(
+        prog="concierge model rollback", formatter_class=CommandHelp,
+        description="Serve the recommender version promoted before the current one. Workers\n"
+                    "load it within CONCIERGE_MODEL_CHECK_S, without a restart.")
+    parser.parse_args(argv)
+    settings = settings or Settings()
+    registry = Registry(settings.recommender_dir)
+    try:
+        previous = registry.rollback()
+    except ValueError as error:
+        print(f"concierge model rollback: {error}", file=sys.stderr)
+        return 2
+    print(f"serving {previous} again")
+    print(json.dumps({"served": previous}))
+    return 0
+
+
+def model_retrain_main(argv: Sequence[str] | None = None,
+                       settings: Settings | None = None) -> int:
+    """`concierge model retrain`: one retrain-evaluate-promote cycle, now."""
+    from workers.encoder import configure_torch
+    from workers.recommender.retrain import retrain
+
+    parser = argparse.ArgumentParser(
+        prog="concierge model retrain", formatter_class=CommandHelp,
+        description="Train a recommender from the store's orders and feedback, rank each\n"
+                    "customer's newest purchase with it and with the served model, and promote it\n"
+                    "only when its NDCG@10 is better beyond the paired 95% interval. Prints the\n"
+                    "time of each step; the last line is JSON.")
+    parser.add_argument("--shuffled", action="store_true",
+                        help="train the candidate on shuffled purchases: a worse model, which "
+                             "must be refused")
+    parser.add_argument("--seed", type=int, default=7, help="split, training and resamples")
+    args = parser.parse_args(argv)
+    settings = settings or Settings()
+    configure(settings.log_level, settings.log_format)
+    configure_torch(settings.worker_threads)
+    verdict = retrain(settings, store_data(settings), worse=args.shuffled, seed=args.seed)
+    point, low, high = verdict.gain_ci95
+    print(f"candidate {verdict.candidate}: NDCG@10 {verdict.ndcg_candidate:.4f} against the "
+          f"served {verdict.ndcg_served:.4f} on {verdict.cases} newest purchases, gain "
+          f"{point:+.4f} (95% CI {low:+.4f} to {high:+.4f}): "
+          f"{'promoted' if verdict.promoted else 'refused'}, {verdict.reason}")
+    print("steps: " + ", ".join(f"{k} {v:.1f} s" for k, v in verdict.seconds.items()))
+    print(json.dumps({"retrain": verdict.as_json()}))
+    return 0
+
+
 def bench_recommender_main(
     argv: Sequence[str] | None = None, settings: Settings | None = None
 ) -> int:
@@ -259,6 +402,33 @@ def bench_recommender_main(
         settings, args.model, args.requests, args.concurrency, celery=not args.no_celery
     )
     print(json.dumps(summary))
+    return 0
+
+
+def beat_main(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
+    """`concierge beat`: the schedule, and the worker that runs the retraining it starts."""
+    parser = argparse.ArgumentParser(
+        prog="concierge beat", formatter_class=CommandHelp, allow_abbrev=False,
+        description="Celery beat with one worker for its jobs: every CONCIERGE_RETRAIN_EVERY_S\n"
+                    "the recommender is retrained from the store, evaluated against the served\n"
+                    "model and promoted only when better (`concierge model retrain` runs one\n"
+                    "cycle now). Run one per deployment; it needs the models folder the scoring\n"
+                    "workers read. Other options go to `celery worker`.")
+    args, celery_args = parser.parse_known_args(list(argv or []))
+    del args
+    from workers.app import build_app, training_queue
+
+    settings = settings or Settings()
+    configure(settings.log_level, settings.log_format)
+    if settings.retrain_every_s <= 0:
+        print("concierge beat: CONCIERGE_RETRAIN_EVERY_S is 0, so nothing is scheduled",
+              file=sys.stderr)
+        return 2
+    app = build_app(settings)
+    schedule = settings.models_dir / "celerybeat-schedule"
+    app.worker_main(["worker", "--beat", f"--schedule={schedule}", "-Q",
+                     training_queue(settings), "--concurrency=1",
+                     f"--loglevel={settings.log_level}", *celery_args])
     return 0
 
 

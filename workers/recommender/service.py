@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from core.infra import metrics
 from core.infra.logs import event
 from core.infra.settings import Settings
 from core.shop.catalog import Product
@@ -35,8 +36,10 @@ from core.turn.evidence import gather, has_tag, in_category
 from core.turn.recommendation import RecommendationRequest, Suggestion
 from workers.encoder import unpack_vector
 from workers.recommender import model as model_module
+from workers.recommender.bandit import BanditRanker, Taste, candidate_features
 from workers.recommender.data import ItemRecord, item_record, load_beauty
 from workers.recommender.model import RecommenderNet, pad_histories
+from workers.recommender.versions import ServedModel
 
 if TYPE_CHECKING:
     from core.shopdb.database import ShopDatabase
@@ -80,9 +83,15 @@ class ScoringService:
         config: ServiceConfig = ServiceConfig(),
         catalog: LiveCatalog | None = None,
         item_encoder: Encoder | None = None,
+        bandit: BanditRanker | None = None,
+        served: ServedModel | None = None,
     ) -> None:
         self.model = model
+        self.served = served  # the model folder to follow: a promotion is loaded, no restart
+        if served is not None:
+            metrics.record_served_model(served.version or "none")
         self.config = config
+        self.bandit = bandit  # re-ranks the best candidates from feedback, when learning is on
         self._encode = encoder  # request texts
         self._encode_items = item_encoder or encoder  # the text of products new to the model
         self._queries: OrderedDict[str, Tensor] = OrderedDict()
@@ -100,6 +109,7 @@ class ScoringService:
 
     def _load(self, products: Sequence[Product]) -> None:
         """The per-item tensors the filters read, for this catalog."""
+        self._loaded = products
         _add_new_items(self.model, products, self._encode_items)
         self._index = {
             item_id: number for number, item_id in enumerate(self.model.config.item_ids, 1)
@@ -132,7 +142,22 @@ class ScoringService:
             for item in items:
                 counts[item] += 1
         self._popularity = torch.log1p(counts)
+        self._most_reviews = max((p.review_count for p in products), default=0)
         self._text = self.model.text  # (N+1, D) normalised MiniLM embeddings
+
+    def _follow_model(self) -> None:
+        """Load the served model again when a promotion or a rollback moved it."""
+        if self.served is None or not self.served.changed():
+            return
+        with self._reloading:
+            model, _ = model_module.load_checkpoint(self.served.folder)
+            model.eval()
+            self.model = model
+            self._load(self._loaded)
+            model.item_table()
+        version = self.served.version
+        metrics.record_served_model(version or "none")
+        event(log, "recommender.model_reloaded", model=str(self.served.folder), version=version)
 
     def _follow_catalog(self) -> None:
         if self._catalog is None:
@@ -182,9 +207,16 @@ class ScoringService:
         # settings' precision.
         items = EmbeddingCache(settings.models_dir / "embeddings" / "catalog-text.pt")
         precision = settings.encoder_precision
+        bandit = None
+        if settings.bandit and settings.recommender_catalog == "store":
+            from core.shopdb.learning import LearningStore
+
+            bandit = BanditRanker(LearningStore(database), settings.bandit_exploration,
+                                  settings.bandit_candidates, settings.bandit_refresh_s)
         service = cls(
             model, products, histories, lambda texts: encode(texts, precision=precision),
-            config, catalog, items,
+            config, catalog, items, bandit, ServedModel(settings.recommender_dir,
+                                                        settings.model_check_s),
         )
         event(
             log,
@@ -208,11 +240,15 @@ class ScoringService:
         final = _standardise(ranking)
         if pool.query is not None or pool.history:
             final = final + self.config.retrieval_weight * _standardise(pool.retrieval)
-        order = final.topk(min(request.k, len(pool.items))).indices
-        suggestions = [
-            self._suggestion(int(pool.items[i]), float(final[i]), request, pool.history, pool.like)
-            for i in order
-        ]
+        if self.bandit is not None and request.k < min(self.bandit.candidates, len(pool.items)):
+            suggestions = self._learnt_slate(pool, final, request, self.bandit)
+        else:
+            order = final.topk(min(request.k, len(pool.items))).indices
+            suggestions = [
+                self._suggestion(int(pool.items[i]), float(final[i]), request, pool.history,
+                                 pool.like)
+                for i in order
+            ]
         event(
             log,
             "recommender.scored",
@@ -223,9 +259,30 @@ class ScoringService:
         )
         return suggestions
 
+    def _learnt_slate(self, pool: CandidatePool, final: Tensor, request: RecommendationRequest,
+                      bandit: BanditRanker) -> list[Suggestion]:
+        """The bandit's pick of `request.k` among the best `bandit.candidates`, logged."""
+        started = time.perf_counter()
+        top = [int(i) for i in final.topk(min(bandit.candidates, len(pool.items))).indices]
+        numbers = [int(pool.items[i]) for i in top]
+        products = [p for p in (self._products[n] for n in numbers) if p is not None]
+        past = [p for p in (self._products[i] for i in pool.history) if p is not None]
+        features = candidate_features(products, [float(final[i]) for i in top], request,
+                                      Taste.of(past), self._most_reviews)
+        order, propensities, version = bandit.rank(features, request.k)
+        ranked = time.perf_counter()
+        slate = bandit.log(features, order, propensities, version)
+        bandit.costs.append((ranked - started, time.perf_counter() - ranked))
+        return [
+            self._suggestion(numbers[c], float(final[top[c]]), request, pool.history, pool.like)
+            .model_copy(update={"slate": slate, "propensity": round(propensity, 4)})
+            for c, propensity in zip(order, propensities, strict=True)
+        ]
+
     @torch.inference_mode()
     def candidate_pool(self, request: RecommendationRequest) -> CandidatePool | None:
         """Stage 1: the items the model will rank for `request` (None when nothing is allowed)."""
+        self._follow_model()
         self._follow_catalog()
         history = list(self._histories.get(request.user_id, []))
         like = self._index.get(request.like_item_id or "")

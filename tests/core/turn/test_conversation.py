@@ -465,3 +465,44 @@ def test_open_request_from_a_known_customer_uses_their_orders(
     stranger = turn(conversation, "surprise me", conversation_id="t:2").replies
     assert stranger[0].text.startswith(replies.POPULAR_HEADING) and stranger[0].buttons
     assert stranger[1].text == replies.OPEN_QUESTION  # and one question to narrow it down
+
+
+@dataclass
+class SlateTagging:
+    """Suggestions as a learning re-ranker returns them: each slate with an id of its own."""
+
+    inner: FilteringRecommender
+    made: list[str] = field(default_factory=list)
+
+    def recommend(self, request: RecommendationRequest) -> Sequence[Suggestion]:
+        self.made.append(f"slate{len(self.made) + 1}")
+        return [s.model_copy(update={"slate": self.made[-1], "propensity": 0.5})
+                for s in self.inner.recommend(request)]
+
+
+@dataclass
+class ClosedSlates:
+    closed: list[tuple[str, int | None, str | None]] = field(default_factory=list)
+
+    def close(self, slate: str, position: int | None, kind: str | None) -> None:
+        self.closed.append((slate, position, kind))
+
+
+def test_the_next_turn_closes_a_shown_slate_with_what_was_pressed(
+    conversation: Conversation, recommender: FilteringRecommender
+) -> None:
+    tagging, outcomes = SlateTagging(recommender), ClosedSlates()
+    conversation = replace(conversation, services=replace(
+        conversation.services, recommender=tagging, slates=outcomes))
+    shown = turn(conversation, "I need a waterproof jacket").pop()
+    assert conversation.services.store.load("t:1").open_slate == "slate1"
+    second = next(b.payload for b in shown.buttons
+                  if b.payload.startswith("details:") and b.payload.endswith(":2"))
+    turn(conversation, button=second)
+    assert outcomes.closed == [("slate1", 2, "details")]
+    assert conversation.services.store.load("t:1").open_slate is None
+    turn(conversation, button=second)  # pressed again: the slate was closed once
+    assert len(outcomes.closed) == 1
+    turn(conversation, "something cheaper")
+    turn(conversation, "hi")  # a message, nothing pressed
+    assert outcomes.closed[1] == ("slate2", None, None)
