@@ -104,6 +104,7 @@ class ConversationState(Frozen):
     # The logged slate of the latest suggestions while its outcome is still to come: the next
     # turn closes it with what was pressed, or nothing.
     open_slate: str | None = None
+    slate_shown_at: float | None = None  # unix seconds: purchases since then close it too
 
     def with_turn(self, turn: Turn) -> ConversationState:
         return self.model_copy(update={"transcript": (*self.transcript, turn)[-TRANSCRIPT_LIMIT:]})

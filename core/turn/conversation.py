@@ -23,7 +23,7 @@ from core.infra.logs import event
 from core.infra.ratelimit import RATE_LIMITED, RateLimiter
 from core.shop.catalog import Catalog, Product
 from core.shop.knowledge import KnowledgeBase
-from core.shop.orders import Orders
+from core.shop.orders import Order, Orders
 from core.state.store import (
     ANSWERED_LIMIT,
     SEEN_MESSAGES_LIMIT,
@@ -286,12 +286,28 @@ class Conversation:
         )
         self.services.store.save(new_state)
         if state.open_slate and self.services.slates is not None:
-            self.services.slates.close(state.open_slate, *_pressed(state, outcome))
+            self.services.slates.close(state.open_slate, *self._slate_outcome(state, outcome))
         if self.services.activity is not None:
             self.services.activity.record(
                 _activity(state, incoming, understanding, decision, outcome, self.clock())
             )
         return list(outcome.replies), understanding.intent, decision.action, understanding.source
+
+    def _slate_outcome(
+        self, state: ConversationState, outcome: Outcome
+    ) -> tuple[int | None, str | None]:
+        """How the latest slate did: a purchase in the store of one of its items since it was
+        shown (a verified customer's orders) counts over any press; else what was pressed."""
+        position, kind = _pressed(state, outcome)
+        if state.customer_id:
+            try:
+                bought = _bought(state, self.services.orders.for_customer(state.customer_id))
+            except Exception as error:  # a store hiccup costs the signal, not the turn
+                event(log, "slate.orders_unread", logging.WARNING, error=type(error).__name__)
+                bought = None
+            if bought is not None:
+                return bought, "purchase"
+        return position, kind
 
     def _account_turn(self, account: AccountTurn, incoming: Incoming) -> None:
         store = self.services.store
@@ -586,6 +602,21 @@ def _pressed(state: ConversationState, outcome: Outcome) -> tuple[int | None, st
     return None, None
 
 
+def _bought(state: ConversationState, orders: Sequence[Order]) -> int | None:
+    """The position of a suggestion the verified customer ordered since it was shown."""
+    if state.slate_shown_at is None:
+        return None
+    shown = {item.item_id: item.position for item in state.last_shown}
+    positions = [
+        shown[line.item_id]
+        for order in orders
+        if order.status != "cancelled" and order.placed_at.timestamp() >= state.slate_shown_at
+        for line in order.items
+        if line.item_id in shown
+    ]
+    return min(positions) if positions else None
+
+
 def _activity(
     state: ConversationState,
     incoming: Incoming,
@@ -654,6 +685,7 @@ def advance(
     if understanding.source != "account":  # an e-mail address may follow only right after
         changes["order_to_verify"] = outcome.order_to_verify
     changes["open_slate"] = outcome.slate  # the turn closed the one before, if any
+    changes["slate_shown_at"] = now if outcome.slate else None
     new = state.model_copy(update=changes)
     said = _said(incoming, text)
     new = new.with_turn(Turn(role="customer", text=said, at=now, intent=understanding.intent.value))

@@ -51,7 +51,9 @@ FEATURES = (
     "text_match",  # share of the request's words found in the item's text
 )
 MODEL = FEATURES.index("model")
-REWARDS = {"details": 1.0, "more_like_this": 0.0, "not_for_me": 0.0}
+# A purchase in the store of a shown item (seen at the customer's next turn) or a press of
+# Details is the reward; the other buttons say the customer looked, and earn nothing.
+REWARDS = {"purchase": 1.0, "details": 1.0, "more_like_this": 0.0, "not_for_me": 0.0}
 PRIOR_STRENGTH = 1.0  # the prior's precision: worth about one observation per feature
 SAMPLES = 64  # posterior draws per slate; the propensities are their frequencies
 STATE = "default"

@@ -9,7 +9,7 @@ from typing import Any
 
 from core.shopdb.learning import LearningStore
 from workers.recommender.bandit import STATE, BanditLearner, BanditRanker, Policy, Posterior
-from workers.recommender.offpolicy import Logged, estimate
+from workers.recommender.offpolicy import CLICKS, PURCHASES, Logged, estimate
 from workers.recommender.service import ScoringService
 
 
@@ -69,8 +69,8 @@ class BanditControls:
         closed = list(self.store.slates(since=since))
         if not closed:
             return {"slates": 0}
-        bought = sum(s.kind == "details" for s in closed)
-        clicked = sum(s.kind in ("details", "more_like_this") for s in closed)
+        bought = sum(s.kind in PURCHASES for s in closed)
+        clicked = sum(s.kind in CLICKS for s in closed)
         return {"slates": len(closed), "purchases_per_slate": round(bought / len(closed), 4),
                 "clicks_per_slate": round(clicked / len(closed), 4)}
 

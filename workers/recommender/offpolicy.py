@@ -4,7 +4,8 @@ The logs are the slates a (stochastic) policy showed, each with the features of 
 candidates, the probability the logging policy gave each shown item at its position, and what
 the customer pressed. The candidate policy's probability of the same item at the same position
 is estimated from its own posterior samples. Rewards are read per position (the item-position
-model): a click is Details or More like this, a purchase is Details. Three estimators of the
+model): a click is Details or More like this, a purchase is Details or an order of the item
+in the store. Three estimators of the
 expected clicks and purchases per slate:
 
 - IPS: the logged rewards weighted by candidate / logging probability;
@@ -25,8 +26,8 @@ import numpy as np
 from core.shopdb.learning import SlateRecord
 from workers.recommender.bandit import Policy
 
-CLICKS = {"details", "more_like_this"}
-PURCHASES = {"details"}
+CLICKS = {"details", "more_like_this", "purchase"}
+PURCHASES = {"details", "purchase"}  # Details is the simulator's purchase
 RIDGE = 1.0
 
 

@@ -506,3 +506,32 @@ def test_the_next_turn_closes_a_shown_slate_with_what_was_pressed(
     turn(conversation, "something cheaper")
     turn(conversation, "hi")  # a message, nothing pressed
     assert outcomes.closed[1] == ("slate2", None, None)
+
+
+def test_an_order_of_a_shown_item_closes_the_slate_as_a_purchase(
+    conversation: Conversation, recommender: FilteringRecommender, demo: Shop
+) -> None:
+    """The verified customer orders the second suggestion in the shop after it was shown: their
+    next turn closes the slate with a purchase at that position, whatever they pressed."""
+    from datetime import UTC, datetime
+
+    from core.shop.orders import JsonlOrders, Order
+
+    tagging, outcomes = SlateTagging(recommender), ClosedSlates()
+    orders = list(demo.orders.all())  # type: ignore[attr-defined]
+    conversation = replace(conversation, services=replace(
+        conversation.services, recommender=tagging, slates=outcomes,
+        orders=JsonlOrders(orders)))
+    shown = turn(conversation, "I need a waterproof jacket", customer_id="C0001")
+    second = conversation.services.store.load("t:1").last_shown[1]
+    template = next(o for o in orders if o.status == "processing")
+    line = template.items[0].model_copy(update={
+        "item_id": second.item_id, "quantity": 1, "unit_price": second.price})
+    bought = Order.model_validate(template.model_dump() | {
+        "id": "B-NEW-1", "customer_id": "C0001", "items": (line.model_dump(),),
+        "total": second.price, "placed_at": datetime.now(UTC)})
+    services = replace(conversation.services, orders=JsonlOrders([*orders, bought]))
+    conversation = replace(conversation, services=services)
+    assert shown.replies
+    turn(conversation, "hi", customer_id="C0001")
+    assert outcomes.closed == [("slate1", 2, "purchase")]
