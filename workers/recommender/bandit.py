@@ -3,10 +3,11 @@
 The recommender's best `candidates` for a request are described by a few features each
 (`FEATURES`: the model's score, how the item fits the customer's past orders and the budget,
 popularity, rating, whether the request's words matched). The bandit keeps a Bayesian linear
-model of the reward of showing an item (a press of Details, the simulator's purchase) with a
-Gaussian posterior. For each slate it samples weights from the posterior, scaled by the
-exploration setting, and shows the best `k` under that sample; before any feedback the
-posterior's mean is the model's own ranking, so a new shop starts where the model is.
+model of the reward of showing an item (an order of it in the store, or a press of Details:
+the simulator's purchase) with a Gaussian posterior. For each slate it samples weights from
+the posterior, scaled by the exploration setting, and shows the best `k` under that sample;
+before any feedback the posterior's mean is the model's own ranking, so a new shop starts
+where the model is.
 
 Every shown slate is logged (`core.shopdb.learning`) with the features of all candidates and
 the probability that the policy put each shown item where it was (estimated from the same
