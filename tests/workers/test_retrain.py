@@ -4,14 +4,22 @@ better model, rollback, and scoring that follows a promotion without a restart."
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
 from pathlib import Path
 
 import pytest
+import redis
 
 from core.infra.settings import Settings
 from core.shopdb.database import ShopDatabase
 from core.turn.recommendation import RecommendationRequest
+from tests.processes import clean_env
 from tests.workers.conftest import TinyStore
 from workers.recommender.cli import model_list_main, model_rollback_main
 from workers.recommender.data import InteractionData, load_store
@@ -21,6 +29,8 @@ from workers.recommender.service import ScoringService
 from workers.recommender.split import leave_one_out
 from workers.recommender.train import TrainConfig, train
 from workers.recommender.versions import Registry, ServedModel
+
+REDIS_URL = "redis://127.0.0.1:6379/11"  # the Celery tests' database; a queue of its own
 
 
 def fake_model(folder: Path, marker: str) -> Path:
@@ -103,3 +113,45 @@ def test_a_cycle_refuses_a_worse_model_promotes_a_better_one_and_scoring_follows
     assert service.served is not None and service.served.version is not None
     assert [e["action"] for e in registry.history()] == [
         "refuse", "adopt", "promote", "rollback"]
+
+
+@pytest.mark.slow
+def test_the_beat_schedule_runs_the_cycle_in_a_worker_of_its_own(
+    tiny_store: TinyStore, tmp_path: Path
+) -> None:
+    """`concierge beat` (Celery beat with its worker, on the machine's Redis) runs a cycle on
+    schedule: its verdict lands in the version history."""
+    serving = tmp_path / "models" / "recommender"
+    shutil.copytree(tiny_store.model_dir, serving)
+    queue = f"concierge.score.test-{uuid.uuid4().hex[:8]}"
+    env = clean_env(
+        models_dir=tmp_path / "models", recommender_dir=serving, store_url=tiny_store.store_url,
+        celery_broker_url=REDIS_URL, celery_result_backend=REDIS_URL, celery_queue=queue,
+        retrain_every_s="2", retrain_budget_min="0.2", log_level="WARNING",
+    )
+    log = tmp_path / "beat.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bots.cli", "beat", "-n", f"beat-{queue}@localhost",
+         "--without-gossip", "--without-mingle"],
+        cwd=tmp_path, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    registry = Registry(serving)
+    try:
+        deadline = time.monotonic() + 120
+        while not registry.history():
+            assert process.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.5)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+        client = redis.Redis.from_url(REDIS_URL)
+        for key in client.scan_iter(match=f"*{queue}*"):
+            client.delete(key)
+        client.close()
+    first = registry.history()[0]
+    assert first["action"] in ("refuse", "adopt"), first  # a verdict, either way
