@@ -472,6 +472,7 @@ class Lab:
         self.use_bandit(learn=False)
         logs_since = time.time()
         judge("model+exploration (logging)")
+        logs = (logs_since, time.time())  # these slates only: the logging policy's
         snapshots: dict[int, Any] = {}
         self.bandit.restore()
         learnt = 0
@@ -487,7 +488,7 @@ class Lab:
             judge(f"bandit after {checkpoint}")
         for checkpoint, posterior in snapshots.items():
             name = f"bandit after {checkpoint}"
-            estimates = self.bandit.off_policy(logs_since, posterior, seed)
+            estimates = self.bandit.off_policy(logs, posterior, seed)
             actual = rows[name].get("purchases_per_slate", 0.0)
             rows[name]["off_policy"] = estimates
             rows[name]["off_policy_error"] = {

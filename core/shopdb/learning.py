@@ -98,11 +98,14 @@ class LearningStore:
             row = connection.execute(select(slates).where(slates.c.id == slate_id)).one()
         return _record(row)
 
-    def slates(self, closed_only: bool = True, since: float | None = None
-               ) -> Iterator[SlateRecord]:
+    def slates(self, closed_only: bool = True, since: float | None = None,
+               until: float | None = None) -> Iterator[SlateRecord]:
+        """Slates shown from `since` to before `until` (unix seconds), oldest first."""
         query = select(slates).order_by(slates.c.shown_at, slates.c.id)
         if since is not None:
             query = query.where(slates.c.shown_at >= datetime.fromtimestamp(since, UTC))
+        if until is not None:
+            query = query.where(slates.c.shown_at < datetime.fromtimestamp(until, UTC))
         if closed_only:
             query = query.where(slates.c.closed_at.is_not(None))
         with self._database.reads.connect() as connection:

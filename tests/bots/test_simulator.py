@@ -107,3 +107,21 @@ def test_eval_policy_says_what_is_wrong_with_its_inputs(
     assert "No such file" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         eval_policy_main(["--logs", str(broken), "--exploration", "3"])
+
+
+@pytest.mark.slow
+def test_the_learning_comparison_judges_each_bandit_from_the_logging_policys_slates_only(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["--sessions", "8", "--seed", "3", "--learning", "4,8"]) == 0
+    found = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["simulate_learning"]
+    rows = found["policies"]
+    assert list(rows) == ["popularity", "model", "model+exploration (logging)",
+                          "bandit after 4", "bandit after 8"]
+    logging = rows["model+exploration (logging)"]
+    for name in ("bandit after 4", "bandit after 8"):
+        estimates = rows[name]["off_policy"]["purchases"]
+        # The estimates read the logging policy's slates, not those shown while learning.
+        assert estimates["logged"][0] == pytest.approx(logging["purchases_per_slate"], abs=1e-3)
+        low, high = rows[name]["success_gain_vs_model"][1:]
+        assert low <= rows[name]["success_gain_vs_model"][0] <= high

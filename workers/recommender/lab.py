@@ -74,11 +74,13 @@ class BanditControls:
         return {"slates": len(closed), "purchases_per_slate": round(bought / len(closed), 4),
                 "clicks_per_slate": round(clicked / len(closed), 4)}
 
-    def off_policy(self, since: float, posterior: Posterior,
+    def off_policy(self, logged: tuple[float, float], posterior: Posterior,
                    seed: int) -> dict[str, dict[str, list[float]]]:
-        """Estimates for `posterior` (with this exploration) from the slates logged since
-        `since`: {"clicks"|"purchases": {"logged"|"ips"|"snips"|"dr": [value, low, high]}}."""
-        logs = Logged.of(list(self.store.slates(since=since)))
+        """Estimates for `posterior` (with this exploration) from the slates shown in the
+        `logged` (since, until) window: {"clicks"|"purchases": {"logged"|"ips"|"snips"|"dr":
+        [value, low, high]}}."""
+        since, until = logged
+        logs = Logged.of(list(self.store.slates(since=since, until=until)))
         found = estimate(logs, Policy(posterior, self.exploration), seed)
         return {reward: {key: e.as_json() for key, e in values.items()}
                 for reward, values in found.items()}
