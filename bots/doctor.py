@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sqlite3
 import sys
@@ -192,7 +191,10 @@ def check_model(check: str, folder: Path, env: str, build: str) -> Finding:
     if version is None:
         return fail(check, f"no model in {folder}",
                     f"build it with `{build}`, or point {env} at a built one")
-    promoted = f", promoted version {Path(os.readlink(folder)).name}" if folder.is_symlink() else ""
+    from workers.recommender.versions import Registry
+
+    served = Registry(folder).served()
+    promoted = f", promoted version {served}" if served else ""
     return ok(check, f"{folder} (version {version}{promoted})")
 
 

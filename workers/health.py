@@ -10,8 +10,6 @@ broker at scrape time, so no multiprocess metrics store is needed.
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
 from typing import Any
 
 from celery import Celery
@@ -22,6 +20,7 @@ from core.infra import metrics
 from core.infra.health import HealthServer, model_version, serve
 from core.infra.logs import event
 from core.infra.settings import Settings
+from workers.recommender.versions import Registry
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +36,8 @@ def _settings(app: Celery) -> Settings:
 def served_models(settings: Settings) -> dict[str, dict[str, str | None]]:
     """What this worker scores with: each model folder and the content hash of its files."""
     folder = settings.recommender_dir
-    promoted = Path(os.readlink(folder)).name if folder.is_symlink() else None
     return {"recommender": {"path": str(folder), "version": model_version(folder),
-                            "promoted": promoted}}
+                            "promoted": Registry(folder).served()}}
 
 
 @inspect_command(name=MODELS_COMMAND)

@@ -52,11 +52,16 @@ def hit_rate(ranks: Tensor, k: int) -> float:
     return float((ranks < k).float().mean()) if len(ranks) else 0.0
 
 
+def ndcg_gains(ranks: Tensor, k: int) -> Tensor:
+    """Each case's NDCG@k (one relevant item): 1/log2(rank + 2) inside the top k, else 0."""
+    ranks = ranks.float()
+    return torch.where(ranks < k, 1.0 / torch.log2(ranks + 2.0), torch.zeros_like(ranks))
+
+
 def ndcg(ranks: Tensor, k: int) -> float:
     if not len(ranks):
         return 0.0
-    gains = torch.where(ranks < k, 1.0 / torch.log2(ranks + 2.0), torch.zeros_like(ranks))
-    return float(gains.mean())
+    return float(ndcg_gains(ranks, k).mean())
 
 
 def ranking_metrics(result: Ranks, n_items: int) -> dict[str, float]:

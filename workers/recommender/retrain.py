@@ -26,8 +26,7 @@ from core.infra.settings import Settings
 from workers.recommender import model as model_module
 from workers.recommender.data import InteractionData
 from workers.recommender.evaluate import model_scorer
-from workers.recommender.metrics import rank_cases
-from workers.recommender.model import RecommenderConfig
+from workers.recommender.metrics import ndcg_gains, rank_cases
 from workers.recommender.split import Split, leave_one_out
 from workers.recommender.train import TrainConfig, train
 from workers.recommender.versions import Registry
@@ -69,8 +68,7 @@ def shuffled(data: InteractionData, seed: int) -> InteractionData:
 
 
 def per_case_ndcg(model: model_module.RecommenderNet, split: Split) -> torch.Tensor:
-    ranks = rank_cases(model_scorer(model), split.test, exclude_history=True).ranks
-    return torch.where(ranks < 10, 1.0 / torch.log2(ranks.float() + 2.0), torch.zeros(len(ranks)))
+    return ndcg_gains(rank_cases(model_scorer(model), split.test, exclude_history=True).ranks, 10)
 
 
 def paired_interval(gains: torch.Tensor, seed: int) -> tuple[float, float, float]:
@@ -93,12 +91,8 @@ def retrain(settings: Settings, data: InteractionData, worse: bool = False,
     folder = registry.new_folder("shuffled" if worse else "")
     seconds["prepare"] = time.perf_counter() - started
     started = time.perf_counter()
-    config = served_model.config
-    model_config = RecommenderConfig(
-        n_items=data.n_items, dim=config.dim, layers=config.layers, heads=config.heads,
-        max_len=config.max_len, dropout=config.dropout, use_text=config.use_text,
-        use_request=config.use_request, id_dropout=config.id_dropout,
-    )
+    # The served model's architecture, sized for today's catalog (build_model sets its ids).
+    model_config = replace(served_model.config, n_items=data.n_items, item_ids=[])
     training = leave_one_out(shuffled(data, seed), seed=seed) if worse else split
     train(data, model_config,
           TrainConfig(time_budget_s=settings.retrain_budget_min * 60, seed=seed,
