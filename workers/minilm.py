@@ -127,9 +127,36 @@ def bf16_is_fast() -> bool:
 Precision = Literal["float", "int8"]
 
 
+class Encoder:
+    """A MiniLM ready to serve: called as the model, `(ids, mask) -> hidden states`, it runs
+    the model's TorchScript trace, frozen. The arithmetic is the model's own (a test compares
+    every hidden state at every precision); what goes is Python's work around each module on
+    every call, most of a short message's cost with int8 layers (measured 7.4 -> 4.1 ms for one
+    held-out message on this machine's CPU; float32 14.8 -> 13.9 ms). `module` is the model
+    itself, to inspect."""
+
+    def __init__(self, module: MiniLM) -> None:
+        self.module = module.eval()
+        example = torch.ones(1, 8, dtype=torch.long)
+        with torch.inference_mode(), warnings.catch_warnings():
+            # torch.jit is deprecated in favour of torch.compile, which would compile C++ for
+            # tens of seconds at start-up; the pinned torch runs the trace as documented.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            # The hidden states come back as a list: always 7 of them, whatever the input.
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            self.traced = torch.jit.freeze(
+                torch.jit.trace(self.module, (example, example), check_trace=False)
+            )
+            for _ in range(2):  # the executor optimises the graph on its first calls
+                self.traced(example, example)
+
+    def __call__(self, ids: Tensor, mask: Tensor) -> list[Tensor]:
+        return cast(list[Tensor], self.traced(ids, mask))
+
+
 def load_encoder(
     precise: bool = False, precision: Precision = "float", adapter: Adapter | None = None
-) -> tuple[object, MiniLM]:
+) -> tuple[object, Encoder]:
     """(tokenizer, model) from the installed package's files, once per process and kind.
 
     "float" runs in bfloat16 where the CPU is fast at it, unless `precise` asks for float32.
@@ -174,11 +201,11 @@ class Adapter:
                 layer.weight += self.scale * (self.b[name].float() @ a.float())
 
 
-_ADAPTED: dict[tuple[str, str], tuple[object, MiniLM]] = {}
+_ADAPTED: dict[tuple[str, str], tuple[object, Encoder]] = {}
 _ADAPTED_LOCK = threading.Lock()
 
 
-def _load(kind: str, adapter: Adapter | None = None) -> tuple[object, MiniLM]:
+def _load(kind: str, adapter: Adapter | None = None) -> tuple[object, Encoder]:
     if adapter is None:
         return _load_pretrained(kind)
     key = (kind, adapter.digest)
@@ -189,11 +216,11 @@ def _load(kind: str, adapter: Adapter | None = None) -> tuple[object, MiniLM]:
 
 
 @cache
-def _load_pretrained(kind: str) -> tuple[object, MiniLM]:
+def _load_pretrained(kind: str) -> tuple[object, Encoder]:
     return _build(kind, None)
 
 
-def _build(kind: str, adapter: Adapter | None) -> tuple[object, MiniLM]:
+def _build(kind: str, adapter: Adapter | None) -> tuple[object, Encoder]:
     from tokenizers import Tokenizer
 
     path = model_path()
@@ -207,7 +234,7 @@ def _build(kind: str, adapter: Adapter | None) -> tuple[object, MiniLM]:
         model = model.to(torch.bfloat16)
     elif kind == "int8":
         model = quantize_int8(model)
-    return tokenizer, model.eval()
+    return tokenizer, Encoder(model)
 
 
 def pretrained(path: Path | None = None) -> MiniLM:

@@ -19,8 +19,8 @@ def _linear_kinds(model: nn.Module) -> set[type]:
 
 
 def test_int8_replaces_every_linear_layer_and_nothing_else() -> None:
-    _, int8 = minilm.load_encoder(precision="int8")
-    _, float32 = minilm.load_encoder(precise=True)
+    int8 = minilm.load_encoder(precision="int8")[1].module
+    float32 = minilm.load_encoder(precise=True)[1].module
     assert _linear_kinds(int8) == {DynamicInt8Linear}
     assert _linear_kinds(float32) == {nn.Linear}
     assert not any(type(module) is nn.Linear for module in int8.modules())
@@ -37,6 +37,23 @@ def test_one_int8_encoder_serves_understanding_and_request_texts() -> None:
     assert minilm.load_encoder(precise=True, precision="int8") is minilm.load_encoder(
         precision="int8")
     assert minilm.load_encoder(precision="int8") is not minilm.load_encoder(precise=True)
+
+
+@pytest.mark.parametrize("precision", ["float", "int8"])
+def test_the_served_trace_computes_what_the_model_does(precision: minilm.Precision) -> None:
+    """Every hidden state of the frozen trace equals the eager module's, for one message or a
+    padded batch, short or cut at the token limit, at either precision."""
+    tokenizer, encoder = minilm.load_encoder(precise=True, precision=precision)
+    assert isinstance(encoder.traced, torch.jit.ScriptModule)
+    texts = [row.text for row in load_labelled(DEFAULT_PATH.parent / "heldout.jsonl")][:24]
+    batches = [texts[:1], texts[1:9], texts[9:24], ["word " * 300, "hi"]]
+    with torch.inference_mode():
+        for batch in batches:
+            ids, mask = minilm.token_ids(tokenizer, batch)
+            served, eager = encoder(ids, mask), encoder.module(ids, mask)
+            assert len(served) == len(eager) == 7
+            for got, want in zip(served, eager, strict=True):
+                assert got.shape == want.shape and torch.equal(got, want)
 
 
 def test_unknown_precision_is_refused() -> None:

@@ -341,7 +341,7 @@ def test_precision_setting_switches_the_understanding_encoder(
         built = build_understander(Settings(nlu_dir=nlu_model_dir), "local", SlotVocabulary())
         assert isinstance(built, LocalUnderstander) and built.model.precision == precision
         encoder = minilm.load_encoder(precision=built.model.precision)[1]
-        kinds[precision] = type(encoder.layers[0].up)
+        kinds[precision] = type(encoder.module.layers[0].up)
         built.close()
     assert kinds == {"float": torch.nn.Linear, "int8": DynamicInt8Linear}
 
