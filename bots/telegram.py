@@ -83,6 +83,12 @@ BUTTONS_PER_ROW = 3
 TYPING_AFTER_S = 0.3  # turns quicker than this show no typing indicator
 TYPING_EVERY_S = 4.5  # the typing indicator lasts about 5 s
 RATE_LIMIT_RETRIES = 3
+# httpx walks every pooled connection for each request it starts or ends: with
+# python-telegram-bot's default pool of 256, that walk was most of the bot's CPU under load.
+# Telegram takes about 30 messages a second from one bot, so 32 connections never hold sends
+# back; a send waits up to SEND_POOL_WAIT_S for a free one.
+SEND_CONNECTIONS = 32
+SEND_POOL_WAIT_S = 10.0
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 GROUPS = (ChatType.GROUP, ChatType.SUPERGROUP)
 DEEP_LINK_COMMAND = "link"  # `/start <payload>` reaches the core as `link <payload>`
@@ -461,6 +467,8 @@ def telegram_adapter(settings: Settings, handler: Handler, ledger: Ledger) -> Te
         .base_url(f"{base}/bot")
         .base_file_url(f"{base}/file/bot")
         .rate_limiter(AIORateLimiter(max_retries=RATE_LIMIT_RETRIES))
+        .connection_pool_size(SEND_CONNECTIONS)
+        .pool_timeout(SEND_POOL_WAIT_S)
         .concurrent_updates(True)  # turns of different chats overlap; the core locks per chat
         .build()
     )

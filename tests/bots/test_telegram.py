@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from bots.ledger.inbox import Inbox, Pending
 from bots.telegram import (
     MAX_CALLBACK_BYTES,
+    SEND_CONNECTIONS,
     TelegramAdapter,
     chat_member,
     chat_of,
@@ -469,6 +470,15 @@ def test_conversation_ids_round_trip():
     assert (chat_member("telegram:-5@42"), chat_member("telegram:55")) == (42, None)
     with pytest.raises(ValueError):
         chat_of("slack:T1:C1:1.0")
+
+
+def test_sends_share_a_small_connection_pool(tmp_path: Path) -> None:
+    """httpx walks every pooled connection for each request: with python-telegram-bot's
+    default of 256 connections, that walk was most of the bot's CPU under load."""
+    settings = Settings(telegram_token=SecretStr("3000:pool-test-token"))
+    adapter = telegram_adapter(settings, Clerk(), make_ledger(tmp_path / "ledger.sqlite3"))
+    pool = adapter.application.bot.request._client._transport._pool  # type: ignore[attr-defined]
+    assert pool._max_connections == SEND_CONNECTIONS < 256
 
 
 def test_webhook_mode_checks_the_secret_token(tmp_path: Path):
