@@ -474,7 +474,7 @@ def test_conversation_ids_round_trip():
 
 def test_sends_share_a_small_connection_pool(tmp_path: Path) -> None:
     """httpx walks every pooled connection for each request: with python-telegram-bot's
-    default of 256 connections, that walk was most of the bot's CPU under load."""
+    default of 256 connections, that walk took about a fifth of the bot's time under load."""
     settings = Settings(telegram_token=SecretStr("3000:pool-test-token"))
     adapter = telegram_adapter(settings, Clerk(), make_ledger(tmp_path / "ledger.sqlite3"))
     pool = adapter.application.bot.request._client._transport._pool  # type: ignore[attr-defined]
