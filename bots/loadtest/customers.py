@@ -13,6 +13,7 @@ The phrases are kept apart from data/nlu/intents.yaml (a customer does not type 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import itertools
@@ -21,7 +22,7 @@ import random
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -84,6 +85,53 @@ class Channel(Protocol):
 
 
 @dataclass
+class TelegramInbox:
+    """The bots' messages to the simulated Telegram customers, by (bot token, chat), read from
+    the emulator by one long poll per bot (`watch`): customers wait on an event, as they do on
+    `SlackInbox`, instead of each polling the emulator (which cost more CPU than the bot)."""
+
+    session: aiohttp.ClientSession
+    emulator_url: str
+    messages: dict[tuple[str, int], list[dict[str, Any]]] = field(
+        default_factory=lambda: defaultdict(list))
+    arrived: dict[tuple[str, int], asyncio.Event] = field(
+        default_factory=lambda: defaultdict(asyncio.Event))
+
+    @contextlib.asynccontextmanager
+    async def watching(self, tokens: Sequence[str]) -> AsyncIterator[TelegramInbox]:
+        """This inbox, filled by a `watch` of each bot token meanwhile."""
+        watchers = [asyncio.create_task(self.watch(token)) for token in tokens]
+        try:
+            yield self
+        finally:
+            for watcher in watchers:
+                watcher.cancel()
+            await asyncio.gather(*watchers, return_exceptions=True)
+
+    async def watch(self, token: str) -> None:
+        """Take `token`'s new messages as they come, until cancelled. A failed read only slows
+        the customers waiting for them: what was sent is read back from the emulator's history
+        at the end."""
+        body = {"token": token, "timeout": WATCH_S}
+        while True:
+            try:
+                async with self.session.post(f"{self.emulator_url}/control/replies",
+                                             json=body) as answer:
+                    result = (await answer.json())["result"]
+            except (aiohttp.ClientError, TimeoutError):
+                await asyncio.sleep(0.1)
+                continue
+            for update in result:
+                message = update["message"]
+                key = (token, int(message["chat_id"]))
+                self.messages[key].append(message)
+                self.arrived[key].set()
+
+
+WATCH_S = 5.0  # each long poll of the emulator is held this long at most
+
+
+@dataclass
 class TelegramChannel:
     """A Telegram user in a private chat with one bot, through the emulator's client API."""
 
@@ -91,13 +139,17 @@ class TelegramChannel:
     emulator_url: str
     token: str
     user_id: int
-    poll_s: float = 0.1
+    mailbox: TelegramInbox
     platform: str = "telegram"
-    received: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def conversation_id(self) -> str:
         return f"telegram:{self.user_id}"
+
+    @property
+    def received(self) -> list[dict[str, Any]]:
+        """The bot's messages to this chat so far."""
+        return self.mailbox.messages[(self.token, self.user_id)]
 
     async def send_only(self, text: str) -> Sent:
         message = {
@@ -113,27 +165,21 @@ class TelegramChannel:
         return sent
 
     async def say(self, text: str) -> Sent:
+        """Send `text`; wait for the bot's answer to it (a message replying to another)."""
+        seen = len(self.received)
         sent = await self.send_only(text)
         deadline = time.monotonic() + TURN_TIMEOUT_S
-        while time.monotonic() < deadline:
-            await asyncio.sleep(self.poll_s)
-            if any("reply_parameters" in m for m in await self._fetch()):
+        arrived = self.mailbox.arrived[(self.token, self.user_id)]
+        while not any("reply_parameters" in m for m in self.received[seen:]):
+            arrived.clear()
+            try:
+                await asyncio.wait_for(arrived.wait(), deadline - time.monotonic())
+            except TimeoutError:
                 break
         return sent
 
-    async def _fetch(self) -> list[dict[str, Any]]:
-        """The bot's messages to this chat not read yet (the emulator marks them read)."""
-        body = {"token": self.token, "chatId": self.user_id}
-        async with self.session.post(f"{self.emulator_url}/getUpdates", json=body) as answer:
-            found = [item["message"] for item in (await answer.json())["result"]]
-        self.received += found
-        return found
-
     def inbox(self) -> list[str]:
         return [str(m.get("text", "")) for m in self.received]
-
-    async def refresh(self) -> None:
-        await self._fetch()
 
 
 @dataclass
@@ -309,9 +355,6 @@ class SimulatedCustomer:
         on_escalate(self)
         deadline = time.monotonic() + AGENT_WAIT_S
         while time.monotonic() < deadline and not stop.is_set():
-            refresh = getattr(self.channel, "refresh", None)
-            if refresh is not None:
-                await refresh()
             inbox = self.channel.inbox()
             if any(replies.HANDED_BACK in text for text in inbox):
                 self.agent_seen = True

@@ -52,6 +52,7 @@ from bots.loadtest.customers import (
     SlackChannel,
     SlackInbox,
     TelegramChannel,
+    TelegramInbox,
     TerminalChannel,
     flood,
 )
@@ -350,10 +351,11 @@ class Agent:
                 log.exception("load.agent_failed")
 
 
-async def warm_up(world: World, session: aiohttp.ClientSession) -> None:
+async def warm_up(world: World, session: aiohttp.ClientSession, mailbox: TelegramInbox) -> None:
     """One message through each bot, so models are loaded before the clock starts."""
     for n, token in enumerate(world.tokens):
-        channel = TelegramChannel(session, world.emulator.url, token, WARMUP_BASE_USER + n)
+        channel = TelegramChannel(session, world.emulator.url, token, WARMUP_BASE_USER + n,
+                                  mailbox)
         deadline = time.monotonic() + READY_S
         while time.monotonic() < deadline:
             if not world.telegram[n].alive:
@@ -438,9 +440,12 @@ async def drive(world: World, config: LoadConfig) -> Run:
     agent = Agent(desk)
     deliveries: list[Deliveries] = []
     connector = aiohttp.TCPConnector(limit=64)
-    async with aiohttp.ClientSession(connector=connector,
-                                     timeout=aiohttp.ClientTimeout(total=15)) as session:
-        await warm_up(world, session)
+    async with (
+        aiohttp.ClientSession(connector=connector,
+                              timeout=aiohttp.ClientTimeout(total=15)) as session,
+        TelegramInbox(session, world.emulator.url).watching(world.tokens) as telegram,
+    ):
+        await warm_up(world, session, telegram)
         import random
 
         rng = random.Random(config.seed)
@@ -451,7 +456,7 @@ async def drive(world: World, config: LoadConfig) -> Run:
             if platform == "telegram":
                 token = world.tokens[(n // len(PLATFORMS)) % len(world.tokens)]
                 channel = TelegramChannel(session, world.emulator.url, token,
-                                          TELEGRAM_BASE_USER + n)
+                                          TELEGRAM_BASE_USER + n, telegram)
             elif platform == "slack":
                 channel = SlackChannel(session, world.slack_url,
                                        world.secrets["slack_signing_secret"], f"U{n:06d}", mailbox)
@@ -474,7 +479,8 @@ async def drive(world: World, config: LoadConfig) -> Run:
         flood_chat = TELEGRAM_BASE_USER + config.customers + 1
 
         async def on_flood(window: Window) -> None:
-            channel = TelegramChannel(session, world.emulator.url, world.tokens[0], flood_chat)
+            channel = TelegramChannel(session, world.emulator.url, world.tokens[0], flood_chat,
+                                      telegram)
             until = time.time() + window.length_s
             flood_sent.extend(await flood(channel, stop, FLOOD_PER_S, until))
             window.notes["sent"] = len(flood_sent)

@@ -8,10 +8,16 @@ message, a lost or repeated agent reply, or a log holding a secret, they must sa
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import aiohttp
+import pytest
 
 from bots.loadtest.checks import (
     AgentReply,
@@ -23,7 +29,9 @@ from bots.loadtest.checks import (
     secrets_in_logs,
     silent_refusals,
 )
+from bots.loadtest.customers import TelegramChannel, TelegramInbox
 from bots.loadtest.faults import chosen_faults, schedule
+from bots.loadtest.peers import TelegramEmulator
 from core.turn import replies
 from tests.processes import clean_env
 
@@ -53,6 +61,55 @@ def test_a_short_run_reports_every_figure(tmp_path: Path) -> None:
     # Secrets were looked for (by name); whether any leaked is what the run reports.
     assert isinstance(result["secrets_in_logs"], dict)
     assert "Telegram bot(s)" in done.stderr  # the readable summary
+
+
+@pytest.fixture
+def emulator() -> Iterator[TelegramEmulator]:
+    started = TelegramEmulator("4242:load-inbox-test-token").start()
+    yield started
+    started.stop()
+
+
+def test_a_telegram_customer_waits_for_the_answer_to_its_own_message(
+    emulator: TelegramEmulator,
+) -> None:
+    """One long poll per bot brings each chat its messages: a customer's `say` returns when the
+    bot answers its message, not when the bot writes to another chat or posts without
+    answering."""
+    token = emulator.token
+
+    async def bot_sends(session: aiohttp.ClientSession, chat: int, reply_to: int | None) -> None:
+        body: dict[str, object] = {"chat_id": chat, "text": f"to {chat}"}
+        if reply_to is not None:
+            body["reply_parameters"] = json.dumps({"message_id": reply_to})
+        async with session.post(f"{emulator.url}/bot{token}/sendMessage", json=body) as answer:
+            answer.raise_for_status()
+
+    async def scenario() -> tuple[float, list[str], list[str]]:
+        async with (
+            aiohttp.ClientSession() as session,
+            TelegramInbox(session, emulator.url).watching([token]) as inbox,
+        ):
+            customer = TelegramChannel(session, emulator.url, token, 7001, inbox)
+            other = TelegramChannel(session, emulator.url, token, 7002, inbox)
+
+            async def bot() -> None:
+                await asyncio.sleep(0.3)
+                await bot_sends(session, 7002, 1)  # another chat's answer
+                await bot_sends(session, 7001, None)  # a notice, answering nothing
+                await asyncio.sleep(0.3)
+                await bot_sends(session, 7001, 1)
+
+            started = time.monotonic()
+            _sent, _ = await asyncio.gather(customer.say("where is my parcel?"), bot())
+            waited = time.monotonic() - started
+            await asyncio.sleep(0.1)
+            return waited, customer.inbox(), other.inbox()
+
+    waited, mine, theirs = asyncio.run(scenario())
+    assert 0.5 < waited < 5.0
+    assert mine == ["to 7001", "to 7001"]
+    assert theirs == ["to 7002"]
 
 
 def test_a_duplicated_reply_is_flagged() -> None:

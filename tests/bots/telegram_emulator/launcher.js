@@ -20,6 +20,11 @@
 //   POST /control/redeliver         {update_id | "last"}: deliver that user update again
 //   POST /control/unstarted         {chat_id}: that user never started the bot, so sendMessage
 //                                   to their chat gets Telegram's 403 answer
+//   POST /control/replies           {token, timeout}: the bot's messages to any chat not read
+//                                   yet (then read), held up to `timeout` s until one comes; the
+//                                   package's client getUpdates answers one chat at once and scans
+//                                   every stored message, so simulated customers polling it cost
+//                                   more than the bot they measure
 //
 // Usage: node launcher.js PORT   (prints "ready <port>" once listening)
 
@@ -81,6 +86,32 @@ function pending(server, token, offset) {
 
 function wakePollers() {
   for (const done of [...waiting]) done();
+}
+
+const unread = new Map(); // bot token -> its messages not read by /control/replies yet
+const replyWaiters = new Map(); // bot token -> held /control/replies calls, woken by a message
+
+function takeUnread(token) {
+  const fresh = (unread.get(token) || []).filter((update) => !update.isRead);
+  unread.delete(token);
+  for (const update of fresh) update.isRead = true;
+  return fresh;
+}
+
+// Holds the caller until `wake(token)` or `timeout` seconds, or the caller gives up.
+function held(waiters, token, timeout, res) {
+  return new Promise((resolve) => {
+    if (!waiters.has(token)) waiters.set(token, new Set());
+    const own = waiters.get(token);
+    const timer = setTimeout(done, timeout * 1000);
+    function done() {
+      clearTimeout(timer);
+      own.delete(done);
+      resolve();
+    }
+    own.add(done);
+    res.on('close', done);
+  });
 }
 
 // Registered ahead of the package's own routes, so these answer first.
@@ -167,6 +198,16 @@ function fixes(app, server) {
     throttles[req.body.method] = { count: Number(req.body.count), retry_after: Number(req.body.retry_after) };
     res.json({ ok: true, result: true });
   });
+  app.post('/control/replies', async (req, res) => {
+    const { token } = req.body;
+    const timeout = Math.min(Number(req.body.timeout) || 0, 50);
+    let result = takeUnread(token);
+    if (result.length === 0 && timeout > 0) {
+      await held(replyWaiters, token, timeout, res);
+      result = takeUnread(token);
+    }
+    res.json({ ok: true, result });
+  });
   app.post('/control/unstarted', (req, res) => {
     unstarted.add(String(req.body.chat_id));
     res.json({ ok: true, result: true });
@@ -200,6 +241,9 @@ TelegramServer.prototype.addBotMessage = function addBotMessage(rawMessage, botT
     if (key in stored.message) stored.message[key] = parsed(stored.message[key]);
   }
   const result = { ...message, date: asSeconds(message.date), from: { id: 666, is_bot: true, first_name: 'Concierge Test' } };
+  if (!unread.has(botToken)) unread.set(botToken, []);
+  unread.get(botToken).push(stored);
+  for (const done of [...(replyWaiters.get(botToken) || [])]) done();
   delete result.reply_parameters;
   delete result.chat_id;
   if (result.message_thread_id !== undefined) result.message_thread_id = Number(result.message_thread_id);
