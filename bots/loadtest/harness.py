@@ -302,7 +302,9 @@ def telegram_env(world: World, token: str) -> dict[str, str]:
     return {
         "CONCIERGE_TELEGRAM_TOKEN": token,
         "CONCIERGE_TELEGRAM_BASE_URL": world.emulator.url,
-        "CONCIERGE_TELEGRAM_POLL_INTERVAL_S": "0.05",
+        # No pause between getUpdates calls, as deployed: the emulator holds each one until an
+        # update comes, as Telegram does.
+        "CONCIERGE_TELEGRAM_POLL_INTERVAL_S": "0",
     }
 
 

@@ -202,7 +202,7 @@ class Settings(BaseSettings):
     telegram_bind_host: str = "127.0.0.1"  # webhook listener address
     telegram_port: int = 8443  # webhook listener port
     telegram_base_url: str = "https://api.telegram.org"  # a Bot API server or the test emulator
-    telegram_poll_interval_s: float = 0.0  # pause between getUpdates calls (emulators need > 0)
+    telegram_poll_interval_s: float = 0.0  # pause between getUpdates calls (Telegram holds each)
 
     # Slack. HTTP Events API (signing secret) or Socket Mode (app-level token).
     slack_mode: Literal["http", "socket"] = "http"

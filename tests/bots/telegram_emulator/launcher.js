@@ -10,7 +10,7 @@
 //      keeps it until a getUpdates with a higher offset confirms it (so a bot that stops after
 //      fetching, before handling, gets it again on restart);
 //   6. getUpdates ignores `timeout` and answers at once, so a bot polls without pause; Telegram
-//      holds the call until an update comes (long polling);
+//      holds the call until an update comes (long polling), and so does this one;
 //   and: sendChatAction and setMyCommands are missing; webhooks are posted without the
 //   X-Telegram-Bot-Api-Secret-Token header that Telegram sends when a secret_token is set.
 // Controls (test side, not Telegram API):
@@ -156,7 +156,9 @@ function fixes(app, server) {
           resolve();
         }
         waiting.add(done);
-        req.on('close', done); // the bot gave up (stopping): nothing more to hold
+        // The bot gave up (stopping): nothing more to hold. Not the request's 'close', which
+        // Node emits once the body is read: the call was then answered at once, never held.
+        res.on('close', done);
       });
       result = pending(server, token, offset);
     }
