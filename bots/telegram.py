@@ -21,8 +21,9 @@ import logging
 import re
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from functools import partial
+from typing import Any
 from urllib.parse import urlparse
 
 from telegram import (
@@ -127,6 +128,32 @@ def _topic(message: Message) -> int | None:
 def _owner_key(chat_id: int, message_id: int) -> str:
     """The ledger key naming the member a group message's keyboard was shown to."""
     return f"{PLATFORM}:owner:{chat_id}:{message_id}"
+
+
+ApiResult = bool | dict[str, Any] | list[dict[str, Any]]  # a Bot API call's decoded result
+
+
+class RepliesFirst(AIORateLimiter):
+    """python-telegram-bot's rate limiter, except that a typing action is dropped while the
+    bot's budget for this second is spent. Every request to a chat shares the 30 a second that
+    Telegram allows a bot, so under load each typing action held a reply back (and slower
+    replies meant more typing actions); the indicator is only cosmetic."""
+
+    async def process_request(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, ApiResult]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: int | None,
+    ) -> ApiResult:
+        budget = self._base_limiter  # None when the bot-wide rate is not limited
+        if endpoint == "sendChatAction" and budget is not None and not budget.has_capacity():
+            return True  # what Telegram answers to a chat action
+        return await super().process_request(
+            callback, args, kwargs, endpoint, data, rate_limit_args
+        )
 
 
 class TelegramAdapter:
@@ -467,7 +494,7 @@ def telegram_adapter(settings: Settings, handler: Handler, ledger: Ledger) -> Te
         .token(settings.telegram_token.get_secret_value())
         .base_url(f"{base}/bot")
         .base_file_url(f"{base}/file/bot")
-        .rate_limiter(AIORateLimiter(max_retries=RATE_LIMIT_RETRIES))
+        .rate_limiter(RepliesFirst(max_retries=RATE_LIMIT_RETRIES))
         .connection_pool_size(SEND_CONNECTIONS)
         .pool_timeout(SEND_POOL_WAIT_S)
         .concurrent_updates(True)  # turns of different chats overlap; the core locks per chat

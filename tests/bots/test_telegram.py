@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -16,6 +17,7 @@ from bots.ledger.inbox import Inbox, Pending
 from bots.telegram import (
     MAX_CALLBACK_BYTES,
     SEND_CONNECTIONS,
+    RepliesFirst,
     TelegramAdapter,
     chat_member,
     chat_of,
@@ -479,6 +481,36 @@ def test_sends_share_a_small_connection_pool(tmp_path: Path) -> None:
     adapter = telegram_adapter(settings, Clerk(), make_ledger(tmp_path / "ledger.sqlite3"))
     pool = adapter.application.bot.request._client._transport._pool  # type: ignore[attr-defined]
     assert pool._max_connections == SEND_CONNECTIONS < 256
+
+
+def test_a_typing_action_never_holds_a_reply_back(tmp_path: Path) -> None:
+    """Replies and typing actions share the bot's rate budget: once it is spent, a typing action
+    is dropped, not queued before the replies; with budget left it goes out."""
+    calls: list[str] = []
+
+    def call(endpoint: str) -> Any:
+        async def send() -> bool:
+            calls.append(endpoint)
+            return True
+
+        return limiter.process_request(send, (), {}, endpoint, {"chat_id": 7}, None)
+
+    async def scenario() -> tuple[bool, float]:
+        assert await call("sendChatAction") is True  # budget left: sent
+        await call("sendMessage")  # the second and last request this second
+        dropped = await call("sendChatAction")
+        started = time.monotonic()
+        await call("sendMessage")  # waits for the budget, as before
+        return dropped, time.monotonic() - started
+
+    limiter = RepliesFirst(overall_max_rate=2, overall_time_period=1)
+    dropped, waited = asyncio.run(scenario())
+    assert dropped is True
+    assert calls == ["sendChatAction", "sendMessage", "sendMessage"]
+    assert waited > 0.2
+    settings = Settings(telegram_token=SecretStr("3000:pool-test-token"))
+    adapter = telegram_adapter(settings, Clerk(), make_ledger(tmp_path / "ledger.sqlite3"))
+    assert isinstance(adapter.application.bot.rate_limiter, RepliesFirst)
 
 
 def test_webhook_mode_checks_the_secret_token(tmp_path: Path):
